@@ -1,0 +1,109 @@
+//! Compiling and running handler modules on one QuickJS runtime and context.
+//!
+//! The runtime and context are created once per instance, lazily, and kept in
+//! a thread-local: a pre-initialized snapshot can then hold them ready.
+
+mod errors;
+mod globals;
+
+use std::cell::OnceCell;
+
+use rquickjs::{
+    Context, Ctx, Error, Module, Promise, Runtime, Value, WriteOptions,
+};
+
+use crate::nexus::handler::types::HandlerError;
+
+/// QuickJS's own stack limit, well inside the wasm stack, so deep recursion
+/// is a catchable `RangeError` rather than a trap.
+const MAX_STACK_SIZE: usize = 512 * 1024;
+
+struct Js {
+    // Field order matters: the context must drop before its runtime.
+    context: Context,
+    _runtime: Runtime,
+}
+
+thread_local! {
+    static JS: OnceCell<Js> = const { OnceCell::new() };
+}
+
+fn with_ctx<R>(f: impl FnOnce(Ctx<'_>) -> R) -> R {
+    JS.with(|cell| {
+        let js = cell.get_or_init(|| {
+            let runtime = Runtime::new().expect("QuickJS runtime");
+            runtime.set_max_stack_size(MAX_STACK_SIZE);
+            let context = Context::full(&runtime).expect("QuickJS context");
+            context.with(|ctx| globals::install(&ctx).expect("install globals"));
+            Js {
+                context,
+                _runtime: runtime,
+            }
+        });
+        js.context.with(f)
+    })
+}
+
+/// Parses `source` as an ES module named `name` and writes its bytecode.
+pub fn compile(name: &str, source: &str) -> Result<Vec<u8>, HandlerError> {
+    with_ctx(|ctx| {
+        let module = Module::declare(ctx.clone(), name, source)
+            .map_err(|e| errors::compile_error(&ctx, e, name))?;
+        module
+            .write(WriteOptions::default())
+            .map_err(|e| HandlerError::InvalidModule(errors::describe(&ctx, e)))
+    })
+}
+
+/// Loads `bytecode`, evaluates it, calls its default export with `input`
+/// parsed as JSON and answers the result as JSON (`null` for `undefined`).
+pub fn invoke(bytecode: &[u8], input: &str) -> Result<String, HandlerError> {
+    with_ctx(|ctx| {
+        let input = ctx
+            .json_parse(input)
+            .map_err(|e| HandlerError::InvalidInput(errors::describe(&ctx, e)))?;
+
+        // SAFETY: QuickJS trusts bytecode. The host only hands over bytecode
+        // this guest build wrote and whose checksum it verified; and whatever
+        // happens in here stays inside this throwaway wasm instance.
+        let module = unsafe { Module::load(ctx.clone(), bytecode) }
+            .map_err(|e| HandlerError::InvalidBytecode(errors::describe(&ctx, e)))?;
+        let (module, evaluated) = module.eval().map_err(|e| errors::runtime(&ctx, e))?;
+        settle(&ctx, evaluated)?;
+
+        let export: Value = module.get("default").map_err(|e| errors::runtime(&ctx, e))?;
+        let Some(function) = export.as_function() else {
+            return Err(HandlerError::InvalidModule(format!(
+                "the module's default export is {}, not a function; \
+                 write `export default function (ctx) {{ ... }}`",
+                errors::type_name(&export)
+            )));
+        };
+        let result: Value = function
+            .call((input,))
+            .map_err(|e| errors::runtime(&ctx, e))?;
+        let result = match result.as_promise() {
+            Some(promise) => settle(&ctx, promise.clone())?,
+            None => result,
+        };
+        // Jobs the handler queued but did not await still run, as in Node.
+        while ctx.execute_pending_job() {}
+
+        match ctx.json_stringify(result) {
+            Ok(Some(json)) => json
+                .to_string()
+                .map_err(|e| HandlerError::InvalidOutput(errors::describe(&ctx, e))),
+            Ok(None) => Ok("null".to_owned()),
+            Err(e) => Err(HandlerError::InvalidOutput(errors::describe(&ctx, e))),
+        }
+    })
+}
+
+/// Runs QuickJS's job queue until `promise` settles.
+fn settle<'js>(ctx: &Ctx<'js>, promise: Promise<'js>) -> Result<Value<'js>, HandlerError> {
+    match promise.finish::<Value>() {
+        Ok(value) => Ok(value),
+        Err(Error::WouldBlock) => Err(errors::never_settled()),
+        Err(e) => Err(errors::runtime(ctx, e)),
+    }
+}

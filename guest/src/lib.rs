@@ -1,0 +1,36 @@
+//! `nexus-guest`: QuickJS (through rquickjs) exported as the `nexus:handler`
+//! world.
+//!
+//! Invariants:
+//! - `compile` parses and writes bytecode; it never evaluates the module.
+//! - `invoke` runs in an instance the host throws away afterwards, so nothing
+//!   here has to reset state between calls.
+//! - Handlers see only what this file installs on the global object
+//!   (`console`, `Nexus`) plus QuickJS's standard intrinsics: no `std`/`os`
+//!   modules, no module loader, no file system, network or environment.
+
+mod js;
+
+use exports::nexus::handler::{compiler, handler};
+use nexus::handler::types::HandlerError;
+
+wit_bindgen::generate!({
+    world: "handler-runtime",
+    path: "../wit",
+});
+
+struct Guest;
+
+impl compiler::Guest for Guest {
+    fn compile(name: String, source: String) -> Result<Vec<u8>, HandlerError> {
+        js::compile(&name, &source)
+    }
+}
+
+impl handler::Guest for Guest {
+    fn invoke(bytecode: Vec<u8>, input: String) -> Result<String, HandlerError> {
+        js::invoke(&bytecode, &input)
+    }
+}
+
+export!(Guest);

@@ -1,0 +1,10 @@
+//! Host-side bindings for the `nexus:handler` world, generated from `wit/`.
+
+wasmtime::component::bindgen!({
+    world: "handler-runtime",
+    path: "../wit",
+});
+
+pub use nexus::handler::log::Level;
+pub use nexus::handler::stats::{CacheStats, RuntimeStats, Tier};
+pub use nexus::handler::types::HandlerError;

@@ -1,0 +1,121 @@
+//! The library's error type: one variant per thing a caller can act on.
+
+use std::fmt;
+
+use crate::bindings::HandlerError;
+
+/// Everything `nexus_host` can fail with.
+///
+/// The handler variants (`Compile` … `InvalidModule`) are the guest's own
+/// verdicts; the rest are the host's (limits, traps, configuration).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The source is not a valid ES module.
+    #[error("{file}:{line}:{column}: SyntaxError: {message}")]
+    Compile {
+        message: String,
+        file: String,
+        line: u32,
+        column: u32,
+    },
+    /// The handler threw, or its promise was rejected.
+    #[error("{}", js_exception(name, message, stack))]
+    Runtime {
+        name: String,
+        message: String,
+        stack: String,
+    },
+    /// The input is not JSON.
+    #[error("the input is not JSON: {0}")]
+    InvalidInput(String),
+    /// The handler's result cannot be represented as JSON.
+    #[error("the handler's result cannot be JSON: {0}")]
+    InvalidOutput(String),
+    /// Bytecode from another guest build, or damaged.
+    #[error("invalid bytecode: {0}")]
+    InvalidBytecode(String),
+    /// The module does not export a default function.
+    #[error("invalid handler module: {0}")]
+    InvalidModule(String),
+    /// A setting was refused.
+    #[error("invalid setting {name} = {value:?}: {expected}")]
+    Config {
+        name: &'static str,
+        value: String,
+        expected: String,
+    },
+    /// The guest trapped for a reason that is not one of the above.
+    #[error("the handler's instance trapped: {0}")]
+    Trap(String),
+    /// Setting up the engine or the guest component failed.
+    #[error("engine: {0:#}")]
+    Engine(#[source] anyhow::Error),
+}
+
+fn js_exception(name: &str, message: &str, stack: &str) -> impl fmt::Display {
+    let mut text = if message.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}: {message}")
+    };
+    if !stack.trim().is_empty() {
+        text.push('\n');
+        text.push_str(stack.trim_end());
+    }
+    text
+}
+
+impl Error {
+    /// A stable, machine-readable name for the kind of failure; the same
+    /// strings label `nexus_executions_total{outcome}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Compile { .. } => "compile_error",
+            Error::Runtime { .. } => "runtime_error",
+            Error::InvalidInput(_) => "invalid_input",
+            Error::InvalidOutput(_) => "invalid_output",
+            Error::InvalidBytecode(_) => "invalid_bytecode",
+            Error::InvalidModule(_) => "invalid_module",
+            Error::Config { .. } => "config",
+            Error::Trap(_) => "trap",
+            Error::Engine(_) => "engine",
+        }
+    }
+
+    /// Whether the handler (its source, input or result) is at fault, as
+    /// opposed to the host.
+    pub fn is_handler_error(&self) -> bool {
+        !matches!(self, Error::Config { .. } | Error::Engine(_))
+    }
+}
+
+impl From<HandlerError> for Error {
+    fn from(e: HandlerError) -> Self {
+        match e {
+            HandlerError::Compile(d) => Error::Compile {
+                message: d.message,
+                file: d.file,
+                line: d.line,
+                column: d.column,
+            },
+            HandlerError::Runtime(x) => Error::Runtime {
+                name: x.name,
+                message: x.message,
+                stack: x.stack,
+            },
+            HandlerError::InvalidInput(m) => Error::InvalidInput(m),
+            HandlerError::InvalidOutput(m) => Error::InvalidOutput(m),
+            HandlerError::InvalidBytecode(m) => Error::InvalidBytecode(m),
+            HandlerError::InvalidModule(m) => Error::InvalidModule(m),
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn engine(e: wasmtime::Error) -> Self {
+        Error::Engine(e.into())
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,7 @@
+//! The `nexus` command line; `anyhow` lives here, at the binary's edge.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,0 +1,16 @@
+# Nexus tasks. `./x RECIPE` runs setup first; `just RECIPE` assumes it is done.
+
+# The main job: run an example handler end to end.
+run: build
+    cargo run -q --bin nexus -- run examples/hello.js --input '{"name": "Nexus"}'
+
+# Every test: the guest is built by host/build.rs on the way.
+test:
+    cargo test --locked
+
+build:
+    cargo build --locked
+
+# Install the toolchain pieces (idempotent).
+setup:
+    bash scripts/setup.sh

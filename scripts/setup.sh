@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what building and testing Nexus needs, only where it is missing:
+#   - the Rust target wasm32-wasip2;
+#   - clang-19 with a wasm32 backend, llvm-ar-19 and WASI libc headers
+#     (Debian packages), unless WASI_SDK_PATH points at a WASI SDK;
+#   - `just`, the task runner (from PyPI, else crates.io).
+# Safe to run again: each step checks first.
+set -euo pipefail
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+  say "adding the Rust target wasm32-wasip2"
+  rustup target add wasm32-wasip2
+fi
+
+if [ -n "${WASI_SDK_PATH:-}" ]; then
+  [ -x "$WASI_SDK_PATH/bin/clang" ] || { say "WASI_SDK_PATH=$WASI_SDK_PATH has no bin/clang"; exit 1; }
+  say "using the WASI SDK at $WASI_SDK_PATH"
+else
+  pkgs=()
+  command -v clang-19 >/dev/null || pkgs+=(clang-19)
+  command -v llvm-ar-19 >/dev/null || pkgs+=(llvm-19)
+  command -v wasm-ld-19 >/dev/null || pkgs+=(lld-19)
+  [ -f /usr/include/wasm32-wasi/stdlib.h ] || pkgs+=(wasi-libc)
+  [ -d /usr/lib/llvm-19/lib/clang/19/lib/wasi ] || pkgs+=(libclang-rt-19-dev-wasm32)
+  if [ ${#pkgs[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+      say "missing: ${pkgs[*]}; install them as root: apt-get install -y ${pkgs[*]}"
+      say "(or set WASI_SDK_PATH to a WASI SDK)"
+      exit 1
+    fi
+    say "installing ${pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${pkgs[@]}" >/dev/null
+  fi
+fi
+
+if ! command -v just >/dev/null; then
+  say "installing just"
+  if command -v pip3 >/dev/null && pip3 install -q rust-just 2>/dev/null; then
+    command -v pyenv >/dev/null && pyenv rehash || true
+  fi
+  if ! command -v just >/dev/null; then
+    cargo install -q just --locked
+  fi
+fi

@@ -1,0 +1,3 @@
+export default function () {
+  return { total: 10n ** 20n };
+}

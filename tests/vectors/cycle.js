@@ -1,0 +1,5 @@
+export default function () {
+  const node = { name: "loop" };
+  node.self = node;
+  return node;
+}

@@ -1,0 +1,3 @@
+export default function (ctx) {
+  return { greeting: `Hello, ${ctx.name}!` };
+}

@@ -1,0 +1,5 @@
+import * as os from "os";
+
+export default function () {
+  return os.getenv("HOME");
+}

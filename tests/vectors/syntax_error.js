@@ -1,0 +1,4 @@
+export default function (ctx) {
+  const x = 1;
+  return x +;
+}
