@@ -8,9 +8,7 @@ mod globals;
 
 use std::cell::OnceCell;
 
-use rquickjs::{
-    Context, Ctx, Error, Module, Promise, Runtime, Value, WriteOptions,
-};
+use rquickjs::{Context, Ctx, Error, Module, Promise, Runtime, Value, WriteOptions};
 
 use crate::nexus::handler::types::HandlerError;
 
@@ -71,7 +69,9 @@ pub fn invoke(bytecode: &[u8], input: &str) -> Result<String, HandlerError> {
         let (module, evaluated) = module.eval().map_err(|e| errors::runtime(&ctx, e))?;
         settle(&ctx, evaluated)?;
 
-        let export: Value = module.get("default").map_err(|e| errors::runtime(&ctx, e))?;
+        let export: Value = module
+            .get("default")
+            .map_err(|e| errors::runtime(&ctx, e))?;
         let Some(function) = export.as_function() else {
             return Err(HandlerError::InvalidModule(format!(
                 "the module's default export is {}, not a function; \

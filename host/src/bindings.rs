@@ -8,3 +8,15 @@ wasmtime::component::bindgen!({
 pub use nexus::handler::log::Level;
 pub use nexus::handler::stats::{CacheStats, RuntimeStats, Tier};
 pub use nexus::handler::types::HandlerError;
+
+impl Level {
+    /// The level's WIT name: `debug`, `info`, `warn` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}

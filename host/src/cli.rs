@@ -30,8 +30,10 @@ enum Command {
     /// console.* output goes to stderr. If the handler fails, its error
     /// (kind, message, and line:column or stack) goes to stderr and the exit
     /// status is 1.
-    #[command(after_help = "Examples:\n  nexus run examples/hello.js --input '{\"name\":\"Ada\"}'\n  \
-        echo '{\"n\": 2}' | nexus run handler.js --input-file -")]
+    #[command(
+        after_help = "Examples:\n  nexus run examples/hello.js --input '{\"name\":\"Ada\"}'\n  \
+        echo '{\"n\": 2}' | nexus run handler.js --input-file -"
+    )]
     Run(RunArgs),
 }
 
@@ -52,7 +54,12 @@ struct RunArgs {
 #[derive(Args)]
 struct CacheArgs {
     /// The cache directory.
-    #[arg(long, value_name = "DIR", env = "NEXUS_CACHE_DIR", default_value = ".nexus-cache")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "NEXUS_CACHE_DIR",
+        default_value = ".nexus-cache"
+    )]
     cache_dir: PathBuf,
 }
 
@@ -94,6 +101,7 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .with_target(false)
         .init();

@@ -10,8 +10,9 @@ use crate::bindings::HandlerError;
 /// verdicts; the rest are the host's (limits, traps, configuration).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The source is not a valid ES module.
-    #[error("{file}:{line}:{column}: SyntaxError: {message}")]
+    /// The source is not a valid ES module. `line` and `column` are 1-based;
+    /// 0 where the failure has no position (an unresolvable import).
+    #[error("{}", position(file, *line, *column, message))]
     Compile {
         message: String,
         file: String,
@@ -50,6 +51,14 @@ pub enum Error {
     /// Setting up the engine or the guest component failed.
     #[error("engine: {0:#}")]
     Engine(#[source] anyhow::Error),
+}
+
+fn position(file: &str, line: u32, column: u32, message: &str) -> String {
+    if line == 0 {
+        format!("{file}: {message}")
+    } else {
+        format!("{file}:{line}:{column}: {message}")
+    }
 }
 
 fn js_exception(name: &str, message: &str, stack: &str) -> impl fmt::Display {

@@ -53,7 +53,10 @@ impl wit::log::Host for HostState {
         }
         self.log_bytes += message.len();
         let (level, message) = if self.log_bytes > MAX_LOG_BYTES {
-            (Level::Warn, format!("console output over {MAX_LOG_BYTES} bytes; the rest is dropped"))
+            (
+                Level::Warn,
+                format!("console output over {MAX_LOG_BYTES} bytes; the rest is dropped"),
+            )
         } else {
             (level, message)
         };

@@ -1,1 +1,14 @@
-fn main(){}
+//! End-to-end tests of Nexus, driven the way users drive it: the `nexus`
+//! binary (as a child process) and the `nexus_host` library API.
+//!
+//! Shared vectors live in `tests/vectors/`: `NAME.js`, `NAME.input.json` and
+//! `NAME.expected.json`, the last either `{"output": JSON, "logs": [...]}` or
+//! `{"error": {"kind": ..., ...}}` (fields as in `support::check_error`);
+//! `"node_differs": "why"` exempts a vector from the Node parity test.
+
+mod cli;
+mod isolation;
+mod node;
+mod support;
+mod vectors;
+mod world;

@@ -61,11 +61,16 @@ pub fn describe(ctx: &Ctx<'_>, error: Error) -> String {
 pub fn compile_error(ctx: &Ctx<'_>, error: Error, file: &str) -> HandlerError {
     let e = caught(ctx, error);
     let (line, column) = position(&e.stack, file).unwrap_or((0, 0));
-    let message = if e.name == "SyntaxError" {
+    let mut message = if e.name == "SyntaxError" {
         e.message
     } else {
         format!("{}: {}", e.name, e.message)
     };
+    if message.contains("could not load module") {
+        message.push_str(
+            " (handlers cannot import modules; bundle dependencies into the handler's one file)",
+        );
+    }
     HandlerError::Compile(Diagnostic {
         message,
         file: file.to_owned(),

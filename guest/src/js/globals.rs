@@ -1,9 +1,7 @@
 //! What the guest adds to a handler's global object: `console`, which writes
 //! to the host's log, and `Nexus.stats()`, the host's own figures.
 
-use rquickjs::{
-    convert::Coerced, function::Rest, Ctx, Function, Object, Result, Value,
-};
+use rquickjs::{convert::Coerced, function::Rest, Ctx, Function, Object, Result, Value};
 
 use crate::nexus::handler::log::{self, Level};
 use crate::nexus::handler::stats::{self, CacheStats, RuntimeStats, Tier};
@@ -25,10 +23,7 @@ pub fn install<'js>(ctx: &Ctx<'js>) -> Result<()> {
     ctx.globals().set("console", console)?;
 
     let nexus = Object::new(ctx.clone())?;
-    nexus.set(
-        "stats",
-        Function::new(ctx.clone(), stats_object)?,
-    )?;
+    nexus.set("stats", Function::new(ctx.clone(), stats_object)?)?;
     ctx.globals().set("Nexus", nexus)?;
     Ok(())
 }

@@ -7,13 +7,13 @@ mod engine;
 
 use std::sync::Arc;
 
+use crate::bindings::RuntimeStats;
 use crate::compiler::{self, CompiledHandler};
 use crate::components;
 use crate::config::Config;
 use crate::error::Result;
 use crate::sandbox::{LogLine, Sandbox};
 use crate::stats::Counters;
-use crate::bindings::RuntimeStats;
 
 /// What one successful invocation answered.
 #[derive(Debug, Clone)]

@@ -1,0 +1,58 @@
+//! The built guest's own WIT, read from its bytes as `wasm-tools component
+//! wit` does.
+
+use wit_component::DecodedWasm;
+
+#[test]
+fn the_guest_exports_the_nexus_handler_world() {
+    let decoded = wit_component::decode(nexus_host::components::GUEST_WASM).unwrap();
+    let DecodedWasm::Component(resolve, world) = decoded else {
+        panic!("the guest is not a component");
+    };
+    let world = &resolve.worlds[world];
+    let names = |items: &wit_parser::WorldItem| match items {
+        wit_parser::WorldItem::Interface { id, .. } => resolve.id_of(*id).unwrap(),
+        other => panic!("unexpected world item {other:?}"),
+    };
+    let exports: Vec<String> = world.exports.values().map(names).collect();
+    assert_eq!(
+        exports,
+        [
+            "nexus:handler/compiler@0.1.0",
+            "nexus:handler/handler@0.1.0"
+        ]
+    );
+    let imports: Vec<String> = world.imports.values().map(names).collect();
+    for wanted in [
+        "nexus:handler/types@0.1.0",
+        "nexus:handler/log@0.1.0",
+        "nexus:handler/stats@0.1.0",
+    ] {
+        assert!(
+            imports.iter().any(|i| i == wanted),
+            "{wanted} not in {imports:?}"
+        );
+    }
+    // Only WASI besides: what Rust's std links, served empty by the host.
+    for import in &imports {
+        assert!(
+            import.starts_with("nexus:handler/") || import.starts_with("wasi:"),
+            "unexpected import {import}"
+        );
+    }
+
+    let compiler = resolve
+        .interfaces
+        .iter()
+        .find(|(_, i)| i.name.as_deref() == Some("compiler"))
+        .unwrap()
+        .1;
+    assert!(compiler.functions.contains_key("compile"));
+    let handler = resolve
+        .interfaces
+        .iter()
+        .find(|(_, i)| i.name.as_deref() == Some("handler"))
+        .unwrap()
+        .1;
+    assert!(handler.functions.contains_key("invoke"));
+}
