@@ -14,3 +14,8 @@ build:
 # Install the toolchain pieces (idempotent).
 setup:
     bash scripts/setup.sh
+
+# Real-world npm bundles as handlers: same JSON as Node (needs npm).
+compat:
+    cargo build --release --locked --bin nexus
+    bash scripts/compat.sh target/release/nexus
