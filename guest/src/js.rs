@@ -10,6 +10,7 @@ use std::cell::OnceCell;
 
 use rquickjs::{Context, Ctx, Error, Module, Promise, Runtime, Value, WriteOptions};
 
+use crate::exports::nexus::handler::compiler::CompileOptions;
 use crate::nexus::handler::types::HandlerError;
 
 /// QuickJS's own stack limit, well inside the wasm stack, so deep recursion
@@ -43,12 +44,16 @@ fn with_ctx<R>(f: impl FnOnce(Ctx<'_>) -> R) -> R {
 }
 
 /// Parses `source` as an ES module named `name` and writes its bytecode.
-pub fn compile(name: &str, source: &str) -> Result<Vec<u8>, HandlerError> {
+pub fn compile(name: &str, source: &str, options: CompileOptions) -> Result<Vec<u8>, HandlerError> {
     with_ctx(|ctx| {
         let module = Module::declare(ctx.clone(), name, source)
             .map_err(|e| errors::compile_error(&ctx, e, name))?;
         module
-            .write(WriteOptions::default())
+            .write(WriteOptions {
+                strip_source: options.strip_source,
+                strip_debug: options.strip_debug,
+                ..WriteOptions::default()
+            })
             .map_err(|e| HandlerError::InvalidModule(errors::describe(&ctx, e)))
     })
 }

@@ -22,8 +22,12 @@ wit_bindgen::generate!({
 struct Guest;
 
 impl compiler::Guest for Guest {
-    fn compile(name: String, source: String) -> Result<Vec<u8>, HandlerError> {
-        js::compile(&name, &source)
+    fn compile(
+        name: String,
+        source: String,
+        options: compiler::CompileOptions,
+    ) -> Result<Vec<u8>, HandlerError> {
+        js::compile(&name, &source, options)
     }
 }
 

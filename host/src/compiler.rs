@@ -1,25 +1,60 @@
-//! Handler source → QuickJS bytecode, compiled inside the guest.
+//! Handler source → QuickJS bytecode, compiled inside the guest, through the
+//! cache.
 
+use std::sync::Arc;
+
+use crate::bindings::exports::nexus::handler::compiler::CompileOptions as WitOptions;
+use crate::cache::{Cache, Key, Source};
+use crate::components::GUEST_FINGERPRINT;
+use crate::config::CompileOptions;
 use crate::error::Result;
 use crate::sandbox::Sandbox;
 
 /// A handler compiled to bytecode for this guest build.
 #[derive(Debug, Clone)]
 pub struct CompiledHandler {
+    /// The cache key: guest build, name, source and compile options.
+    pub key: Key,
     /// The handler's name: its file name in stack traces.
     pub name: String,
     /// QuickJS bytecode, as written by this guest build.
-    pub bytecode: std::sync::Arc<[u8]>,
+    pub bytecode: Arc<[u8]>,
+    /// Where the bytecode came from.
+    pub source: Source,
 }
 
-pub(crate) fn compile(sandbox: &Sandbox, name: &str, source: &str) -> Result<CompiledHandler> {
-    let (bytecode, _logs) = sandbox.call(name, |guest, store| {
-        guest
-            .nexus_handler_compiler()
-            .call_compile(store, name, source)
+impl CompiledHandler {
+    /// Whether no compiling was needed.
+    pub fn cache_hit(&self) -> bool {
+        self.source != Source::Compiled
+    }
+}
+
+pub(crate) fn compile(
+    sandbox: &Sandbox,
+    cache: &Cache,
+    options: CompileOptions,
+    name: &str,
+    source: &str,
+) -> Result<CompiledHandler> {
+    let flags = [options.strip_source as u8, options.strip_debug as u8];
+    let key = Key::bytecode(GUEST_FINGERPRINT, name, source, &flags);
+    let (bytecode, from) = cache.bytecode(key, || {
+        let options = WitOptions {
+            strip_source: options.strip_source,
+            strip_debug: options.strip_debug,
+        };
+        let (bytecode, _logs) = sandbox.call(name, |guest, store| {
+            guest
+                .nexus_handler_compiler()
+                .call_compile(store, name, source, options)
+        })?;
+        Ok(bytecode?)
     })?;
     Ok(CompiledHandler {
+        key,
         name: name.to_owned(),
-        bytecode: bytecode?.into(),
+        bytecode,
+        source: from,
     })
 }

@@ -1,9 +1,12 @@
 //! The guest component: its bytes, built by `build.rs` and embedded in the
-//! binary, its fingerprint, and its compilation to native code.
+//! binary, its fingerprint, and its native code through the cache.
+
+use std::hash::{Hash, Hasher};
 
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
+use crate::cache::{Cache, Key, Source};
 use crate::error::{Error, Result};
 
 /// The `nexus-guest` component, as built for `wasm32-wasip2`.
@@ -13,7 +16,23 @@ pub static GUEST_WASM: &[u8] = include_bytes!(env!("NEXUS_GUEST_WASM"));
 /// bytecode files.
 pub const GUEST_FINGERPRINT: &str = env!("NEXUS_GUEST_FINGERPRINT");
 
-/// Compiles the guest for `engine` (Cranelift; the expensive step).
-pub fn compile(engine: &Engine) -> Result<Component> {
-    Component::new(engine, GUEST_WASM).map_err(Error::engine)
+/// The guest compiled for `engine`: from memory, from a verified file, or by
+/// Cranelift (the expensive step, ~0.3 s), in that order.
+///
+/// # Errors
+///
+/// [`Error::Engine`] if Cranelift fails.
+pub fn load(engine: &Engine, cache: &Cache) -> Result<(Component, Source)> {
+    let key = Key::component(GUEST_WASM, &engine_hash(engine), "guest");
+    cache.component(key, engine, || {
+        Component::new(engine, GUEST_WASM).map_err(Error::engine)
+    })
+}
+
+/// What makes native code from one engine loadable by another: wasmtime's
+/// version, the target and the settings that shape code.
+fn engine_hash(engine: &Engine) -> [u8; 8] {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    h.finish().to_le_bytes()
 }

@@ -10,6 +10,7 @@
 //! ```
 
 mod bindings;
+pub mod cache;
 pub mod compiler;
 pub mod components;
 pub mod config;
@@ -19,8 +20,9 @@ mod sandbox;
 pub mod stats;
 
 pub use bindings::{CacheStats, Level, RuntimeStats, Tier};
+pub use cache::Source;
 pub use compiler::CompiledHandler;
-pub use config::Config;
+pub use config::{CompileOptions, Config};
 pub use error::{Error, Result};
 pub use runtime::{Invocation, Runtime};
 pub use sandbox::LogLine;

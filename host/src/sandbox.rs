@@ -15,7 +15,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{nexus::handler as wit, HandlerRuntime, HandlerRuntimePre, Level};
 use crate::error::{Error, Result};
-use crate::stats::Counters;
+use crate::stats::Stats;
 
 /// Console output a handler may keep per call; past it, lines are dropped
 /// and one marker line says so.
@@ -31,7 +31,7 @@ pub struct LogLine {
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    counters: Arc<Counters>,
+    stats: Arc<Stats>,
     handler: String,
     logs: Vec<LogLine>,
     log_bytes: usize,
@@ -73,7 +73,7 @@ impl wit::log::Host for HostState {
 
 impl wit::stats::Host for HostState {
     fn get(&mut self) -> wit::stats::RuntimeStats {
-        self.counters.snapshot()
+        self.stats.snapshot()
     }
 }
 
@@ -83,11 +83,11 @@ impl wit::types::Host for HostState {}
 pub(crate) struct Sandbox {
     engine: Engine,
     pre: HandlerRuntimePre<HostState>,
-    counters: Arc<Counters>,
+    stats: Arc<Stats>,
 }
 
 impl Sandbox {
-    pub fn new(engine: &Engine, component: &Component, counters: Arc<Counters>) -> Result<Self> {
+    pub fn new(engine: &Engine, component: &Component, stats: Arc<Stats>) -> Result<Self> {
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(Error::engine)?;
         HandlerRuntime::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
@@ -99,7 +99,7 @@ impl Sandbox {
         Ok(Self {
             engine: engine.clone(),
             pre,
-            counters,
+            stats,
         })
     }
 
@@ -112,7 +112,7 @@ impl Sandbox {
         let state = HostState {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            counters: self.counters.clone(),
+            stats: self.stats.clone(),
             handler: handler.to_owned(),
             logs: Vec::new(),
             log_bytes: 0,

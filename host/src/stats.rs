@@ -1,25 +1,30 @@
-//! The runtime's own counters, and the `stats` import that shows them to
+//! The runtime's own figures, and the `stats` import that shows them to
 //! handlers as the WIT `runtime-stats` record.
 //!
-//! Only figures the runtime really measures are reported; the cache fields
-//! stay zero until the caches exist.
+//! Only figures the runtime really measures are reported.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
-use crate::bindings::{CacheStats, RuntimeStats, Tier};
+use crate::bindings::RuntimeStats;
+use crate::cache::{Cache, Kind};
 
 /// Counters shared by every invocation of one [`crate::Runtime`].
-#[derive(Debug, Default)]
-pub struct Counters {
-    compiles: AtomicU64,
+pub struct Stats {
+    cache: Arc<Cache>,
     executions: AtomicU64,
     failures: AtomicU64,
     timeouts: AtomicU64,
 }
 
-impl Counters {
-    pub(crate) fn compiled(&self) {
-        self.compiles.fetch_add(1, Relaxed);
+impl Stats {
+    pub(crate) fn new(cache: Arc<Cache>) -> Self {
+        Self {
+            cache,
+            executions: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+        }
     }
 
     pub(crate) fn executed(&self, ok: bool) {
@@ -29,31 +34,16 @@ impl Counters {
         }
     }
 
-    /// The figures as the WIT record.
+    /// The figures as the WIT record. `compiles` counts handler sources
+    /// compiled to bytecode (cache misses), not lookups.
     pub fn snapshot(&self) -> RuntimeStats {
         RuntimeStats {
-            bytecode: empty_cache(),
-            components: empty_cache(),
-            compiles: self.compiles.load(Relaxed),
+            bytecode: self.cache.stats(Kind::Bytecode),
+            components: self.cache.stats(Kind::Component),
+            compiles: self.cache.compiles(Kind::Bytecode),
             executions: self.executions.load(Relaxed),
             failures: self.failures.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),
         }
-    }
-}
-
-fn empty_cache() -> CacheStats {
-    let tier = Tier {
-        hits: 0,
-        misses: 0,
-        entries: 0,
-        bytes: 0,
-        capacity_bytes: 0,
-        evictions: 0,
-    };
-    CacheStats {
-        memory: tier,
-        disk: tier,
-        hit_rate: 0.0,
     }
 }

@@ -8,12 +8,13 @@ mod engine;
 use std::sync::Arc;
 
 use crate::bindings::RuntimeStats;
+use crate::cache::{Cache, Source};
 use crate::compiler::{self, CompiledHandler};
 use crate::components;
 use crate::config::Config;
 use crate::error::Result;
 use crate::sandbox::{LogLine, Sandbox};
-use crate::stats::Counters;
+use crate::stats::Stats;
 
 /// What one successful invocation answered.
 #[derive(Debug, Clone)]
@@ -28,26 +29,49 @@ pub struct Invocation {
 pub struct Runtime {
     config: Config,
     sandbox: Sandbox,
-    counters: Arc<Counters>,
+    cache: Arc<Cache>,
+    stats: Arc<Stats>,
+    component_source: Source,
 }
 
 impl Runtime {
-    /// Builds the engine and compiles and links the guest component.
+    /// Opens the cache, builds the engine, and loads (from the cache, or by
+    /// compiling) and links the guest component.
+    ///
+    /// An unusable cache directory is not an error: the runtime warns once
+    /// and serves from memory.
     ///
     /// # Errors
     ///
     /// [`Error::Engine`](crate::Error::Engine) when the engine or the guest
     /// component cannot be set up.
     pub fn new(config: Config) -> Result<Self> {
+        let cache = Arc::new(Cache::open(
+            &config.cache_dir,
+            config.max_cache_size_bytes,
+            config.max_disk_cache_bytes,
+        ));
         let engine = engine::new()?;
-        let component = components::compile(&engine)?;
-        let counters = Arc::new(Counters::default());
-        let sandbox = Sandbox::new(&engine, &component, counters.clone())?;
+        let (component, component_source) = components::load(&engine, &cache)?;
+        let stats = Arc::new(Stats::new(cache.clone()));
+        let sandbox = Sandbox::new(&engine, &component, stats.clone())?;
         Ok(Self {
             config,
             sandbox,
-            counters,
+            cache,
+            stats,
+            component_source,
         })
+    }
+
+    /// The artifact cache.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Where this runtime's guest component came from.
+    pub fn component_source(&self) -> Source {
+        self.component_source
     }
 
     /// The settings this runtime was built with.
@@ -56,16 +80,21 @@ impl Runtime {
     }
 
     /// Compiles `source`, an ES module, to bytecode under `name` (the file
-    /// name its stack traces show). The module is not evaluated.
+    /// name its stack traces show), unless the cache has it. The module is
+    /// not evaluated.
     ///
     /// # Errors
     ///
     /// [`Error::Compile`](crate::Error::Compile) with the position of a
     /// syntax error; [`Error::Trap`](crate::Error::Trap) if the guest traps.
     pub fn compile(&self, name: &str, source: &str) -> Result<CompiledHandler> {
-        let compiled = compiler::compile(&self.sandbox, name, source)?;
-        self.counters.compiled();
-        Ok(compiled)
+        compiler::compile(
+            &self.sandbox,
+            &self.cache,
+            self.config.compile_options,
+            name,
+            source,
+        )
     }
 
     /// Runs `handler` in a fresh instance with `input` (JSON).
@@ -88,12 +117,12 @@ impl Runtime {
                     logs,
                 })
             });
-        self.counters.executed(result.is_ok());
+        self.stats.executed(result.is_ok());
         result
     }
 
     /// The runtime's figures, as handlers see them through `Nexus.stats()`.
     pub fn stats(&self) -> RuntimeStats {
-        self.counters.snapshot()
+        self.stats.snapshot()
     }
 }

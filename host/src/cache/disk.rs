@@ -1,0 +1,401 @@
+//! The disk tier: verified entries under `<cache_dir>/v1/{components,bytecode}/`.
+//!
+//! Invariants:
+//! - Every access goes through the one `cap_std::fs::Dir` opened by
+//!   [`DiskTier::open`]; file names are only ever `<hex key>.<ext>` or
+//!   temporaries beside them, never anything a handler named.
+//! - A file is read whole and passes [`format::decode`] before its payload
+//!   is returned; one that fails is deleted and counted.
+//! - Writes go to a temporary file in the same directory, then rename, so a
+//!   reader (in this process or another) sees a whole entry or none.
+//! - The files this process knows of never add up to more than `capacity`;
+//!   least recently used ones are deleted first. The index is rebuilt from
+//!   the directory at start-up, by modification time, which a hit refreshes.
+//! - Nothing here fails a caller: an unusable directory or a full disk is
+//!   warned about once per operation, counted, and the entry skipped.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+
+use super::format::{self, Damage};
+use super::{Key, Kind, TierStats};
+
+/// Temporaries older than this are leftovers of a crashed writer.
+const STALE_TEMP: Duration = Duration::from_secs(600);
+
+/// The operations whose failures are counted, as metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Open,
+    Read,
+    Write,
+    Remove,
+}
+
+impl Op {
+    pub const ALL: [Op; 4] = [Op::Open, Op::Read, Op::Write, Op::Remove];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Open => "open",
+            Op::Read => "read",
+            Op::Write => "write",
+            Op::Remove => "remove",
+        }
+    }
+}
+
+struct Entry {
+    bytes: u64,
+    last_access: SystemTime,
+}
+
+#[derive(Default)]
+struct Index {
+    entries: HashMap<(Kind, Key), Entry>,
+    bytes: u64,
+    stats: [TierStats; 2],
+}
+
+impl Index {
+    fn insert(&mut self, kind: Kind, key: Key, bytes: u64, last_access: SystemTime) {
+        self.remove(kind, &key);
+        self.bytes += bytes;
+        self.entries
+            .insert((kind, key), Entry { bytes, last_access });
+    }
+
+    fn remove(&mut self, kind: Kind, key: &Key) -> bool {
+        match self.entries.remove(&(kind, *key)) {
+            Some(old) => {
+                self.bytes -= old.bytes;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// What `verify` found: files checked, and the ones refused (and removed).
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub checked: u64,
+    pub damaged: Vec<(String, String)>,
+}
+
+pub struct DiskTier {
+    dir: Option<Dir>,
+    root: PathBuf,
+    capacity: u64,
+    index: Mutex<Index>,
+    corrupt: [AtomicU64; 2],
+    errors: [AtomicU64; 4],
+    warned: [std::sync::atomic::AtomicBool; 4],
+    temp_counter: AtomicU64,
+}
+
+impl DiskTier {
+    /// Opens (creating it if needed) the cache directory at `root`, bounded
+    /// to `capacity` bytes. Never fails: an unusable directory gives a tier
+    /// that holds nothing, after one warning.
+    pub fn open(root: &Path, capacity: u64) -> DiskTier {
+        let mut tier = DiskTier {
+            dir: None,
+            root: root.to_owned(),
+            capacity,
+            index: Mutex::default(),
+            corrupt: Default::default(),
+            errors: Default::default(),
+            warned: Default::default(),
+            temp_counter: AtomicU64::new(0),
+        };
+        match Self::open_dir(root) {
+            Ok(dir) => {
+                tier.dir = Some(dir);
+                tier.rebuild_index();
+            }
+            Err(e) => tier.failed(Op::Open, &e),
+        }
+        tier
+    }
+
+    fn open_dir(root: &Path) -> io::Result<Dir> {
+        // The one ambient step: from here on, only paths inside `dir`.
+        std::fs::create_dir_all(root)?;
+        let dir = Dir::open_ambient_dir(root, ambient_authority())?;
+        for kind in Kind::ALL {
+            dir.create_dir_all(kind.dir())?;
+        }
+        Ok(dir)
+    }
+
+    /// Whether the directory could be opened.
+    pub fn is_available(&self) -> bool {
+        self.dir.is_some()
+    }
+
+    fn rebuild_index(&self) {
+        let Some(dir) = &self.dir else { return };
+        let mut index = self.index.lock().unwrap();
+        for kind in Kind::ALL {
+            let Ok(entries) = dir.read_dir(kind.dir()) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Ok(meta) = entry.metadata() else { continue };
+                let modified = meta
+                    .modified()
+                    .map(|t| t.into_std())
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                if name.starts_with(".tmp-") {
+                    let age = SystemTime::now()
+                        .duration_since(modified)
+                        .unwrap_or_default();
+                    if age > STALE_TEMP {
+                        let _ = dir.remove_file(Path::new(kind.dir()).join(&name));
+                    }
+                    continue;
+                }
+                if let Some(key) = kind.key_of(&name) {
+                    index.insert(kind, key, meta.len(), modified);
+                }
+            }
+        }
+        self.evict_to_fit(dir, &mut index, 0);
+    }
+
+    fn path(kind: Kind, key: &Key) -> PathBuf {
+        Path::new(kind.dir()).join(format!("{}.{}", key.to_hex(), kind.extension()))
+    }
+
+    /// The verified payload of the entry, or `None` (a miss) if it is
+    /// absent, unreadable or damaged; a damaged file is deleted.
+    pub fn read(&self, kind: Kind, key: &Key) -> Option<Vec<u8>> {
+        let dir = self.dir.as_ref()?;
+        let path = Self::path(kind, key);
+        let bytes = match dir.read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let mut index = self.index.lock().unwrap();
+                index.remove(kind, key);
+                index.stats[kind.index()].misses += 1;
+                if e.kind() != io::ErrorKind::NotFound {
+                    drop(index);
+                    self.failed(Op::Read, &e);
+                }
+                return None;
+            }
+        };
+        match format::decode(kind, key, &bytes) {
+            Ok(payload) => {
+                let payload = payload.to_vec();
+                let now = SystemTime::now();
+                // Best effort: the next process sees this access too.
+                if let Ok(file) = dir.open(&path) {
+                    let _ = file.into_std().set_modified(now);
+                }
+                let mut index = self.index.lock().unwrap();
+                index.insert(kind, *key, bytes.len() as u64, now);
+                index.stats[kind.index()].hits += 1;
+                Some(payload)
+            }
+            Err(damage) => {
+                self.discard(dir, kind, key, &path, &damage);
+                self.index.lock().unwrap().stats[kind.index()].misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Treats the entry as damaged: its payload passed the header but not
+    /// its loader.
+    pub fn reject(&self, kind: Kind, key: &Key, why: &str) {
+        if let Some(dir) = &self.dir {
+            let path = Self::path(kind, key);
+            tracing::warn!(file = %self.root.join(&path).display(), "cache entry refused by its loader: {why}; removed");
+            self.corrupt[kind.index()].fetch_add(1, Relaxed);
+            if let Err(e) = dir.remove_file(&path) {
+                self.failed(Op::Remove, &e);
+            }
+            self.index.lock().unwrap().remove(kind, key);
+        }
+    }
+
+    fn discard(&self, dir: &Dir, kind: Kind, key: &Key, path: &Path, damage: &Damage) {
+        tracing::warn!(file = %self.root.join(path).display(), "damaged cache entry ({damage}); removed, will recompile");
+        self.corrupt[kind.index()].fetch_add(1, Relaxed);
+        if let Err(e) = dir.remove_file(path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                self.failed(Op::Remove, &e);
+            }
+        }
+        self.index.lock().unwrap().remove(kind, key);
+    }
+
+    /// Stores the entry atomically, evicting least recently used files to
+    /// stay within the capacity. Failures are counted, never returned.
+    pub fn write(&self, kind: Kind, key: &Key, payload: &[u8]) {
+        let Some(dir) = &self.dir else { return };
+        let file = format::encode(kind, key, payload);
+        let size = file.len() as u64;
+        if size > self.capacity {
+            return;
+        }
+        self.evict_to_fit(dir, &mut self.index.lock().unwrap(), size);
+
+        let path = Self::path(kind, key);
+        let temp = Path::new(kind.dir()).join(format!(
+            ".tmp-{}-{}-{}",
+            key.to_hex(),
+            std::process::id(),
+            self.temp_counter.fetch_add(1, Relaxed)
+        ));
+        let written = dir.create(&temp).and_then(|mut f| {
+            f.write_all(&file)?;
+            f.flush()
+        });
+        match written.and_then(|()| dir.rename(&temp, dir, &path)) {
+            Ok(()) => {
+                let mut index = self.index.lock().unwrap();
+                index.insert(kind, *key, size, SystemTime::now());
+                // Another writer may have filled the budget meanwhile.
+                self.evict_to_fit(dir, &mut index, 0);
+            }
+            Err(e) => {
+                let _ = dir.remove_file(&temp);
+                self.failed(Op::Write, &e);
+            }
+        }
+    }
+
+    fn evict_to_fit(&self, dir: &Dir, index: &mut Index, incoming: u64) {
+        while index.bytes + incoming > self.capacity {
+            let Some((&(kind, key), _)) = index.entries.iter().min_by_key(|(_, e)| e.last_access)
+            else {
+                break;
+            };
+            index.remove(kind, &key);
+            index.stats[kind.index()].evictions += 1;
+            if let Err(e) = dir.remove_file(Self::path(kind, &key)) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!("cache eviction failed: {e}");
+                    self.errors[Op::Remove as usize].fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+
+    fn failed(&self, op: Op, e: &io::Error) {
+        self.errors[op as usize].fetch_add(1, Relaxed);
+        // Once per operation per process, not once per request.
+        if !self.warned[op as usize].swap(true, Relaxed) {
+            tracing::warn!(
+                dir = %self.root.display(),
+                "cache directory {} failed: {e}; serving from memory (further {} errors are only counted)",
+                op.as_str(),
+                op.as_str()
+            );
+        }
+    }
+
+    pub fn stats(&self, kind: Kind) -> TierStats {
+        let index = self.index.lock().unwrap();
+        let (entries, bytes) = index
+            .entries
+            .iter()
+            .filter(|((k, _), _)| *k == kind)
+            .fold((0, 0), |(n, b), (_, e)| (n + 1, b + e.bytes));
+        TierStats {
+            entries,
+            bytes,
+            capacity_bytes: self.capacity,
+            ..index.stats[kind.index()]
+        }
+    }
+
+    pub fn corrupt(&self, kind: Kind) -> u64 {
+        self.corrupt[kind.index()].load(Relaxed)
+    }
+
+    pub fn errors(&self, op: Op) -> u64 {
+        self.errors[op as usize].load(Relaxed)
+    }
+
+    /// Reads and checks every entry; damaged ones are removed and listed.
+    pub fn verify(&self) -> io::Result<VerifyReport> {
+        let dir = self.open_or_err()?;
+        let mut report = VerifyReport::default();
+        for kind in Kind::ALL {
+            for name in Self::owned_files(dir, kind)? {
+                if name.starts_with(".tmp-") {
+                    continue;
+                }
+                report.checked += 1;
+                let path = Path::new(kind.dir()).join(&name);
+                let damage = match kind.key_of(&name) {
+                    None => Some("not named after a key".to_owned()),
+                    Some(key) => match dir.read(&path) {
+                        Err(e) => Some(format!("unreadable: {e}")),
+                        Ok(bytes) => format::decode(kind, &key, &bytes)
+                            .err()
+                            .map(|d| d.to_string()),
+                    },
+                };
+                if let Some(why) = damage {
+                    let _ = dir.remove_file(&path);
+                    report
+                        .damaged
+                        .push((self.root.join(&path).display().to_string(), why));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Removes every file the cache owns, and nothing else. Returns how many.
+    pub fn clear(&self) -> io::Result<u64> {
+        let dir = self.open_or_err()?;
+        let mut removed = 0;
+        for kind in Kind::ALL {
+            for name in Self::owned_files(dir, kind)? {
+                if name.starts_with(".tmp-") || kind.key_of(&name).is_some() {
+                    dir.remove_file(Path::new(kind.dir()).join(&name))?;
+                    removed += 1;
+                }
+            }
+            let _ = dir.remove_dir(kind.dir());
+        }
+        let _ = dir.remove_dir(super::VERSION_DIR);
+        *self.index.lock().unwrap() = Index::default();
+        Ok(removed)
+    }
+
+    fn open_or_err(&self) -> io::Result<&Dir> {
+        self.dir.as_ref().ok_or_else(|| {
+            io::Error::other(format!(
+                "cannot open the cache directory {}",
+                self.root.display()
+            ))
+        })
+    }
+
+    fn owned_files(dir: &Dir, kind: Kind) -> io::Result<Vec<String>> {
+        match dir.read_dir(kind.dir()) {
+            Ok(entries) => Ok(entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".tmp-") || n.ends_with(kind.extension()))
+                .collect()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The on-disk entry format: a fixed header, then the payload.
+//!
+//! ```text
+//! 0..8    magic  b"NXSCACHE"
+//! 8..12   format version, u32 LE
+//! 12      artifact kind (1 component, 2 bytecode), then 3 zero bytes
+//! 16..48  the entry's key
+//! 48..56  payload length, u64 LE
+//! 56..88  BLAKE3 of the payload
+//! 88..    payload
+//! ```
+//!
+//! [`decode`] checks every field against what the reader expects before it
+//! hands out a byte of payload: native code and QuickJS bytecode are trusted
+//! by their loaders, so an unverified file must never reach them.
+
+use std::fmt;
+
+use super::{Key, Kind, FORMAT_VERSION};
+
+const MAGIC: &[u8; 8] = b"NXSCACHE";
+pub const HEADER_LEN: usize = 88;
+
+/// Why a file was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Damage {
+    Truncated(usize),
+    Magic,
+    Version(u32),
+    Kind(u8),
+    Key,
+    Length { header: u64, actual: u64 },
+    Checksum,
+}
+
+impl fmt::Display for Damage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Damage::Truncated(n) => write!(f, "truncated: {n} bytes, shorter than the header"),
+            Damage::Magic => f.write_str("not a Nexus cache file (bad magic)"),
+            Damage::Version(v) => write!(f, "format version {v}, expected {FORMAT_VERSION}"),
+            Damage::Kind(k) => write!(f, "holds artifact kind {k}, not the one asked for"),
+            Damage::Key => f.write_str("holds another key's entry"),
+            Damage::Length { header, actual } => {
+                write!(f, "payload is {actual} bytes, header says {header}")
+            }
+            Damage::Checksum => f.write_str("payload checksum mismatch"),
+        }
+    }
+}
+
+pub fn encode(kind: Kind, key: &Key, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&[kind as u8, 0, 0, 0]);
+    out.extend_from_slice(&key.0);
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(blake3::hash(payload).as_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The payload of `file`, if it is exactly the entry for `kind` and `key`.
+pub fn decode<'a>(kind: Kind, key: &Key, file: &'a [u8]) -> Result<&'a [u8], Damage> {
+    if file.len() < HEADER_LEN {
+        return Err(Damage::Truncated(file.len()));
+    }
+    let (header, payload) = file.split_at(HEADER_LEN);
+    if &header[0..8] != MAGIC {
+        return Err(Damage::Magic);
+    }
+    let version = u32::from_le_bytes(header[8..12].try_into().unwrap());
+    if version != FORMAT_VERSION {
+        return Err(Damage::Version(version));
+    }
+    if header[12..16] != [kind as u8, 0, 0, 0] {
+        return Err(Damage::Kind(header[12]));
+    }
+    if header[16..48] != key.0 {
+        return Err(Damage::Key);
+    }
+    let length = u64::from_le_bytes(header[48..56].try_into().unwrap());
+    if length != payload.len() as u64 {
+        return Err(Damage::Length {
+            header: length,
+            actual: payload.len() as u64,
+        });
+    }
+    if header[56..88] != *blake3::hash(payload).as_bytes() {
+        return Err(Damage::Checksum);
+    }
+    Ok(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_every_damage() {
+        let key = Key([7; 32]);
+        let file = encode(Kind::Bytecode, &key, b"payload");
+        assert_eq!(decode(Kind::Bytecode, &key, &file), Ok(&b"payload"[..]));
+
+        assert_eq!(decode(Kind::Component, &key, &file), Err(Damage::Kind(2)));
+        assert_eq!(
+            decode(Kind::Bytecode, &Key([8; 32]), &file),
+            Err(Damage::Key)
+        );
+        assert_eq!(
+            decode(Kind::Bytecode, &key, &file[..10]),
+            Err(Damage::Truncated(10))
+        );
+        assert!(matches!(
+            decode(Kind::Bytecode, &key, &file[..file.len() - 1]),
+            Err(Damage::Length { .. })
+        ));
+        let mut flipped = file.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            decode(Kind::Bytecode, &key, &flipped),
+            Err(Damage::Checksum)
+        );
+        let mut magic = file.clone();
+        magic[0] ^= 1;
+        assert_eq!(decode(Kind::Bytecode, &key, &magic), Err(Damage::Magic));
+        let mut version = file;
+        version[8] ^= 1;
+        assert!(matches!(
+            decode(Kind::Bytecode, &key, &version),
+            Err(Damage::Version(_))
+        ));
+    }
+}
