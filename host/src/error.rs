@@ -38,6 +38,9 @@ pub enum Error {
     /// The module does not export a default function.
     #[error("invalid handler module: {0}")]
     InvalidModule(String),
+    /// A handler name the runtime cannot use.
+    #[error("invalid handler name {0:?}: {1}")]
+    InvalidName(String, &'static str),
     /// A setting was refused.
     #[error("invalid setting {name} = {value:?}: {expected}")]
     Config {
@@ -85,6 +88,7 @@ impl Error {
             Error::InvalidOutput(_) => "invalid_output",
             Error::InvalidBytecode(_) => "invalid_bytecode",
             Error::InvalidModule(_) => "invalid_module",
+            Error::InvalidName(..) => "invalid_name",
             Error::Config { .. } => "config",
             Error::Trap(_) => "trap",
             Error::Engine(_) => "engine",

@@ -6,6 +6,7 @@
 //! `{"error": {"kind": ..., ...}}` (fields as in `support::check_error`);
 //! `"node_differs": "why"` exempts a vector from the Node parity test.
 
+mod cache;
 mod cli;
 mod isolation;
 mod node;

@@ -84,5 +84,10 @@ mod tests {
             Key::bytecode("g", "a", "bc", b"")
         );
         assert_eq!(base, Key::from_hex(&base.to_hex()).unwrap());
+
+        let component = Key::component(b"wasm", b"engine", "guest");
+        assert_ne!(component, Key::component(b"wasm2", b"engine", "guest"));
+        assert_ne!(component, Key::component(b"wasm", b"engine2", "guest"));
+        assert_ne!(component, Key::component(b"wasm", b"engine", "snapshot"));
     }
 }

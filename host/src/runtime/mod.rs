@@ -12,7 +12,7 @@ use crate::cache::{Cache, Source};
 use crate::compiler::{self, CompiledHandler};
 use crate::components;
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::sandbox::{LogLine, Sandbox};
 use crate::stats::Stats;
 
@@ -53,6 +53,7 @@ impl Runtime {
         ));
         let engine = engine::new()?;
         let (component, component_source) = components::load(&engine, &cache)?;
+        tracing::debug!(target: "nexus::cache", artifact = "component", source = component_source.as_str(), "guest component");
         let stats = Arc::new(Stats::new(cache.clone()));
         let sandbox = Sandbox::new(&engine, &component, stats.clone())?;
         Ok(Self {
@@ -88,13 +89,21 @@ impl Runtime {
     /// [`Error::Compile`](crate::Error::Compile) with the position of a
     /// syntax error; [`Error::Trap`](crate::Error::Trap) if the guest traps.
     pub fn compile(&self, name: &str, source: &str) -> Result<CompiledHandler> {
-        compiler::compile(
+        if name.contains('\0') {
+            return Err(Error::InvalidName(
+                name.to_owned(),
+                "it contains a NUL byte, which JavaScript file names cannot",
+            ));
+        }
+        let compiled = compiler::compile(
             &self.sandbox,
             &self.cache,
             self.config.compile_options,
             name,
             source,
-        )
+        )?;
+        tracing::debug!(target: "nexus::cache", artifact = "bytecode", source = compiled.source.as_str(), handler = name, "handler bytecode");
+        Ok(compiled)
     }
 
     /// Runs `handler` in a fresh instance with `input` (JSON).

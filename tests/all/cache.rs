@@ -1,0 +1,548 @@
+//! The two-tier cache, through the library and the CLI: tier sequences,
+//! damage, hostile names, unusable directories, processes sharing one
+//! directory, and the disk bound.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nexus_host::cache::{Cache, Key, Kind, Op};
+use nexus_host::{Config, Runtime, Source};
+use serde_json::Value;
+
+use crate::support::{nexus, output, vectors_dir};
+
+const HELLO: &str = "export default (ctx) => ({ hi: ctx.name })";
+
+fn config(dir: &Path) -> Config {
+    Config {
+        cache_dir: dir.to_owned(),
+        ..Config::default()
+    }
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn component_file(dir: &Path) -> PathBuf {
+    let found = files(&dir.join("v1/components"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    found[0].clone()
+}
+
+fn bytecode_file(dir: &Path, key: &Key) -> PathBuf {
+    dir.join("v1/bytecode")
+        .join(format!("{}.qjsc", key.to_hex()))
+}
+
+#[test]
+fn miss_then_memory_then_disk_after_a_restart_with_zero_compiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = {
+        let rt = Runtime::new(config(dir.path())).unwrap();
+        let first = rt.compile("hello.js", HELLO).unwrap();
+        assert_eq!(first.source, Source::Compiled);
+        assert!(!first.cache_hit());
+        let second = rt.compile("hello.js", HELLO).unwrap();
+        assert_eq!(second.source, Source::Memory);
+        assert!(second.cache_hit());
+        assert_eq!(rt.cache().compiles(Kind::Bytecode), 1);
+        first.key
+    }; // dropping the runtime finishes its disk writes
+
+    let rt = Runtime::new(config(dir.path())).unwrap();
+    assert_eq!(rt.component_source(), Source::Disk);
+    let promoted = rt.compile("hello.js", HELLO).unwrap();
+    assert_eq!((promoted.source, promoted.key), (Source::Disk, key));
+    assert_eq!(
+        rt.compile("hello.js", HELLO).unwrap().source,
+        Source::Memory
+    );
+    assert_eq!(
+        rt.invoke(&promoted, r#"{"name":"x"}"#).unwrap().output,
+        r#"{"hi":"x"}"#
+    );
+
+    let cache = rt.cache();
+    assert_eq!(cache.compiles(Kind::Bytecode), 0);
+    assert_eq!(cache.compiles(Kind::Component), 0);
+    assert_eq!(cache.disk_stats(Kind::Bytecode).hits, 1);
+    assert_eq!(cache.memory_stats(Kind::Bytecode).hits, 1);
+    let stats = rt.stats();
+    assert_eq!(stats.compiles, 0);
+    assert_eq!(stats.bytecode.hit_rate, 1.0);
+    assert_eq!(stats.components.disk.hits, 1);
+}
+
+#[test]
+fn the_memory_bound_holds_and_evicts() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for a few small bytecode entries; the component does not fit.
+    let rt = Runtime::new(Config {
+        max_cache_size_bytes: 2_000,
+        ..config(dir.path())
+    })
+    .unwrap();
+    for i in 0..20 {
+        rt.compile(&format!("h{i}.js"), HELLO).unwrap();
+    }
+    let bytecode = rt.cache().memory_stats(Kind::Bytecode);
+    assert_eq!(rt.cache().memory_stats(Kind::Component).entries, 0);
+    assert!(bytecode.bytes <= 2_000, "{bytecode:?}");
+    assert!(
+        bytecode.entries > 0 && bytecode.entries < 20,
+        "{bytecode:?}"
+    );
+    assert_eq!(bytecode.evictions, 20 - bytecode.entries);
+    // The newest entry is held, the oldest went first.
+    assert_eq!(rt.compile("h19.js", HELLO).unwrap().source, Source::Memory);
+    assert_eq!(rt.compile("h0.js", HELLO).unwrap().source, Source::Disk);
+}
+
+/// Every way a file can be damaged, applied to a good file's bytes.
+fn damages(
+    good: &[u8],
+    other_key_file: &[u8],
+    other_kind_file: &[u8],
+) -> Vec<(&'static str, Vec<u8>)> {
+    let mut payload_flip = good.to_vec();
+    *payload_flip.last_mut().unwrap() ^= 0x40;
+    let mut header_flip = good.to_vec();
+    header_flip[60] ^= 0x01; // inside the checksum field
+    vec![
+        ("payload byte flipped", payload_flip),
+        ("header byte flipped", header_flip),
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("zero length", Vec::new()),
+        (
+            "random garbage",
+            (0..good.len().min(4096))
+                .map(|i| (i * 7919 % 251) as u8)
+                .collect(),
+        ),
+        ("wrong kind", other_kind_file.to_vec()),
+        ("another key's file", other_key_file.to_vec()),
+    ]
+}
+
+#[test]
+fn damaged_bytecode_is_detected_removed_recompiled_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, other) = {
+        let rt = Runtime::new(config(dir.path())).unwrap();
+        let a = rt.compile("a.js", HELLO).unwrap();
+        let b = rt.compile("b.js", "export default () => 'b'").unwrap();
+        (a.key, b.key)
+    };
+    let path = bytecode_file(dir.path(), &key);
+    let good = std::fs::read(&path).unwrap();
+    let other_file = std::fs::read(bytecode_file(dir.path(), &other)).unwrap();
+    let component = std::fs::read(component_file(dir.path())).unwrap();
+
+    for (what, bytes) in damages(&good, &other_file, &component) {
+        std::fs::write(&path, &bytes).unwrap();
+        let rt = Runtime::new(config(dir.path())).unwrap();
+        let compiled = rt.compile("a.js", HELLO).unwrap();
+        assert_eq!(compiled.source, Source::Compiled, "{what}");
+        assert_eq!(rt.cache().corrupt(Kind::Bytecode), 1, "{what}");
+        assert_eq!(
+            rt.invoke(&compiled, r#"{"name":1}"#).unwrap().output,
+            r#"{"hi":1}"#
+        );
+        rt.cache().flush();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            good,
+            "{what}: rewritten whole"
+        );
+    }
+}
+
+#[test]
+fn a_damaged_component_is_detected_removed_recompiled_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = {
+        let rt = Runtime::new(config(dir.path())).unwrap();
+        rt.compile("a.js", HELLO).unwrap().key
+    };
+    let path = component_file(dir.path());
+    let good = std::fs::read(&path).unwrap();
+    let bytecode = std::fs::read(bytecode_file(dir.path(), &key)).unwrap();
+    // A component file of another key: the same file under another name
+    // is what a rename would leave, so build one from the good bytes with
+    // the key field altered (its checksum still holds).
+    let mut other_key = good.clone();
+    other_key[20] ^= 0xff;
+
+    for (what, bytes) in damages(&good, &other_key, &bytecode) {
+        std::fs::write(&path, &bytes).unwrap();
+        let rt = Runtime::new(config(dir.path())).unwrap();
+        assert_eq!(rt.component_source(), Source::Compiled, "{what}");
+        assert_eq!(rt.cache().corrupt(Kind::Component), 1, "{what}");
+        let h = rt.compile("a.js", HELLO).unwrap();
+        assert_eq!(rt.invoke(&h, "{}").unwrap().output, "{}");
+        rt.cache().flush();
+        assert_eq!(
+            std::fs::read(&path).unwrap().len(),
+            good.len(),
+            "{what}: rewritten"
+        );
+    }
+}
+
+#[test]
+fn handler_names_cannot_escape_the_cache_dir() {
+    let outer = tempfile::tempdir().unwrap();
+    let dir = outer.path().join("cache");
+    let rt = Runtime::new(config(&dir)).unwrap();
+    let long = "x/".repeat(5000);
+    let names = [
+        "../../escape.js",
+        "/etc/passwd",
+        "a/../../b.js",
+        "..",
+        long.as_str(),
+    ];
+    for name in names {
+        let h = rt.compile(name, HELLO).unwrap();
+        assert_eq!(rt.invoke(&h, "{}").unwrap().output, "{}", "{name:?}");
+    }
+    let nul = rt.compile("nul\0byte.js", HELLO).unwrap_err();
+    assert_eq!(nul.kind(), "invalid_name");
+    assert!(nul.to_string().contains("NUL"), "{nul}");
+    rt.cache().flush();
+    // Nothing beside the cache dir, and only hex names inside it.
+    let top: Vec<_> = std::fs::read_dir(outer.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(top, ["cache"]);
+    let all = files(&dir);
+    assert_eq!(all.len(), names.len() + 1);
+    for path in all {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let (hex, ext) = name.split_once('.').unwrap();
+        assert!(
+            hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{name}"
+        );
+        assert!(ext == "qjsc" || ext == "cwasm");
+    }
+}
+
+#[test]
+fn a_regular_file_in_place_of_the_cache_dir_still_answers() {
+    let outer = tempfile::tempdir().unwrap();
+    let blocker = outer.path().join("not-a-dir");
+    std::fs::write(&blocker, "in the way").unwrap();
+    let rt = Runtime::new(config(&blocker)).unwrap();
+    assert!(!rt.cache().disk_available());
+    let h = rt.compile("a.js", HELLO).unwrap();
+    assert_eq!(
+        rt.invoke(&h, r#"{"name":2}"#).unwrap().output,
+        r#"{"hi":2}"#
+    );
+    assert_eq!(rt.compile("a.js", HELLO).unwrap().source, Source::Memory);
+    assert_eq!(rt.cache().disk_errors(Op::Open), 1);
+    assert_eq!(std::fs::read_to_string(&blocker).unwrap(), "in the way");
+}
+
+#[test]
+fn a_read_only_cache_dir_still_answers() {
+    use std::os::unix::fs::PermissionsExt;
+    let outer = tempfile::tempdir().unwrap();
+    let dir = outer.path().join("ro");
+    // Lay out the tree, then take write access away.
+    drop(Cache::open(&dir, 0, 1 << 20));
+    for d in [dir.join("v1/bytecode"), dir.join("v1/components")] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o555)).unwrap();
+    }
+    if std::fs::write(dir.join("v1/bytecode/probe"), "").is_ok() {
+        eprintln!("running as root: permissions do not bind, so this case cannot be arranged");
+        return;
+    }
+    let rt = Runtime::new(config(&dir)).unwrap();
+    let h = rt.compile("a.js", HELLO).unwrap();
+    assert_eq!(rt.invoke(&h, "{}").unwrap().output, "{}");
+    rt.cache().flush();
+    assert!(rt.cache().disk_errors(Op::Write) >= 1);
+}
+
+#[test]
+fn the_disk_bound_holds_after_many_distinct_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let bound = 20_000;
+    {
+        let cache = Cache::open(dir.path(), 0, bound);
+        for i in 0..200u32 {
+            let key = Key::bytecode("guest", &format!("h{i}.js"), "src", b"");
+            let (bytes, source) = cache.bytecode(key, || Ok(vec![i as u8; 900])).unwrap();
+            assert_eq!((bytes.len(), source), (900, Source::Compiled));
+        }
+        cache.flush();
+        let stats = cache.disk_stats(Kind::Bytecode);
+        assert!(stats.bytes <= bound, "{stats:?}");
+        assert!(stats.evictions >= 150, "{stats:?}");
+    }
+    let on_disk: u64 = files(dir.path())
+        .iter()
+        .map(|p| p.metadata().unwrap().len())
+        .sum();
+    assert!(on_disk <= bound, "{on_disk} bytes on disk");
+    // A new process rebuilds its index from the directory and keeps the bound.
+    let cache = Cache::open(dir.path(), 0, 5_000);
+    assert!(cache.disk_stats(Kind::Bytecode).bytes <= 5_000);
+    let on_disk: u64 = files(dir.path())
+        .iter()
+        .map(|p| p.metadata().unwrap().len())
+        .sum();
+    assert!(on_disk <= 5_000);
+}
+
+#[test]
+fn concurrent_lookups_of_one_key_compile_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(Cache::open(dir.path(), 1 << 20, 1 << 20));
+    let compiles = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let key = Key::bytecode("guest", "same.js", "src", b"");
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (cache, compiles) = (cache.clone(), compiles.clone());
+            std::thread::spawn(move || {
+                cache
+                    .bytecode(key, || {
+                        compiles.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        Ok(b"bytecode".to_vec())
+                    })
+                    .unwrap()
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(&*t.join().unwrap().0, b"bytecode");
+    }
+    assert_eq!(compiles.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn processes_share_one_cache_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let handlers: Vec<(PathBuf, String, String)> = (0..3)
+        .map(|i| {
+            let path = dir.path().join(format!("h{i}.js"));
+            std::fs::write(
+                &path,
+                format!("export default (ctx) => ({{ h: {i}, n: ctx.n }})"),
+            )
+            .unwrap();
+            (
+                path,
+                format!("{{\"n\":{i}}}"),
+                format!("{{\"h\":{i},\"n\":{i}}}\n"),
+            )
+        })
+        .collect();
+    let cache_dir = dir.path().join("cache");
+    let children: Vec<_> = (0..6)
+        .map(|p| {
+            let (path, input, want) = handlers[p % 3].clone();
+            let (mut cmd, _c) = nexus();
+            let child = cmd
+                .arg("run")
+                .arg(&path)
+                .args(["--input", &input])
+                .arg("--cache-dir")
+                .arg(&cache_dir)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (child, want)
+        })
+        .collect();
+    for (child, want) in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), want);
+    }
+    let (mut cmd, _c) = nexus();
+    let out = output(
+        cmd.args(["cache", "verify", "--json", "--cache-dir"])
+            .arg(&cache_dir),
+    );
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["checked"], 4); // one component, three handlers
+    assert_eq!(report["damaged"], serde_json::json!([]));
+}
+
+#[test]
+fn a_second_nexus_run_compiles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hello = vectors_dir().join("hello.js");
+    let run = || {
+        let (mut cmd, _c) = nexus();
+        cmd.env("NEXUS_LOG", "nexus::cache=debug")
+            .arg("run")
+            .arg(&hello)
+            .args(["--input", r#"{"name":"Ada"}"#, "--cache-dir"])
+            .arg(dir.path());
+        let out = output(&mut cmd);
+        assert!(out.status.success());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let first = run();
+    assert!(
+        first.contains("artifact=\"component\" source=\"compiled\""),
+        "{first}"
+    );
+    assert!(
+        first.contains("artifact=\"bytecode\" source=\"compiled\""),
+        "{first}"
+    );
+    let second = run();
+    assert!(
+        second.contains("artifact=\"component\" source=\"disk\""),
+        "{second}"
+    );
+    assert!(
+        second.contains("artifact=\"bytecode\" source=\"disk\""),
+        "{second}"
+    );
+    assert!(!second.contains("compiled"), "{second}");
+}
+
+#[test]
+fn cache_cli_stats_verify_and_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().join("c");
+    let (mut cmd, _c) = nexus();
+    assert!(output(
+        cmd.arg("run")
+            .arg(vectors_dir().join("hello.js"))
+            .arg("--cache-dir")
+            .arg(&cache_dir)
+    )
+    .status
+    .success());
+
+    let (mut cmd, _c) = nexus();
+    let out = output(
+        cmd.args(["cache", "stats", "--json", "--cache-dir"])
+            .arg(&cache_dir),
+    );
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["bytecode"]["entries"], 1);
+    assert_eq!(stats["components"]["entries"], 1);
+    assert!(stats["components"]["bytes"].as_u64().unwrap() > 1_000_000);
+
+    // Damage the bytecode file: verify names it, removes it and exits 1.
+    let bytecode = files(&cache_dir.join("v1/bytecode")).remove(0);
+    let mut bytes = std::fs::read(&bytecode).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&bytecode, bytes).unwrap();
+    let (mut cmd, _c) = nexus();
+    let out = output(cmd.args(["cache", "verify", "--cache-dir"]).arg(&cache_dir));
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("checksum mismatch") && text.contains("2 files checked, 1 damaged"),
+        "{text}"
+    );
+    assert!(!bytecode.exists());
+
+    // Clear removes the cache's files and nothing else.
+    std::fs::write(cache_dir.join("notes.txt"), "mine").unwrap();
+    std::fs::write(cache_dir.join("v1/components/README"), "mine too").unwrap();
+    let (mut cmd, _c) = nexus();
+    let out = output(
+        cmd.args(["cache", "clear", "--json", "--cache-dir"])
+            .arg(&cache_dir),
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["removed"],
+        1
+    );
+    assert_eq!(
+        files(&cache_dir),
+        [
+            cache_dir.join("notes.txt"),
+            cache_dir.join("v1/components/README")
+        ]
+    );
+}
+
+#[test]
+fn settings_come_from_flags_env_and_nexus_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let hello = vectors_dir().join("hello.js");
+    let from_file = dir.path().join("from-file");
+    std::fs::write(
+        dir.path().join("nexus.toml"),
+        format!(
+            "cache_dir = {:?}\nmax_disk_cache_bytes = \"32Mi\"\n",
+            from_file.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (mut cmd, _c) = nexus();
+    cmd.env_remove("NEXUS_CACHE_DIR")
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(&hello);
+    assert!(output(&mut cmd).status.success());
+    assert!(
+        from_file.join("v1/bytecode").exists(),
+        "nexus.toml's cache_dir was used"
+    );
+
+    // The environment beats the file; a flag beats the environment.
+    let (mut cmd, _c) = nexus();
+    cmd.current_dir(dir.path())
+        .env("NEXUS_CACHE_DIR", dir.path().join("from-env"));
+    assert!(output(cmd.arg("run").arg(&hello)).status.success());
+    assert!(dir.path().join("from-env/v1").exists());
+    let (mut cmd, _c) = nexus();
+    cmd.current_dir(dir.path())
+        .env("NEXUS_CACHE_DIR", dir.path().join("from-env"));
+    assert!(output(
+        cmd.arg("run")
+            .arg(&hello)
+            .arg("--cache-dir")
+            .arg(dir.path().join("from-flag"))
+    )
+    .status
+    .success());
+    assert!(dir.path().join("from-flag/v1").exists());
+
+    // A bad value is refused before anything runs, naming the setting.
+    let (mut cmd, _c) = nexus();
+    cmd.env("NEXUS_MAX_DISK_CACHE_BYTES", "a lot")
+        .arg("run")
+        .arg(&hello);
+    let out = output(&mut cmd);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("max_disk_cache_bytes") && stderr.contains("64Mi"),
+        "{stderr}"
+    );
+}
