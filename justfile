@@ -15,6 +15,12 @@ build:
 setup:
     bash scripts/setup.sh
 
+# Benchmarks, release build; prints markdown tables (results: bench/RESULTS.md).
+bench:
+    cd tests/compat && npm install --no-audit --no-fund --silent
+    node tests/compat/make-handlers.mjs target/bench-handlers
+    cargo bench --locked --bench cache
+
 # Real-world npm bundles as handlers: same JSON as Node (needs npm).
 compat:
     cargo build --release --locked --bin nexus
