@@ -48,19 +48,34 @@ fn nexus_run(handler: &Path, input: &Path, cache: &Path) {
         .env("NEXUS_LOG", "error")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned();
     let handlers = root.join("target/bench-handlers");
     if !handlers.join("combined.js").exists() {
         eprintln!("missing {}: run `just bench`", handlers.display());
         std::process::exit(2);
     }
     let cases: [(&str, PathBuf, PathBuf); 2] = [
-        ("small (examples/hello.js)", root.join("examples/hello.js"), root.join("tests/vectors/hello.input.json")),
-        ("1.4 MB (combined.js)", handlers.join("combined.js"), handlers.join("combined.input.json")),
+        (
+            "small (examples/hello.js)",
+            root.join("examples/hello.js"),
+            root.join("tests/vectors/hello.input.json"),
+        ),
+        (
+            "1.4 MB (combined.js)",
+            handlers.join("combined.js"),
+            handlers.join("combined.input.json"),
+        ),
     ];
     let scratch = tempfile::tempdir().unwrap();
 
@@ -79,7 +94,11 @@ fn main() {
         );
         let warm_dir = scratch.path().join(format!("warm-{i}"));
         nexus_run(handler, input, &warm_dir);
-        let disk_warm = median((0..10).map(|_| time(|| nexus_run(handler, input, &warm_dir))).collect());
+        let disk_warm = median(
+            (0..10)
+                .map(|_| time(|| nexus_run(handler, input, &warm_dir)))
+                .collect(),
+        );
 
         let source = std::fs::read_to_string(handler).unwrap();
         let input_json = std::fs::read_to_string(input).unwrap();
@@ -143,7 +162,14 @@ fn main() {
         let rt = Runtime::new(config(&warm)).unwrap();
         let compile = median(
             (0..5)
-                .map(|n| time(|| assert_eq!(rt.compile(&format!("c{n}.js"), &source).unwrap().source, Source::Compiled)))
+                .map(|n| {
+                    time(|| {
+                        assert_eq!(
+                            rt.compile(&format!("c{n}.js"), &source).unwrap().source,
+                            Source::Compiled
+                        )
+                    })
+                })
                 .collect(),
         );
         drop(rt);
@@ -151,7 +177,12 @@ fn main() {
             (0..5)
                 .map(|n| {
                     let rt = Runtime::new(config(&warm)).unwrap();
-                    time(|| assert_eq!(rt.compile(&format!("c{n}.js"), &source).unwrap().source, Source::Disk))
+                    time(|| {
+                        assert_eq!(
+                            rt.compile(&format!("c{n}.js"), &source).unwrap().source,
+                            Source::Disk
+                        )
+                    })
                 })
                 .collect(),
         );
@@ -159,7 +190,11 @@ fn main() {
         rt.compile("c0.js", &source).unwrap();
         let memory = median(
             (0..20)
-                .map(|_| time(|| assert_eq!(rt.compile("c0.js", &source).unwrap().source, Source::Memory)))
+                .map(|_| {
+                    time(|| {
+                        assert_eq!(rt.compile("c0.js", &source).unwrap().source, Source::Memory)
+                    })
+                })
                 .collect(),
         );
         println!(
@@ -186,14 +221,22 @@ fn main() {
         let source = std::fs::read_to_string(&path).unwrap();
         let mut row = format!("| {label} | {} |", source.len());
         for (strip_source, strip_debug) in options {
-            let dir = scratch.path().join(format!("sizes-{strip_source}-{strip_debug}"));
+            let dir = scratch
+                .path()
+                .join(format!("sizes-{strip_source}-{strip_debug}"));
             let rt = Runtime::new(Config {
-                compile_options: CompileOptions { strip_source, strip_debug },
+                compile_options: CompileOptions {
+                    strip_source,
+                    strip_debug,
+                },
                 ..config(&dir)
             })
             .unwrap();
             let len = rt.compile("h.js", &source).unwrap().bytecode.len();
-            row.push_str(&format!(" {len} ({:.2}×) |", len as f64 / source.len() as f64));
+            row.push_str(&format!(
+                " {len} ({:.2}×) |",
+                len as f64 / source.len() as f64
+            ));
         }
         println!("{row}");
     }

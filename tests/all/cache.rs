@@ -261,24 +261,73 @@ fn a_regular_file_in_place_of_the_cache_dir_still_answers() {
 }
 
 #[test]
-fn a_read_only_cache_dir_still_answers() {
+fn a_cache_dir_without_write_access_still_answers() {
     use std::os::unix::fs::PermissionsExt;
     let outer = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(outer.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let dir = outer.path().join("ro");
-    // Lay out the tree, then take write access away.
+    // A complete, valid tree the user below may read but not write.
     drop(Cache::open(&dir, 0, 1 << 20));
-    for d in [dir.join("v1/bytecode"), dir.join("v1/components")] {
+    for d in [
+        dir.clone(),
+        dir.join("v1"),
+        dir.join("v1/bytecode"),
+        dir.join("v1/components"),
+    ] {
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o555)).unwrap();
     }
-    if std::fs::write(dir.join("v1/bytecode/probe"), "").is_ok() {
-        eprintln!("running as root: permissions do not bind, so this case cannot be arranged");
-        return;
-    }
-    let rt = Runtime::new(config(&dir)).unwrap();
-    let h = rt.compile("a.js", HELLO).unwrap();
-    assert_eq!(rt.invoke(&h, "{}").unwrap().output, "{}");
-    rt.cache().flush();
-    assert!(rt.cache().disk_errors(Op::Write) >= 1);
+    let handler = outer.path().join("h.js");
+    std::fs::write(&handler, HELLO).unwrap();
+
+    // Root ignores permissions: run the CLI as `nobody` where we are root,
+    // from a copy `nobody` can reach whatever the checkout's permissions.
+    let (mut cmd, _c) = nexus();
+    let is_root = std::fs::write(dir.join("probe"), "").is_ok();
+    let mut cmd = if is_root {
+        std::fs::remove_file(dir.join("probe")).unwrap();
+        let binary = outer.path().join("nexus");
+        std::fs::copy(cmd.get_program(), &binary).unwrap();
+        let mut setpriv = std::process::Command::new("setpriv");
+        setpriv
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&binary)
+            .env("NEXUS_LOG", "warn")
+            .stdin(std::process::Stdio::null());
+        setpriv
+    } else {
+        cmd.env("NEXUS_LOG", "warn");
+        cmd
+    };
+    cmd.arg("run")
+        .arg(&handler)
+        .args(["--input", r#"{"name":"ro"}"#, "--cache-dir"])
+        .arg(&dir);
+    let out = output(&mut cmd);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "{\"hi\":\"ro\"}\n");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    // One warning for the failed write, however many writes failed.
+    assert_eq!(
+        stderr.matches("cache directory write failed").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(files(&dir).is_empty(), "nothing was written");
+}
+
+#[test]
+fn a_new_guest_fingerprint_is_a_miss() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path(), 1 << 20, 1 << 20);
+    let old = Key::bytecode("guest-build-1", "h.js", HELLO, b"");
+    let new = Key::bytecode("guest-build-2", "h.js", HELLO, b"");
+    assert_eq!(
+        cache.bytecode(old, || Ok(b"old".to_vec())).unwrap().1,
+        Source::Compiled
+    );
+    let (bytes, source) = cache.bytecode(new, || Ok(b"new".to_vec())).unwrap();
+    assert_eq!((&*bytes, source), (&b"new"[..], Source::Compiled));
+    assert_eq!(cache.compiles(Kind::Bytecode), 2);
 }
 
 #[test]
