@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use nexus_host::cache::{Cache, Kind};
 use nexus_host::config::{Layer, SizeValue};
-use nexus_host::{Config, Error, Runtime};
+use nexus_host::{Bytecode, Config, Error, Runtime};
 use serde_json::json;
 
 /// Nexus: a plugin host that runs JavaScript handlers in fresh, isolated
@@ -41,6 +41,15 @@ enum Command {
         echo '{\"n\": 2}' | nexus run handler.js --input-file -"
     )]
     Run(RunArgs),
+    /// Compile a handler to a bytecode file that `nexus run` runs directly.
+    ///
+    /// The file only runs on the guest build that wrote it; another build
+    /// refuses it with an invalid_bytecode error.
+    Compile(CompileArgs),
+    /// Measure a handler: N invocations in steady state, a fresh instance
+    /// each, after a warm-up; prints median, p90 and p99 per invocation (µs)
+    /// and invocations per second.
+    Bench(BenchArgs),
     /// Inspect or manage the cache directory.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -48,7 +57,8 @@ enum Command {
 
 #[derive(Args)]
 struct RunArgs {
-    /// The handler: an ES module with a default-export function.
+    /// The handler: an ES module with a default-export function, or a
+    /// bytecode file from `nexus compile`.
     file: PathBuf,
     /// The input, as JSON text. Without --input or --input-file: `{}`.
     #[arg(long, value_name = "JSON", conflicts_with = "input_file")]
@@ -56,6 +66,34 @@ struct RunArgs {
     /// Read the input JSON from PATH (`-` for stdin).
     #[arg(long, value_name = "PATH")]
     input_file: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Args)]
+struct CompileArgs {
+    /// The handler: an ES module with a default-export function.
+    file: PathBuf,
+    /// Where to write the bytecode (conventionally FILE.qjsc).
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// The handler: an ES module with a default-export function.
+    file: PathBuf,
+    /// The input, as JSON text.
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    input: String,
+    /// Measured invocations, after a warm-up of a tenth as many (at least 10).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    iterations: u32,
+    /// Print JSON: {"median_us", "p90_us", "p99_us", "per_second", "iterations"}.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     settings: Settings,
 }
@@ -96,6 +134,26 @@ struct Settings {
     /// [env: NEXUS_MAX_DISK_CACHE_BYTES] [default: 96Mi]
     #[arg(long, value_name = "SIZE")]
     max_disk_cache_bytes: Option<String>,
+    /// How long one invocation may run, in milliseconds
+    /// [env: NEXUS_TIMEOUT_MS] [default: 1000]
+    #[arg(long, value_name = "MS")]
+    timeout_ms: Option<String>,
+    /// Memory one instance may use: bytes, or a quantity like 64Mi
+    /// [env: NEXUS_MAX_MEMORY_BYTES] [default: 64Mi]
+    #[arg(long, value_name = "SIZE")]
+    max_memory_bytes: Option<String>,
+    /// Instances alive at once (concurrent invocations)
+    /// [env: NEXUS_MAX_INSTANCES] [default: 256]
+    #[arg(long, value_name = "N")]
+    max_instances: Option<String>,
+    /// How long a call waits for a free instance, in milliseconds
+    /// [env: NEXUS_QUEUE_TIMEOUT_MS] [default: 5000]
+    #[arg(long, value_name = "MS")]
+    queue_timeout_ms: Option<String>,
+    /// The largest result accepted: bytes, or a quantity like 8Mi
+    /// [env: NEXUS_MAX_OUTPUT_BYTES] [default: 8Mi]
+    #[arg(long, value_name = "SIZE")]
+    max_output_bytes: Option<String>,
     /// Config file (TOML, the settings' snake_case names as keys)
     /// [env: NEXUS_CONFIG] [default: ./nexus.toml if present]
     #[arg(long, value_name = "FILE")]
@@ -113,6 +171,11 @@ impl Settings {
             cache_dir: self.cache_dir,
             max_cache_size_bytes: self.max_cache_size_bytes.map(SizeValue::Text),
             max_disk_cache_bytes: self.max_disk_cache_bytes.map(SizeValue::Text),
+            timeout_ms: self.timeout_ms.map(SizeValue::Text),
+            max_memory_bytes: self.max_memory_bytes.map(SizeValue::Text),
+            max_instances: self.max_instances.map(SizeValue::Text),
+            queue_timeout_ms: self.queue_timeout_ms.map(SizeValue::Text),
+            max_output_bytes: self.max_output_bytes.map(SizeValue::Text),
         };
         let mut layers = vec![flags, Layer::from_env(env)];
         if let Some(path) = file {
@@ -144,6 +207,8 @@ pub fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Compile(args) => compile(args),
+        Command::Bench(args) => bench(args),
         Command::Cache(command) => cache(command),
     };
     match result {
@@ -179,18 +244,90 @@ fn init_tracing() {
 }
 
 fn run(args: RunArgs) -> Result<(), Failure> {
-    let source = read_file(&args.file).map_err(usage)?;
+    let file = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))
+        .map_err(usage)?;
     let input = match (&args.input, &args.input_file) {
         (Some(json), _) => json.clone(),
         (None, Some(path)) => read_file(path).map_err(usage)?,
         (None, None) => "{}".to_owned(),
     };
-    let name = handler_name(&args.file);
-
-    let runtime = Runtime::new(args.settings.resolve()?).map_err(host)?;
-    let handler = runtime.compile(&name, &source).map_err(classify)?;
-    let answer = runtime.invoke(&handler, &input).map_err(classify)?;
+    let runtime = Runtime::new(args.settings.resolve()?).map_err(classify)?;
+    let answer = if Bytecode::is_file(&file) {
+        let bytecode = Bytecode::from_file(&file).map_err(classify)?;
+        runtime.invoke_bytecode(&bytecode, &input, None)
+    } else {
+        let source = String::from_utf8(file)
+            .with_context(|| {
+                format!(
+                    "{} is neither UTF-8 JavaScript nor a bytecode file",
+                    args.file.display()
+                )
+            })
+            .map_err(usage)?;
+        let handler = runtime
+            .compile(&handler_name(&args.file), &source)
+            .map_err(classify)?;
+        runtime.invoke(&handler, &input)
+    }
+    .map_err(classify)?;
     println!("{}", answer.output);
+    Ok(())
+}
+
+fn compile(args: CompileArgs) -> Result<(), Failure> {
+    let source = read_file(&args.file).map_err(usage)?;
+    let runtime = Runtime::new(args.settings.resolve()?).map_err(classify)?;
+    let bytecode = runtime
+        .precompile(&handler_name(&args.file), &source)
+        .map_err(classify)?;
+    std::fs::write(&args.output, bytecode.to_file())
+        .with_context(|| format!("cannot write {}", args.output.display()))
+        .map_err(usage)?;
+    Ok(())
+}
+
+fn bench(args: BenchArgs) -> Result<(), Failure> {
+    let source = read_file(&args.file).map_err(usage)?;
+    let runtime = Runtime::new(args.settings.resolve()?).map_err(classify)?;
+    let handler = runtime
+        .compile(&handler_name(&args.file), &source)
+        .map_err(classify)?;
+    let warm_up = (args.iterations / 10).max(10);
+    for _ in 0..warm_up {
+        runtime.invoke(&handler, &args.input).map_err(classify)?;
+    }
+    let mut samples = Vec::with_capacity(args.iterations as usize);
+    let start = std::time::Instant::now();
+    for _ in 0..args.iterations {
+        let t = std::time::Instant::now();
+        runtime.invoke(&handler, &args.input).map_err(classify)?;
+        samples.push(t.elapsed());
+    }
+    let total = start.elapsed();
+    samples.sort();
+    let at =
+        |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e6;
+    let report = json!({
+        "median_us": at(0.5),
+        "p90_us": at(0.9),
+        "p99_us": at(0.99),
+        "per_second": args.iterations as f64 / total.as_secs_f64(),
+        "iterations": args.iterations,
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        println!(
+            "{}: {} iterations, a fresh instance each\n  median {:.1} µs  p90 {:.1} µs  p99 {:.1} µs\n  {:.0} invocations/s (one thread)",
+            args.file.display(),
+            args.iterations,
+            at(0.5),
+            at(0.9),
+            at(0.99),
+            args.iterations as f64 / total.as_secs_f64()
+        );
+    }
     Ok(())
 }
 
@@ -280,10 +417,10 @@ fn cache(command: CacheCommand) -> Result<(), Failure> {
 }
 
 fn classify(e: Error) -> Failure {
-    if e.is_handler_error() {
-        Failure::Handler(e)
-    } else {
-        host(e)
+    match e {
+        Error::Config { .. } => usage(e),
+        e if e.is_handler_error() => Failure::Handler(e),
+        e => host(e),
     }
 }
 

@@ -8,7 +8,7 @@ use crate::cache::{Cache, Key, Source};
 use crate::components::GUEST_FINGERPRINT;
 use crate::config::CompileOptions;
 use crate::error::Result;
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Limits, Sandbox};
 
 /// A handler compiled to bytecode for this guest build.
 #[derive(Debug, Clone)]
@@ -34,6 +34,7 @@ pub(crate) fn compile(
     sandbox: &Sandbox,
     cache: &Cache,
     options: CompileOptions,
+    limits: Limits,
     name: &str,
     source: &str,
 ) -> Result<CompiledHandler> {
@@ -44,12 +45,12 @@ pub(crate) fn compile(
             strip_source: options.strip_source,
             strip_debug: options.strip_debug,
         };
-        let (bytecode, _logs) = sandbox.call(name, |guest, store| {
+        let (bytecode, _logs) = sandbox.call(name, limits, |guest, store| {
             guest
                 .nexus_handler_compiler()
                 .call_compile(store, name, source, options)
         })?;
-        Ok(bytecode?)
+        Ok(bytecode)
     })?;
     Ok(CompiledHandler {
         key,

@@ -6,6 +6,7 @@
 //! setting's name, the value and what is accepted.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -42,6 +43,16 @@ pub struct Config {
     pub max_disk_cache_bytes: u64,
     /// Bytecode write options.
     pub compile_options: CompileOptions,
+    /// How long one invocation may run.
+    pub timeout: Duration,
+    /// Linear memory one instance may have.
+    pub max_memory_bytes: u64,
+    /// Instances alive at once: the bound on concurrent invocations.
+    pub max_instances: u32,
+    /// How long a call waits for a free instance before `Busy`.
+    pub queue_timeout: Duration,
+    /// The largest result accepted.
+    pub max_output_bytes: u64,
 }
 
 const MI: u64 = 1 << 20;
@@ -53,6 +64,11 @@ impl Default for Config {
             max_cache_size_bytes: 64 * MI,
             max_disk_cache_bytes: 96 * MI,
             compile_options: CompileOptions::default(),
+            timeout: Duration::from_millis(1000),
+            max_memory_bytes: 64 * MI,
+            max_instances: 256,
+            queue_timeout: Duration::from_millis(5000),
+            max_output_bytes: 8 * MI,
         }
     }
 }
@@ -72,6 +88,11 @@ pub struct Layer {
     pub cache_dir: Option<PathBuf>,
     pub max_cache_size_bytes: Option<SizeValue>,
     pub max_disk_cache_bytes: Option<SizeValue>,
+    pub timeout_ms: Option<SizeValue>,
+    pub max_memory_bytes: Option<SizeValue>,
+    pub max_instances: Option<SizeValue>,
+    pub queue_timeout_ms: Option<SizeValue>,
+    pub max_output_bytes: Option<SizeValue>,
 }
 
 impl Layer {
@@ -81,6 +102,11 @@ impl Layer {
             cache_dir: lookup("NEXUS_CACHE_DIR").map(PathBuf::from),
             max_cache_size_bytes: lookup("NEXUS_MAX_CACHE_SIZE_BYTES").map(SizeValue::Text),
             max_disk_cache_bytes: lookup("NEXUS_MAX_DISK_CACHE_BYTES").map(SizeValue::Text),
+            timeout_ms: lookup("NEXUS_TIMEOUT_MS").map(SizeValue::Text),
+            max_memory_bytes: lookup("NEXUS_MAX_MEMORY_BYTES").map(SizeValue::Text),
+            max_instances: lookup("NEXUS_MAX_INSTANCES").map(SizeValue::Text),
+            queue_timeout_ms: lookup("NEXUS_QUEUE_TIMEOUT_MS").map(SizeValue::Text),
+            max_output_bytes: lookup("NEXUS_MAX_OUTPUT_BYTES").map(SizeValue::Text),
         }
     }
 
@@ -99,7 +125,9 @@ impl Layer {
             name: "config file",
             value: path.display().to_string(),
             expected: format!(
-                "TOML with the keys cache_dir, max_cache_size_bytes, max_disk_cache_bytes: {e}"
+                "TOML whose keys are settings (cache_dir, max_cache_size_bytes, \
+                 max_disk_cache_bytes, timeout_ms, max_memory_bytes, max_instances, \
+                 queue_timeout_ms, max_output_bytes): {e}"
             ),
         })
     }
@@ -112,23 +140,110 @@ impl Config {
     ///
     /// [`Error::Config`] for a value that does not parse.
     pub fn resolve(layers: &[Layer]) -> Result<Config> {
-        let defaults = Config::default();
-        let first = |f: fn(&Layer) -> Option<&SizeValue>| layers.iter().find_map(f);
-        Ok(Config {
+        let d = Config::default();
+        let size = |name: &'static str, get: fn(&Layer) -> Option<&SizeValue>, default: u64| {
+            layers
+                .iter()
+                .find_map(get)
+                .map(|v| size(name, v))
+                .unwrap_or(Ok(default))
+        };
+        let count = |name: &'static str, get: fn(&Layer) -> Option<&SizeValue>, default: u64| {
+            layers
+                .iter()
+                .find_map(get)
+                .map(|v| count(name, v))
+                .unwrap_or(Ok(default))
+        };
+        let millis = |n: u64| Duration::from_millis(n);
+        let config = Config {
             cache_dir: layers
                 .iter()
                 .find_map(|l| l.cache_dir.clone())
-                .unwrap_or(defaults.cache_dir),
-            max_cache_size_bytes: first(|l| l.max_cache_size_bytes.as_ref())
-                .map(|v| size("max_cache_size_bytes", v))
-                .transpose()?
-                .unwrap_or(defaults.max_cache_size_bytes),
-            max_disk_cache_bytes: first(|l| l.max_disk_cache_bytes.as_ref())
-                .map(|v| size("max_disk_cache_bytes", v))
-                .transpose()?
-                .unwrap_or(defaults.max_disk_cache_bytes),
-            compile_options: defaults.compile_options,
-        })
+                .unwrap_or(d.cache_dir),
+            max_cache_size_bytes: size(
+                "max_cache_size_bytes",
+                |l| l.max_cache_size_bytes.as_ref(),
+                d.max_cache_size_bytes,
+            )?,
+            max_disk_cache_bytes: size(
+                "max_disk_cache_bytes",
+                |l| l.max_disk_cache_bytes.as_ref(),
+                d.max_disk_cache_bytes,
+            )?,
+            compile_options: d.compile_options,
+            timeout: millis(count(
+                "timeout_ms",
+                |l| l.timeout_ms.as_ref(),
+                d.timeout.as_millis() as u64,
+            )?),
+            max_memory_bytes: size(
+                "max_memory_bytes",
+                |l| l.max_memory_bytes.as_ref(),
+                d.max_memory_bytes,
+            )?,
+            max_instances: count(
+                "max_instances",
+                |l| l.max_instances.as_ref(),
+                d.max_instances as u64,
+            )? as u32,
+            queue_timeout: millis(count(
+                "queue_timeout_ms",
+                |l| l.queue_timeout_ms.as_ref(),
+                d.queue_timeout.as_millis() as u64,
+            )?),
+            max_output_bytes: size(
+                "max_output_bytes",
+                |l| l.max_output_bytes.as_ref(),
+                d.max_output_bytes,
+            )?,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values no parser can: ranges.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for the first value out of range.
+    pub fn validate(&self) -> Result<()> {
+        let refuse = |name: &'static str, value: String, expected: &str| {
+            Err(Error::Config {
+                name,
+                value,
+                expected: expected.to_owned(),
+            })
+        };
+        if self.timeout.is_zero() {
+            return refuse("timeout_ms", "0".into(), "at least 1 millisecond");
+        }
+        if self.max_instances == 0 || self.max_instances > 10_000 {
+            return refuse(
+                "max_instances",
+                self.max_instances.to_string(),
+                "a whole number from 1 to 10000",
+            );
+        }
+        if self.max_memory_bytes < 4 * MI || self.max_memory_bytes > 4096 * MI {
+            return refuse(
+                "max_memory_bytes",
+                self.max_memory_bytes.to_string(),
+                "from 4Mi to 4Gi (QuickJS needs a few MiB to start)",
+            );
+        }
+        Ok(())
+    }
+}
+
+fn count(name: &'static str, value: &SizeValue) -> Result<u64> {
+    match value {
+        SizeValue::Bytes(n) => Ok(*n),
+        SizeValue::Text(text) => text.trim().parse().map_err(|_| Error::Config {
+            name,
+            value: text.clone(),
+            expected: "a whole number".to_owned(),
+        }),
     }
 }
 

@@ -38,6 +38,26 @@ pub enum Error {
     /// The module does not export a default function.
     #[error("invalid handler module: {0}")]
     InvalidModule(String),
+    /// The handler ran past its timeout; its instance was discarded.
+    #[error("the handler ran past its {} ms timeout", limit.as_millis())]
+    Timeout { limit: std::time::Duration },
+    /// The handler needed more memory than its instance may have.
+    #[error("the handler ran out of memory (limit: {limit} bytes per instance)")]
+    OutOfMemory { limit: u64 },
+    /// Unbounded recursion, or recursion too deep for the handler's stack.
+    #[error("the handler overflowed its stack (unbounded recursion?)")]
+    StackOverflow,
+    /// The result is larger than the runtime accepts.
+    #[error(
+        "the handler's result is {size} bytes, over the {limit}-byte limit (max_output_bytes)"
+    )]
+    OutputTooLarge { size: u64, limit: u64 },
+    /// Every instance slot stayed busy for as long as a call may wait.
+    #[error("all {max_instances} instances are busy; waited {} ms (raise max_instances or retry)", waited.as_millis())]
+    Busy {
+        max_instances: u32,
+        waited: std::time::Duration,
+    },
     /// A handler name the runtime cannot use.
     #[error("invalid handler name {0:?}: {1}")]
     InvalidName(String, &'static str),
@@ -89,6 +109,11 @@ impl Error {
             Error::InvalidBytecode(_) => "invalid_bytecode",
             Error::InvalidModule(_) => "invalid_module",
             Error::InvalidName(..) => "invalid_name",
+            Error::Timeout { .. } => "timeout",
+            Error::OutOfMemory { .. } => "out_of_memory",
+            Error::StackOverflow => "stack_overflow",
+            Error::OutputTooLarge { .. } => "output_too_large",
+            Error::Busy { .. } => "busy",
             Error::Config { .. } => "config",
             Error::Trap(_) => "trap",
             Error::Engine(_) => "engine",
@@ -98,7 +123,10 @@ impl Error {
     /// Whether the handler (its source, input or result) is at fault, as
     /// opposed to the host.
     pub fn is_handler_error(&self) -> bool {
-        !matches!(self, Error::Config { .. } | Error::Engine(_))
+        !matches!(
+            self,
+            Error::Config { .. } | Error::Engine(_) | Error::Busy { .. }
+        )
     }
 }
 

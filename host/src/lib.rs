@@ -10,6 +10,7 @@
 //! ```
 
 mod bindings;
+pub mod bytecode;
 pub mod cache;
 pub mod compiler;
 pub mod components;
@@ -20,6 +21,7 @@ mod sandbox;
 pub mod stats;
 
 pub use bindings::{CacheStats, Level, RuntimeStats, Tier};
+pub use bytecode::Bytecode;
 pub use cache::Source;
 pub use compiler::CompiledHandler;
 pub use config::{CompileOptions, Config};

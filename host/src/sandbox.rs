@@ -2,19 +2,26 @@
 //!
 //! Invariants:
 //! - Every call gets a new `Store` and a new instance from one `InstancePre`;
-//!   both are dropped when the call returns, trap or not.
+//!   both are dropped when the call returns, trap or not: an instance that
+//!   trapped is never used again.
+//! - Every store has a memory cap (`StoreLimits`) and an epoch deadline, so
+//!   no handler can run or grow past its limits.
 //! - The guest's WASI context is empty: no preopened directories, no
 //!   environment, no arguments, no stdio, no sockets. What QuickJS needs
 //!   (clocks, randomness) is all a handler can reach.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, Store};
+use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{nexus::handler as wit, HandlerRuntime, HandlerRuntimePre, Level};
+use crate::bindings::{
+    nexus::handler as wit, HandlerError, HandlerRuntime, HandlerRuntimePre, Level,
+};
 use crate::error::{Error, Result};
+use crate::runtime::TICK;
 use crate::stats::Stats;
 
 /// Console output a handler may keep per call; past it, lines are dropped
@@ -28,8 +35,45 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// What one call may use.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub timeout: Duration,
+    pub max_memory_bytes: u64,
+}
+
+/// `StoreLimits`, remembering whether a memory grow was refused: QuickJS
+/// turns that into an ordinary exception, which is still out-of-memory.
+struct Limiter {
+    limits: StoreLimits,
+    refused: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        self.refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+}
+
 pub(crate) struct HostState {
     wasi: WasiCtx,
+    limiter: Limiter,
     table: ResourceTable,
     stats: Arc<Stats>,
     handler: String,
@@ -103,14 +147,25 @@ impl Sandbox {
         })
     }
 
-    /// Runs `f` against a fresh instance; `handler` names the log lines.
-    pub fn call<R>(
+    /// Runs `f` against a fresh instance within `limits`; `handler` names
+    /// the log lines. Traps and limits become their own [`Error`] variants.
+    pub fn call<T>(
         &self,
         handler: &str,
-        f: impl FnOnce(&HandlerRuntime, &mut Store<HostState>) -> wasmtime::Result<R>,
-    ) -> Result<(R, Vec<LogLine>)> {
+        limits: Limits,
+        f: impl FnOnce(
+            &HandlerRuntime,
+            &mut Store<HostState>,
+        ) -> wasmtime::Result<std::result::Result<T, HandlerError>>,
+    ) -> Result<(T, Vec<LogLine>)> {
         let state = HostState {
             wasi: WasiCtx::builder().build(),
+            limiter: Limiter {
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(limits.max_memory_bytes as usize)
+                    .build(),
+                refused: false,
+            },
             table: ResourceTable::new(),
             stats: self.stats.clone(),
             handler: handler.to_owned(),
@@ -118,12 +173,35 @@ impl Sandbox {
             log_bytes: 0,
         };
         let mut store = Store::new(&self.engine, state);
-        let bindings = self.pre.instantiate(&mut store).map_err(trap)?;
-        let result = f(&bindings, &mut store).map_err(trap)?;
-        Ok((result, std::mem::take(&mut store.data_mut().logs)))
-    }
-}
+        store.limiter(|s| &mut s.limiter);
+        let ticks = limits.timeout.as_nanos().div_ceil(TICK.as_nanos()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
 
-fn trap(e: wasmtime::Error) -> Error {
-    Error::Trap(format!("{e:#}"))
+        let outcome = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|bindings| f(&bindings, &mut store));
+        let out_of_memory = store.data().limiter.refused;
+        let logs = std::mem::take(&mut store.data_mut().logs);
+        match outcome {
+            Ok(Ok(value)) => Ok((value, logs)),
+            _ if out_of_memory => Err(Error::OutOfMemory {
+                limit: limits.max_memory_bytes,
+            }),
+            Ok(Err(HandlerError::Runtime(e)))
+                if e.name == "RangeError" && e.message == "Maximum call stack size exceeded" =>
+            {
+                Err(Error::StackOverflow)
+            }
+            Ok(Err(e)) => Err(e.into()),
+            Err(e) => Err(match e.downcast_ref::<Trap>() {
+                Some(Trap::Interrupt) => Error::Timeout {
+                    limit: limits.timeout,
+                },
+                Some(Trap::StackOverflow) => Error::StackOverflow,
+                _ => Error::Trap(format!("{e:#}")),
+            }),
+        }
+    }
 }

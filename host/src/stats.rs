@@ -27,10 +27,17 @@ impl Stats {
         }
     }
 
-    pub(crate) fn executed(&self, ok: bool) {
+    pub(crate) fn executed<T>(&self, result: &crate::Result<T>) {
         self.executions.fetch_add(1, Relaxed);
-        if !ok {
-            self.failures.fetch_add(1, Relaxed);
+        match result {
+            Ok(_) => {}
+            Err(crate::Error::Timeout { .. }) => {
+                self.failures.fetch_add(1, Relaxed);
+                self.timeouts.fetch_add(1, Relaxed);
+            }
+            Err(_) => {
+                self.failures.fetch_add(1, Relaxed);
+            }
         }
     }
 

@@ -37,6 +37,10 @@ impl<V: Clone> MemoryTier<V> {
         found
     }
 
+    pub fn record_hit(&mut self, kind: Kind) {
+        self.stats[kind.index()].hits += 1;
+    }
+
     /// As [`get`](Self::get), without counting: a second look by the same
     /// lookup.
     pub fn peek(&mut self, key: &Key) -> Option<V> {

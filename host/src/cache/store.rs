@@ -205,6 +205,12 @@ impl Cache {
         }
     }
 
+    /// Counts a lookup the caller answered itself (precompiled bytecode) as
+    /// a memory hit.
+    pub fn record_hit(&self, kind: Kind) {
+        self.memory.lock().unwrap().record_hit(kind);
+    }
+
     /// How many artifacts of `kind` this cache compiled (both tiers missed).
     pub fn compiles(&self, kind: Kind) -> u64 {
         self.compiles[kind.index()].load(Relaxed)

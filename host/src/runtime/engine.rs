@@ -1,11 +1,86 @@
-//! The one `wasmtime::Engine` of a process, and how it is configured.
+//! The one `wasmtime::Engine` of a runtime: pooling allocator, copy-on-write
+//! memory images, and epoch interruption driven by a ticker thread.
+//!
+//! Invariants:
+//! - One epoch tick is [`TICK`]; a deadline of `n` ticks traps within
+//!   `n + 1` ticks of the call starting.
+//! - The ticker holds only a weak reference and a stop flag: it ends when
+//!   the [`Ticker`] is dropped (with the runtime), never keeping the engine
+//!   alive.
 
-use wasmtime::Engine;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::error::{Error, Result};
 
-pub(crate) fn new() -> Result<Engine> {
+/// The epoch ticker's period: the resolution of timeouts.
+pub(crate) const TICK: Duration = Duration::from_millis(1);
+
+/// Per-component maxima, generous for the guest (one main module plus the
+/// small shim modules `wit-component` adds).
+const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
+const MEMORIES_PER_COMPONENT: u32 = 2;
+const TABLES_PER_COMPONENT: u32 = 8;
+
+pub(crate) fn new(max_instances: u32, max_memory_bytes: u64) -> Result<Engine> {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(max_instances)
+        .total_core_instances(max_instances * CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(max_instances * MEMORIES_PER_COMPONENT)
+        .total_tables(max_instances * TABLES_PER_COMPONENT)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        .max_memory_size(max_memory_bytes as usize);
+
     let mut config = wasmtime::Config::new();
-    config.wasm_component_model(true);
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .memory_init_cow(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config).map_err(Error::engine)
+}
+
+/// Advances the engine's epoch every [`TICK`] until dropped.
+pub(crate) struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    pub fn start(engine: &Engine) -> Ticker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("nexus-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .expect("spawn the epoch ticker");
+        Ticker {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }

@@ -1,20 +1,27 @@
 //! The runtime: one engine, the linked guest, and every invocation.
 //!
-//! Data flows one way: [`Runtime`] → compiler → sandbox; nothing below calls
-//! back up.
+//! Data flows one way: [`Runtime`] → compiler → cache / sandbox; nothing
+//! below calls back up. Every invocation runs in a fresh instance within
+//! its limits (timeout, memory, at most `max_instances` at once).
 
+mod admission;
 mod engine;
 
 use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) use engine::TICK;
 
 use crate::bindings::RuntimeStats;
-use crate::cache::{Cache, Source};
+use crate::bytecode::Bytecode;
+use crate::cache::{Cache, Kind, Source};
 use crate::compiler::{self, CompiledHandler};
 use crate::components;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::sandbox::{LogLine, Sandbox};
+use crate::sandbox::{Limits, LogLine, Sandbox};
 use crate::stats::Stats;
+use admission::Admission;
 
 /// What one successful invocation answered.
 #[derive(Debug, Clone)]
@@ -25,13 +32,16 @@ pub struct Invocation {
     pub logs: Vec<LogLine>,
 }
 
-/// Compiles and runs handlers; cheap to share behind an `Arc`.
+/// Compiles and runs handlers. `Send + Sync`: share it behind an `Arc`.
 pub struct Runtime {
     config: Config,
     sandbox: Sandbox,
     cache: Arc<Cache>,
     stats: Arc<Stats>,
+    admission: Admission,
     component_source: Source,
+    // Dropped last: stops the epoch ticker.
+    _ticker: engine::Ticker,
 }
 
 impl Runtime {
@@ -43,26 +53,34 @@ impl Runtime {
     ///
     /// # Errors
     ///
-    /// [`Error::Engine`](crate::Error::Engine) when the engine or the guest
-    /// component cannot be set up.
+    /// [`Error::Config`] for settings out of range; [`Error::Engine`] when
+    /// the engine or the guest component cannot be set up.
     pub fn new(config: Config) -> Result<Self> {
+        config.validate()?;
         let cache = Arc::new(Cache::open(
             &config.cache_dir,
             config.max_cache_size_bytes,
             config.max_disk_cache_bytes,
         ));
-        let engine = engine::new()?;
+        let engine = engine::new(config.max_instances, config.max_memory_bytes)?;
         let (component, component_source) = components::load(&engine, &cache)?;
         tracing::debug!(target: "nexus::cache", artifact = "component", source = component_source.as_str(), "guest component");
         let stats = Arc::new(Stats::new(cache.clone()));
         let sandbox = Sandbox::new(&engine, &component, stats.clone())?;
         Ok(Self {
+            admission: Admission::new(config.max_instances, config.queue_timeout),
+            _ticker: engine::Ticker::start(&engine),
             config,
             sandbox,
             cache,
             stats,
             component_source,
         })
+    }
+
+    /// The settings this runtime was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The artifact cache.
@@ -75,9 +93,16 @@ impl Runtime {
         self.component_source
     }
 
-    /// The settings this runtime was built with.
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// Invocations running now.
+    pub fn active_instances(&self) -> u32 {
+        self.admission.active()
+    }
+
+    fn limits(&self, timeout: Option<Duration>) -> Limits {
+        Limits {
+            timeout: timeout.unwrap_or(self.config.timeout),
+            max_memory_bytes: self.config.max_memory_bytes,
+        }
     }
 
     /// Compiles `source`, an ES module, to bytecode under `name` (the file
@@ -86,8 +111,9 @@ impl Runtime {
     ///
     /// # Errors
     ///
-    /// [`Error::Compile`](crate::Error::Compile) with the position of a
-    /// syntax error; [`Error::Trap`](crate::Error::Trap) if the guest traps.
+    /// [`Error::Compile`] with the position of a syntax error;
+    /// [`Error::InvalidName`] for a name with a NUL byte; the limits'
+    /// errors if compiling runs out of time or memory.
     pub fn compile(&self, name: &str, source: &str) -> Result<CompiledHandler> {
         if name.contains('\0') {
             return Err(Error::InvalidName(
@@ -95,10 +121,14 @@ impl Runtime {
                 "it contains a NUL byte, which JavaScript file names cannot",
             ));
         }
+        let _permit = self.admission.enter()?;
+        // Compiling a large handler takes longer than running a small one.
+        let limits = self.limits(Some(self.config.timeout.max(Duration::from_secs(30))));
         let compiled = compiler::compile(
             &self.sandbox,
             &self.cache,
             self.config.compile_options,
+            limits,
             name,
             source,
         )?;
@@ -106,28 +136,107 @@ impl Runtime {
         Ok(compiled)
     }
 
-    /// Runs `handler` in a fresh instance with `input` (JSON).
+    /// Compiles `source` to bytecode that can be stored and run later with
+    /// [`invoke_bytecode`](Self::invoke_bytecode) (through the cache, like
+    /// [`compile`](Self::compile)).
+    ///
+    /// # Errors
+    ///
+    /// As [`compile`](Self::compile).
+    pub fn precompile(&self, name: &str, source: &str) -> Result<Bytecode> {
+        let compiled = self.compile(name, source)?;
+        Ok(Bytecode {
+            name: compiled.name,
+            bytes: compiled.bytecode,
+        })
+    }
+
+    /// Runs `handler` in a fresh instance with `input` (JSON), within the
+    /// configured timeout.
     ///
     /// # Errors
     ///
     /// The handler's own failures (`Runtime`, `InvalidInput`,
-    /// `InvalidOutput`, `InvalidModule`, `InvalidBytecode`) and traps.
+    /// `InvalidOutput`, `InvalidModule`, `InvalidBytecode`), its limits
+    /// (`Timeout`, `OutOfMemory`, `StackOverflow`, `OutputTooLarge`), and
+    /// `Busy` when no instance frees up in time.
     pub fn invoke(&self, handler: &CompiledHandler, input: &str) -> Result<Invocation> {
-        let result = self
-            .sandbox
-            .call(&handler.name, |guest, store| {
-                guest
-                    .nexus_handler_handler()
-                    .call_invoke(store, &handler.bytecode, input)
-            })
-            .and_then(|(answer, logs)| {
-                Ok(Invocation {
-                    output: answer?,
-                    logs,
-                })
-            });
-        self.stats.executed(result.is_ok());
+        self.invoke_with_timeout(handler, input, None)
+    }
+
+    /// As [`invoke`](Self::invoke), with this call's own timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`invoke`](Self::invoke).
+    pub fn invoke_with_timeout(
+        &self,
+        handler: &CompiledHandler,
+        input: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Invocation> {
+        self.run(&handler.name, &handler.bytecode, input, timeout)
+    }
+
+    /// Runs precompiled bytecode, with the same limits as
+    /// [`invoke`](Self::invoke); counted as a bytecode cache hit.
+    ///
+    /// # Errors
+    ///
+    /// As [`invoke`](Self::invoke).
+    pub fn invoke_bytecode(
+        &self,
+        bytecode: &Bytecode,
+        input: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Invocation> {
+        self.cache.record_hit(Kind::Bytecode);
+        self.run(&bytecode.name, &bytecode.bytes, input, timeout)
+    }
+
+    fn run(
+        &self,
+        name: &str,
+        bytecode: &[u8],
+        input: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Invocation> {
+        let result = self.admission.enter().and_then(|_permit| {
+            let (output, logs) =
+                self.sandbox
+                    .call(name, self.limits(timeout), |guest, store| {
+                        guest
+                            .nexus_handler_handler()
+                            .call_invoke(store, bytecode, input)
+                    })?;
+            if output.len() as u64 > self.config.max_output_bytes {
+                return Err(Error::OutputTooLarge {
+                    size: output.len() as u64,
+                    limit: self.config.max_output_bytes,
+                });
+            }
+            Ok(Invocation { output, logs })
+        });
+        self.stats.executed(&result);
         result
+    }
+
+    /// [`invoke`](Self::invoke) for async callers: runs on tokio's blocking
+    /// pool, so waiting for an instance never blocks the executor.
+    ///
+    /// # Errors
+    ///
+    /// As [`invoke`](Self::invoke).
+    pub async fn invoke_async(
+        self: &Arc<Self>,
+        handler: &CompiledHandler,
+        input: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Invocation> {
+        let (runtime, handler, input) = (self.clone(), handler.clone(), input.to_owned());
+        tokio::task::spawn_blocking(move || runtime.invoke_with_timeout(&handler, &input, timeout))
+            .await
+            .map_err(|e| Error::Trap(format!("invocation task failed: {e}")))?
     }
 
     /// The runtime's figures, as handlers see them through `Nexus.stats()`.
