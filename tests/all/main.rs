@@ -9,6 +9,7 @@
 mod cache;
 mod cli;
 mod isolation;
+mod limits;
 mod node;
 mod support;
 mod vectors;

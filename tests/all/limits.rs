@@ -1,0 +1,338 @@
+//! Hostile handlers, concurrency, and the precompiled-bytecode path: each
+//! failure is its own error, and the runtime keeps serving.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use nexus_host::{Bytecode, Config, Error, Runtime};
+use serde_json::Value;
+
+use crate::support::{nexus, output};
+
+const LOOP: &str = "export default () => { for (;;) {} }";
+const LOOP_AFTER_AWAIT: &str = "export default async () => { await null; while (true) {} }";
+const BOMB: &str =
+    "export default () => { const a = []; for (;;) a.push(new ArrayBuffer(1 << 20)); }";
+const RECURSE: &str = "function f(n) { return f(n + 1) + 1; }\nexport default () => f(0);";
+const HUGE: &str = "export default () => 'x'.repeat(4 * 1024 * 1024)";
+const GOOD: &str = "export default (ctx) => ({ twice: ctx.n * 2 })";
+
+/// A runtime with tight limits, shared by these tests.
+fn limited() -> &'static Arc<Runtime> {
+    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        Arc::new(
+            Runtime::new(Config {
+                cache_dir: dir,
+                timeout: Duration::from_millis(300),
+                max_memory_bytes: 32 << 20,
+                max_output_bytes: 1 << 20,
+                ..Config::default()
+            })
+            .unwrap(),
+        )
+    })
+}
+
+fn run(name: &str, source: &str, input: &str) -> Result<String, Error> {
+    let rt = limited();
+    let h = rt.compile(name, source)?;
+    rt.invoke(&h, input).map(|i| i.output)
+}
+
+fn assert_still_serving() {
+    assert_eq!(
+        run("good.js", GOOD, r#"{"n":21}"#).unwrap(),
+        r#"{"twice":42}"#
+    );
+}
+
+#[test]
+fn each_hostile_handler_gets_its_own_error_and_the_next_call_is_fine() {
+    let cases: [(&str, &str, &str); 5] = [
+        ("loop.js", LOOP, "timeout"),
+        ("loop-await.js", LOOP_AFTER_AWAIT, "timeout"),
+        ("bomb.js", BOMB, "out_of_memory"),
+        ("recurse.js", RECURSE, "stack_overflow"),
+        ("huge.js", HUGE, "output_too_large"),
+    ];
+    for (name, source, kind) in cases {
+        let e = run(name, source, "{}").unwrap_err();
+        assert_eq!(e.kind(), kind, "{name}: {e}");
+        assert_still_serving();
+    }
+    match run("loop.js", LOOP, "{}").unwrap_err() {
+        Error::Timeout { limit } => assert_eq!(limit, Duration::from_millis(300)),
+        other => panic!("{other}"),
+    }
+    match run("bomb.js", BOMB, "{}").unwrap_err() {
+        Error::OutOfMemory { limit } => assert_eq!(limit, 32 << 20),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn a_call_may_override_the_timeout() {
+    let rt = limited();
+    let h = rt.compile("loop.js", LOOP).unwrap();
+    match rt.invoke_with_timeout(&h, "{}", Some(Duration::from_millis(20))) {
+        Err(Error::Timeout { limit }) => assert_eq!(limit, Duration::from_millis(20)),
+        other => panic!("{other:?}"),
+    }
+    let slow = rt
+        .compile("slow.js", "export default () => { const end = Date.now() + 400; while (Date.now() < end) {} return 'done'; }")
+        .unwrap();
+    assert_eq!(rt.invoke(&slow, "{}").unwrap_err().kind(), "timeout");
+    let done = rt
+        .invoke_with_timeout(&slow, "{}", Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(done.output, r#""done""#);
+}
+
+#[test]
+fn timeouts_are_counted() {
+    let rt = Runtime::new(Config {
+        cache_dir: tempfile::tempdir().unwrap().keep(),
+        timeout: Duration::from_millis(50),
+        ..Config::default()
+    })
+    .unwrap();
+    let h = rt.compile("loop.js", LOOP).unwrap();
+    rt.invoke(&h, "{}").unwrap_err();
+    let stats = rt.stats();
+    assert_eq!(
+        (stats.executions, stats.failures, stats.timeouts),
+        (1, 1, 1)
+    );
+}
+
+#[test]
+fn randomness_and_time_are_fresh_per_invocation() {
+    let rt = limited();
+    let h = rt
+        .compile(
+            "fresh.js",
+            "export default () => ({ r: Math.random(), t: Date.now() })",
+        )
+        .unwrap();
+    let first: Value = serde_json::from_str(&rt.invoke(&h, "{}").unwrap().output).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    let second: Value = serde_json::from_str(&rt.invoke(&h, "{}").unwrap().output).unwrap();
+    assert_ne!(first["r"], second["r"]);
+    assert!(second["t"].as_f64().unwrap() > first["t"].as_f64().unwrap());
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as f64;
+    assert!(
+        (now_ms - second["t"].as_f64().unwrap()).abs() < 60_000.0,
+        "Date.now() is the wall clock"
+    );
+}
+
+#[test]
+fn sixty_four_concurrent_mixed_invocations_each_get_their_own_answer() {
+    // A generous default timeout: 64 calls share two cores, and the bomb
+    // must reach its memory cap, not the clock. The loops get 300 ms each.
+    let rt = Arc::new(
+        Runtime::new(Config {
+            cache_dir: tempfile::tempdir().unwrap().keep(),
+            timeout: Duration::from_secs(30),
+            max_memory_bytes: 32 << 20,
+            ..Config::default()
+        })
+        .unwrap(),
+    );
+    let sources = [
+        ("good.js", GOOD),
+        ("loop.js", LOOP),
+        ("bomb.js", BOMB),
+        (
+            "throw.js",
+            "export default () => { throw new TypeError('mine') }",
+        ),
+    ];
+    let handlers: Vec<_> = sources
+        .iter()
+        .map(|(name, source)| rt.compile(name, source).unwrap())
+        .collect();
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = tokio.block_on(async {
+        let calls = (0..64).map(|i| {
+            let (rt, handler) = (rt.clone(), handlers[i % 4].clone());
+            tokio::spawn(async move {
+                let input = format!(r#"{{"n":{i}}}"#);
+                let timeout = (i % 4 == 1).then_some(Duration::from_millis(300));
+                (i, rt.invoke_async(&handler, &input, timeout).await)
+            })
+        });
+        futures_join(calls.collect()).await
+    });
+    for (i, result) in results {
+        match (i % 4, result) {
+            (0, Ok(answer)) => assert_eq!(answer.output, format!(r#"{{"twice":{}}}"#, i * 2)),
+            (1, Err(e)) => assert_eq!(e.kind(), "timeout", "{i}"),
+            (2, Err(e)) => assert_eq!(e.kind(), "out_of_memory", "{i}"),
+            (3, Err(Error::Runtime { name, message, .. })) => {
+                assert_eq!((name.as_str(), message.as_str()), ("TypeError", "mine"))
+            }
+            (kind, other) => panic!("call {i} (kind {kind}): {other:?}"),
+        }
+    }
+    assert_eq!(rt.active_instances(), 0);
+}
+
+async fn futures_join<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[test]
+fn past_max_instances_callers_wait_then_get_busy() {
+    let rt = Arc::new(
+        Runtime::new(Config {
+            cache_dir: tempfile::tempdir().unwrap().keep(),
+            max_instances: 1,
+            queue_timeout: Duration::from_millis(50),
+            timeout: Duration::from_millis(1500),
+            ..Config::default()
+        })
+        .unwrap(),
+    );
+    let looping = rt.compile("loop.js", LOOP).unwrap();
+    let good = rt.compile("good.js", GOOD).unwrap();
+    let holder = {
+        let (rt, looping) = (rt.clone(), looping.clone());
+        std::thread::spawn(move || rt.invoke(&looping, "{}"))
+    };
+    while rt.active_instances() == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let busy = rt.invoke(&good, r#"{"n":1}"#).unwrap_err();
+    assert_eq!(busy.kind(), "busy");
+    assert!(
+        busy.to_string().contains("all 1 instances are busy"),
+        "{busy}"
+    );
+    assert_eq!(holder.join().unwrap().unwrap_err().kind(), "timeout");
+    // The slot is free again.
+    assert_eq!(
+        rt.invoke(&good, r#"{"n":1}"#).unwrap().output,
+        r#"{"twice":2}"#
+    );
+}
+
+#[test]
+fn hostile_handlers_through_the_cli_exit_1_naming_the_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, source, kind) in [
+        ("loop.js", LOOP, "timeout"),
+        ("bomb.js", BOMB, "out_of_memory"),
+        ("recurse.js", RECURSE, "stack_overflow"),
+        ("huge.js", HUGE, "output_too_large"),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, source).unwrap();
+        let (mut cmd, _c) = nexus();
+        let out = output(cmd.arg("run").arg(&file).args([
+            "--timeout-ms",
+            "200",
+            "--max-output-bytes",
+            "1Mi",
+        ]));
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains(&format!("error[{kind}]")),
+            "{name}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn precompiled_bytecode_round_trips_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("double.js");
+    std::fs::write(
+        &source,
+        "export default (ctx) => { console.log('from bytecode'); return ctx.n * 2; }",
+    )
+    .unwrap();
+    let compiled = dir.path().join("double.qjsc");
+    let (mut cmd, _c) = nexus();
+    assert!(
+        output(cmd.arg("compile").arg(&source).arg("-o").arg(&compiled))
+            .status
+            .success()
+    );
+
+    let (mut cmd, _c) = nexus();
+    let out = output(
+        cmd.arg("run")
+            .arg(&compiled)
+            .args(["--input", r#"{"n":21}"#]),
+    );
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "42\n");
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("from bytecode"));
+
+    // The library reads the same file.
+    let bytecode = Bytecode::from_file(&std::fs::read(&compiled).unwrap()).unwrap();
+    let rt = limited();
+    let before = rt.stats().bytecode.memory.hits;
+    assert_eq!(
+        rt.invoke_bytecode(&bytecode, r#"{"n":2}"#, None)
+            .unwrap()
+            .output,
+        "4"
+    );
+    assert_eq!(
+        rt.stats().bytecode.memory.hits,
+        before + 1,
+        "counted as a cache hit"
+    );
+
+    // Bytecode from another guest build is refused, never loaded.
+    let mut other = std::fs::read(&compiled).unwrap();
+    other[12] ^= 0xff; // inside the guest fingerprint
+    let foreign = dir.path().join("foreign.qjsc");
+    std::fs::write(&foreign, &other).unwrap();
+    let (mut cmd, _c) = nexus();
+    let out = output(cmd.arg("run").arg(&foreign));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("error[invalid_bytecode]") && stderr.contains("another guest build"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn nexus_bench_reports_percentiles() {
+    let (mut cmd, _c) = nexus();
+    let out = output(
+        cmd.arg("bench")
+            .arg(crate::support::vectors_dir().join("hello.js"))
+            .args(["--input", r#"{"name":"b"}"#, "--iterations", "50", "--json"]),
+    );
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["iterations"], 50);
+    let (median, p90, p99) = (
+        report["median_us"].as_f64().unwrap(),
+        report["p90_us"].as_f64().unwrap(),
+        report["p99_us"].as_f64().unwrap(),
+    );
+    assert!(median > 0.0 && median <= p90 && p90 <= p99, "{report}");
+    assert!(report["per_second"].as_f64().unwrap() > 0.0);
+}
