@@ -1,9 +1,9 @@
 //! Every invocation starts from a fresh instance.
 
-use nexus_host::{Config, Runtime};
+use nexus_host::Runtime;
 use serde_json::Value;
 
-use crate::support::runtime;
+use crate::support::{runtime, scratch_config};
 
 #[test]
 fn global_state_does_not_survive_an_invocation() {
@@ -49,7 +49,7 @@ fn a_failed_invocation_leaves_the_next_one_fine() {
 #[test]
 fn handlers_read_the_runtimes_own_figures() {
     // A runtime of its own, so no other test moves the counters.
-    let rt = Runtime::new(Config::default()).unwrap();
+    let rt = Runtime::new(scratch_config()).unwrap();
     let stats = rt
         .compile("stats.js", "export default () => Nexus.stats()")
         .unwrap();

@@ -10,7 +10,16 @@ use serde_json::{json, Value};
 /// One runtime for the library tests: compiling the guest is the slow part.
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| Runtime::new(Config::default()).expect("runtime"))
+    RUNTIME.get_or_init(|| Runtime::new(scratch_config()).expect("runtime"))
+}
+
+/// The default settings, with the cache in a fresh temporary directory (kept
+/// until the test process ends).
+pub fn scratch_config() -> Config {
+    Config {
+        cache_dir: tempfile::tempdir().unwrap().keep(),
+        ..Config::default()
+    }
 }
 
 /// Compiles and invokes through the library.
