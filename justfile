@@ -20,6 +20,7 @@ bench:
     cd tests/compat && npm install --no-audit --no-fund --silent
     node tests/compat/make-handlers.mjs target/bench-handlers
     cargo bench --locked --bench cache
+    cargo bench --locked --bench invoke
 
 # Real-world npm bundles as handlers: same JSON as Node (needs npm).
 compat:

@@ -1,0 +1,92 @@
+//! `just bench` (invoke): a trivial handler, a fresh instance per call,
+//! against the same handler in a fresh Node `vm` context per call
+//! (`bench/node-vm-peer.mjs`), measured side by side in one run.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nexus_host::{Config, Runtime};
+
+const ITERATIONS: usize = 2000;
+const SECONDS: u64 = 2;
+const INPUT: &str = r#"{"name":"bench"}"#;
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let source = std::fs::read_to_string(root.join("examples/hello.js")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(
+        Runtime::new(Config {
+            cache_dir: dir.path().to_owned(),
+            ..Config::default()
+        })
+        .unwrap(),
+    );
+    let handler = rt.compile("hello.js", &source).unwrap();
+    for _ in 0..ITERATIONS / 10 {
+        rt.invoke(&handler, INPUT).unwrap();
+    }
+    let mut samples: Vec<Duration> = (0..ITERATIONS)
+        .map(|_| {
+            let t = Instant::now();
+            rt.invoke(&handler, INPUT).unwrap();
+            t.elapsed()
+        })
+        .collect();
+    samples.sort();
+    let at =
+        |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e6;
+    let (median, p90, p99) = (at(0.5), at(0.9), at(0.99));
+
+    let end = Instant::now() + Duration::from_secs(SECONDS);
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (rt, handler) = (rt.clone(), handler.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while Instant::now() < end {
+                    rt.invoke(&handler, INPUT).unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let per_second =
+        threads.into_iter().map(|t| t.join().unwrap()).sum::<u64>() as f64 / SECONDS as f64;
+
+    let node = Command::new("node")
+        .arg(root.join("bench/node-vm-peer.mjs"))
+        .args([ITERATIONS.to_string(), SECONDS.to_string()])
+        .output()
+        .expect("node runs the peer benchmark");
+    assert!(
+        node.status.success(),
+        "{}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+    let node: serde_json::Value = serde_json::from_slice(&node.stdout).unwrap();
+    let node_median = node["median_us"].as_f64().unwrap();
+    let node_per_second = node["per_second_2_threads"].as_f64().unwrap();
+
+    println!("## Invocation: a trivial handler, a fresh instance / context per call\n");
+    println!(
+        "| measure | Nexus (fresh wasm instance) | Node `vm` (fresh context) | Node / Nexus |"
+    );
+    println!("|---|---|---|---|");
+    println!(
+        "| median per invocation ({ITERATIONS} calls) | {median:.1} µs (p90 {p90:.1}, p99 {p99:.1}) | {node_median:.1} µs (p90 {:.1}, p99 {:.1}) | {:.2}× |",
+        node["p90_us"].as_f64().unwrap(),
+        node["p99_us"].as_f64().unwrap(),
+        node_median / median
+    );
+    println!(
+        "| invocations per second, 2 threads, {SECONDS} s | {per_second:.0} | {node_per_second:.0} | {:.2}× |",
+        per_second / node_per_second
+    );
+}
