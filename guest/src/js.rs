@@ -43,6 +43,11 @@ fn with_ctx<R>(f: impl FnOnce(Ctx<'_>) -> R) -> R {
     })
 }
 
+/// Creates the runtime and context now (for a pre-initialized snapshot).
+pub fn initialize() {
+    with_ctx(|_| ());
+}
+
 /// Parses `source` as an ES module named `name` and writes its bytecode.
 pub fn compile(name: &str, source: &str, options: CompileOptions) -> Result<Vec<u8>, HandlerError> {
     with_ctx(|ctx| {
@@ -61,6 +66,8 @@ pub fn compile(name: &str, source: &str, options: CompileOptions) -> Result<Vec<
 /// Loads `bytecode`, evaluates it, calls its default export with `input`
 /// parsed as JSON and answers the result as JSON (`null` for `undefined`).
 pub fn invoke(bytecode: &[u8], input: &str) -> Result<String, HandlerError> {
+    // A snapshot froze the generator's state: every instance would repeat it.
+    globals::reseed_random();
     with_ctx(|ctx| {
         let input = ctx
             .json_parse(input)

@@ -19,9 +19,15 @@ wit_bindgen::generate!({
     path: "../wit",
 });
 
-struct Guest;
+struct Nexus;
 
-impl compiler::Guest for Guest {
+impl Guest for Nexus {
+    fn wizer_initialize() {
+        js::initialize();
+    }
+}
+
+impl compiler::Guest for Nexus {
     fn compile(
         name: String,
         source: String,
@@ -31,10 +37,10 @@ impl compiler::Guest for Guest {
     }
 }
 
-impl handler::Guest for Guest {
+impl handler::Guest for Nexus {
     fn invoke(bytecode: Vec<u8>, input: String) -> Result<String, HandlerError> {
         js::invoke(&bytecode, &input)
     }
 }
 
-export!(Guest);
+export!(Nexus);

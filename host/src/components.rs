@@ -6,8 +6,12 @@ use std::hash::{Hash, Hasher};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
+use std::sync::Arc;
+
 use crate::cache::{Cache, Key, Source};
 use crate::error::{Error, Result};
+use crate::snapshot;
+use crate::stats::Stats;
 
 /// The `nexus-guest` component, as built for `wasm32-wasip2`.
 pub static GUEST_WASM: &[u8] = include_bytes!(env!("NEXUS_GUEST_WASM"));
@@ -16,16 +20,22 @@ pub static GUEST_WASM: &[u8] = include_bytes!(env!("NEXUS_GUEST_WASM"));
 /// bytecode files.
 pub const GUEST_FINGERPRINT: &str = env!("NEXUS_GUEST_FINGERPRINT");
 
-/// The guest compiled for `engine`: from memory, from a verified file, or by
-/// Cranelift (the expensive step, ~0.3 s), in that order.
+/// The pre-initialized guest compiled for `engine`: from memory, from a
+/// verified file, or by snapshotting and Cranelift (the expensive steps), in
+/// that order.
 ///
 /// # Errors
 ///
-/// [`Error::Engine`] if Cranelift fails.
-pub fn load(engine: &Engine, cache: &Cache) -> Result<(Component, Source)> {
-    let key = Key::component(GUEST_WASM, &engine_hash(engine), "guest");
+/// [`Error::Engine`] if pre-initializing or compiling fails.
+pub(crate) fn load(
+    engine: &Engine,
+    cache: &Cache,
+    stats: &Arc<Stats>,
+) -> Result<(Component, Source)> {
+    let key = Key::component(GUEST_WASM, &engine_hash(engine), snapshot::VARIANT);
     cache.component(key, engine, || {
-        Component::new(engine, GUEST_WASM).map_err(Error::engine)
+        let wasm = snapshot::pre_initialize(GUEST_WASM, stats.clone())?;
+        Component::new(engine, &wasm).map_err(Error::engine)
     })
 }
 

@@ -18,6 +18,7 @@ pub mod config;
 mod error;
 pub mod runtime;
 mod sandbox;
+mod snapshot;
 pub mod stats;
 
 pub use bindings::{CacheStats, Level, RuntimeStats, Tier};

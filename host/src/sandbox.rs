@@ -81,6 +81,28 @@ pub(crate) struct HostState {
     log_bytes: usize,
 }
 
+impl HostState {
+    /// A fresh state: an empty WASI context, and a memory cap if given.
+    pub fn new(stats: Arc<Stats>, handler: &str, max_memory_bytes: Option<u64>) -> Self {
+        let mut limits = StoreLimitsBuilder::new();
+        if let Some(max) = max_memory_bytes {
+            limits = limits.memory_size(max as usize);
+        }
+        HostState {
+            wasi: WasiCtx::builder().build(),
+            limiter: Limiter {
+                limits: limits.build(),
+                refused: false,
+            },
+            table: ResourceTable::new(),
+            stats,
+            handler: handler.to_owned(),
+            logs: Vec::new(),
+            log_bytes: 0,
+        }
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -158,20 +180,7 @@ impl Sandbox {
             &mut Store<HostState>,
         ) -> wasmtime::Result<std::result::Result<T, HandlerError>>,
     ) -> Result<(T, Vec<LogLine>)> {
-        let state = HostState {
-            wasi: WasiCtx::builder().build(),
-            limiter: Limiter {
-                limits: StoreLimitsBuilder::new()
-                    .memory_size(limits.max_memory_bytes as usize)
-                    .build(),
-                refused: false,
-            },
-            table: ResourceTable::new(),
-            stats: self.stats.clone(),
-            handler: handler.to_owned(),
-            logs: Vec::new(),
-            log_bytes: 0,
-        };
+        let state = HostState::new(self.stats.clone(), handler, Some(limits.max_memory_bytes));
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         let ticks = limits.timeout.as_nanos().div_ceil(TICK.as_nanos()).max(1) as u64;

@@ -12,6 +12,7 @@ fn the_guest_exports_the_nexus_handler_world() {
     let world = &resolve.worlds[world];
     let names = |items: &wit_parser::WorldItem| match items {
         wit_parser::WorldItem::Interface { id, .. } => resolve.id_of(*id).unwrap(),
+        wit_parser::WorldItem::Function(f) => format!("func {}", f.name),
         other => panic!("unexpected world item {other:?}"),
     };
     let exports: Vec<String> = world.exports.values().map(names).collect();
@@ -19,7 +20,8 @@ fn the_guest_exports_the_nexus_handler_world() {
         exports,
         [
             "nexus:handler/compiler@0.1.0",
-            "nexus:handler/handler@0.1.0"
+            "nexus:handler/handler@0.1.0",
+            "func wizer-initialize",
         ]
     );
     let imports: Vec<String> = world.imports.values().map(names).collect();

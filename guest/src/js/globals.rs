@@ -1,12 +1,51 @@
 //! What the guest adds to a handler's global object: `console`, which writes
-//! to the host's log, and `Nexus.stats()`, the host's own figures.
+//! to the host's log, `Nexus.stats()`, the host's own figures, and a
+//! `Math.random` the guest can reseed.
 
 use rquickjs::{convert::Coerced, function::Rest, Ctx, Function, Object, Result, Value};
 
 use crate::nexus::handler::log::{self, Level};
 use crate::nexus::handler::stats::{self, CacheStats, RuntimeStats, Tier};
 
+thread_local! {
+    static RANDOM: std::cell::Cell<u64> = const { std::cell::Cell::new(0x9e37_79b9_7f4a_7c15) };
+}
+
+unsafe extern "C" {
+    /// wasi-libc's, over `wasi:random/random`: the host's randomness.
+    fn getentropy(buffer: *mut u8, length: usize) -> i32;
+}
+
+/// Seeds `Math.random` from the host's randomness. Called at the start of
+/// every invocation: a pre-initialized snapshot would otherwise hand every
+/// instance, in every process, the same sequence.
+pub fn reseed_random() {
+    let mut seed = [0u8; 8];
+    // SAFETY: the buffer is valid for 8 bytes; getentropy takes up to 256.
+    let ok = unsafe { getentropy(seed.as_mut_ptr(), seed.len()) } == 0;
+    assert!(ok, "the host gave no randomness");
+    RANDOM.set(u64::from_le_bytes(seed) | 1);
+}
+
+/// xorshift64*, as QuickJS's own `Math.random`, from our reseedable state.
+fn random() -> f64 {
+    let mut x = RANDOM.get();
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    RANDOM.set(x);
+    let bits = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
+    // 52 random mantissa bits in [1, 2), minus 1.
+    f64::from_bits((bits >> 12) | 0x3ff0_0000_0000_0000) - 1.0
+}
+
 pub fn install<'js>(ctx: &Ctx<'js>) -> Result<()> {
+    let math: Object = ctx.globals().get("Math")?;
+    math.set(
+        "random",
+        Function::new(ctx.clone(), random)?.with_name("random")?,
+    )?;
+
     let console = Object::new(ctx.clone())?;
     for (name, level) in [
         ("debug", Level::Debug),

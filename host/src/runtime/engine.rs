@@ -25,6 +25,7 @@ pub(crate) const TICK: Duration = Duration::from_millis(1);
 const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
 const MEMORIES_PER_COMPONENT: u32 = 2;
 const TABLES_PER_COMPONENT: u32 = 8;
+const KEEP_RESIDENT: usize = 16 << 20;
 
 pub(crate) fn new(max_instances: u32, max_memory_bytes: u64) -> Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
@@ -35,7 +36,11 @@ pub(crate) fn new(max_instances: u32, max_memory_bytes: u64) -> Result<Engine> {
         .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
         .max_memories_per_component(MEMORIES_PER_COMPONENT)
         .max_tables_per_component(TABLES_PER_COMPONENT)
-        .max_memory_size(max_memory_bytes as usize);
+        .max_memory_size(max_memory_bytes as usize)
+        // Reused slots keep this much of the pre-initialized heap resident:
+        // a fresh instance then starts without page faults.
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT);
 
     let mut config = wasmtime::Config::new();
     config

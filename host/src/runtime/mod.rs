@@ -63,9 +63,9 @@ impl Runtime {
             config.max_disk_cache_bytes,
         ));
         let engine = engine::new(config.max_instances, config.max_memory_bytes)?;
-        let (component, component_source) = components::load(&engine, &cache)?;
-        tracing::debug!(target: "nexus::cache", artifact = "component", source = component_source.as_str(), "guest component");
         let stats = Arc::new(Stats::new(cache.clone()));
+        let (component, component_source) = components::load(&engine, &cache, &stats)?;
+        tracing::debug!(target: "nexus::cache", artifact = "component", source = component_source.as_str(), "guest component");
         let sandbox = Sandbox::new(&engine, &component, stats.clone())?;
         Ok(Self {
             admission: Admission::new(config.max_instances, config.queue_timeout),
