@@ -336,3 +336,39 @@ fn nexus_bench_reports_percentiles() {
     assert!(median > 0.0 && median <= p90 && p90 <= p99, "{report}");
     assert!(report["per_second"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn math_random_differs_between_processes_sharing_one_cached_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let handler = dir.path().join("random.js");
+    std::fs::write(
+        &handler,
+        "export default () => [Math.random(), Math.random()]",
+    )
+    .unwrap();
+    let run = || {
+        let (mut cmd, _c) = nexus();
+        cmd.env("NEXUS_LOG", "nexus::cache=debug")
+            .arg("run")
+            .arg(&handler)
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"));
+        let out = output(&mut cmd);
+        assert!(out.status.success());
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let numbers: Vec<f64> = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            numbers.iter().all(|n| (0.0..1.0).contains(n)),
+            "{numbers:?}"
+        );
+        assert_ne!(numbers[0], numbers[1]);
+        (numbers, stderr)
+    };
+    let (first, _) = run();
+    let (second, log) = run();
+    assert!(
+        log.contains("artifact=\"component\" source=\"disk\""),
+        "{log}"
+    );
+    assert_ne!(first, second, "two processes, one snapshot, two sequences");
+}
