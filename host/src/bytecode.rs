@@ -32,6 +32,15 @@ pub struct Bytecode {
     pub bytes: Arc<[u8]>,
 }
 
+impl From<&crate::CompiledHandler> for Bytecode {
+    fn from(handler: &crate::CompiledHandler) -> Self {
+        Bytecode {
+            name: handler.name.clone(),
+            bytes: handler.bytecode.clone(),
+        }
+    }
+}
+
 fn guest() -> [u8; 32] {
     *blake3::Hash::from_hex(GUEST_FINGERPRINT)
         .expect("build.rs writes a hex fingerprint")

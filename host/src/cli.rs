@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use nexus_host::cache::{Cache, Kind};
 use nexus_host::config::{Layer, SizeValue};
-use nexus_host::{Bytecode, Config, Error, Runtime};
+use nexus_host::{Bytecode, CompiledHandler, Config, Error, Runtime};
 use serde_json::json;
 
 /// Nexus: a plugin host that runs JavaScript handlers in fresh, isolated
@@ -275,24 +275,26 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn compile(args: CompileArgs) -> Result<(), Failure> {
-    let source = read_file(&args.file).map_err(usage)?;
-    let runtime = Runtime::new(args.settings.resolve()?).map_err(classify)?;
-    let bytecode = runtime
-        .precompile(&handler_name(&args.file), &source)
+/// A runtime with `settings`, and the handler in `file` compiled by it.
+fn compile_file(file: &Path, settings: Settings) -> Result<(Runtime, CompiledHandler), Failure> {
+    let source = read_file(file).map_err(usage)?;
+    let runtime = Runtime::new(settings.resolve()?).map_err(classify)?;
+    let handler = runtime
+        .compile(&handler_name(file), &source)
         .map_err(classify)?;
-    std::fs::write(&args.output, bytecode.to_file())
+    Ok((runtime, handler))
+}
+
+fn compile(args: CompileArgs) -> Result<(), Failure> {
+    let (_, handler) = compile_file(&args.file, args.settings)?;
+    std::fs::write(&args.output, Bytecode::from(&handler).to_file())
         .with_context(|| format!("cannot write {}", args.output.display()))
         .map_err(usage)?;
     Ok(())
 }
 
 fn bench(args: BenchArgs) -> Result<(), Failure> {
-    let source = read_file(&args.file).map_err(usage)?;
-    let runtime = Runtime::new(args.settings.resolve()?).map_err(classify)?;
-    let handler = runtime
-        .compile(&handler_name(&args.file), &source)
-        .map_err(classify)?;
+    let (runtime, handler) = compile_file(&args.file, args.settings)?;
     let warm_up = (args.iterations / 10).max(10);
     for _ in 0..warm_up {
         runtime.invoke(&handler, &args.input).map_err(classify)?;

@@ -141,20 +141,16 @@ impl Config {
     /// [`Error::Config`] for a value that does not parse.
     pub fn resolve(layers: &[Layer]) -> Result<Config> {
         let d = Config::default();
-        let size = |name: &'static str, get: fn(&Layer) -> Option<&SizeValue>, default: u64| {
+        type Parse = fn(&'static str, &SizeValue) -> Result<u64>;
+        let pick = |name, get: fn(&Layer) -> Option<&SizeValue>, parse: Parse, default| {
             layers
                 .iter()
                 .find_map(get)
-                .map(|v| size(name, v))
+                .map(|v| parse(name, v))
                 .unwrap_or(Ok(default))
         };
-        let count = |name: &'static str, get: fn(&Layer) -> Option<&SizeValue>, default: u64| {
-            layers
-                .iter()
-                .find_map(get)
-                .map(|v| count(name, v))
-                .unwrap_or(Ok(default))
-        };
+        let size = |name, get, default| pick(name, get, size, default);
+        let count = |name, get, default| pick(name, get, count, default);
         let millis = |n: u64| Duration::from_millis(n);
         let config = Config {
             cache_dir: layers

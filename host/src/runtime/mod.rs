@@ -144,11 +144,7 @@ impl Runtime {
     ///
     /// As [`compile`](Self::compile).
     pub fn precompile(&self, name: &str, source: &str) -> Result<Bytecode> {
-        let compiled = self.compile(name, source)?;
-        Ok(Bytecode {
-            name: compiled.name,
-            bytes: compiled.bytecode,
-        })
+        Ok(Bytecode::from(&self.compile(name, source)?))
     }
 
     /// Runs `handler` in a fresh instance with `input` (JSON), within the
