@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::error::{Error, Result};
 
@@ -40,7 +40,10 @@ pub(crate) fn new(max_instances: u32, max_memory_bytes: u64) -> Result<Engine> {
         // Reused slots keep this much of the pre-initialized heap resident:
         // a fresh instance then starts without page faults.
         .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(KEEP_RESIDENT);
+        .table_keep_resident(KEEP_RESIDENT)
+        // Linux 6.7+: reset only the pages an instance dirtied, not the
+        // whole resident range; elsewhere this quietly falls back.
+        .pagemap_scan(Enabled::Auto);
 
     let mut config = wasmtime::Config::new();
     config
