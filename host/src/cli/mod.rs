@@ -1,0 +1,157 @@
+//! `nexus` subcommands.
+//!
+//! Exit codes: 0 success; 1 the handler failed (its error on stderr), or
+//! `cache verify` found damage; 2 bad usage, a bad setting or an unreadable
+//! file; 3 the host itself failed.
+
+mod bench;
+mod cache;
+mod run;
+mod settings;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use nexus_host::{CompiledHandler, Error, Runtime};
+
+use settings::Settings;
+
+/// Nexus: a plugin host that runs JavaScript handlers in fresh, isolated
+/// WebAssembly instances.
+///
+/// A handler is an ES module whose default export takes the parsed JSON
+/// input and returns a JSON-able value (or a promise of one). Compiled
+/// artifacts are cached in memory and in a cache directory, so a handler
+/// seen once is not compiled again, even by the next process.
+#[derive(Parser)]
+#[command(name = "nexus", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a handler once and print its result as JSON on stdout.
+    ///
+    /// console.* output goes to stderr. If the handler fails, its error
+    /// (kind, message, and line:column or stack) goes to stderr and the exit
+    /// status is 1.
+    #[command(
+        after_help = "Examples:\n  nexus run examples/hello.js --input '{\"name\":\"Ada\"}'\n  \
+        echo '{\"n\": 2}' | nexus run handler.js --input-file -"
+    )]
+    Run(run::RunArgs),
+    /// Compile a handler to a bytecode file that `nexus run` runs directly.
+    ///
+    /// The file only runs on the guest build that wrote it; another build
+    /// refuses it with an invalid_bytecode error.
+    Compile(run::CompileArgs),
+    /// Measure a handler: N invocations in steady state, a fresh instance
+    /// each, after a warm-up; prints median, p90 and p99 per invocation (µs)
+    /// and invocations per second.
+    Bench(bench::BenchArgs),
+    /// Inspect or manage the cache directory.
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
+}
+
+/// A failure, sorted by who is at fault; decides the exit status.
+pub(crate) enum Failure {
+    Handler(Error),
+    /// Already reported on stdout; exit 1.
+    Found,
+    Usage(anyhow::Error),
+    Host(anyhow::Error),
+}
+
+pub(crate) fn usage(e: impl Into<anyhow::Error>) -> Failure {
+    Failure::Usage(e.into())
+}
+
+pub(crate) fn host(e: impl Into<anyhow::Error>) -> Failure {
+    Failure::Host(e.into())
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Compile(args) => run::compile(args),
+        Command::Bench(args) => bench::bench(args),
+        Command::Cache(command) => cache::cache(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Handler(e)) => {
+            eprintln!("error[{}]: {e}", e.kind());
+            ExitCode::from(1)
+        }
+        Err(Failure::Found) => ExitCode::from(1),
+        Err(Failure::Usage(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Host(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// Handlers' console output at debug and up, the host's own at warn, both
+/// to stderr; `NEXUS_LOG` (an `EnvFilter`) overrides.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NEXUS_LOG")
+        .unwrap_or_else(|_| "warn,nexus::console=debug".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .with_target(false)
+        .init();
+}
+
+/// A runtime with `settings`, and the handler in `file` compiled by it.
+pub(crate) fn compile_file(
+    file: &Path,
+    settings: Settings,
+) -> Result<(Runtime, CompiledHandler), Failure> {
+    let source = read_file(file).map_err(usage)?;
+    let runtime = Runtime::new(settings.resolve()?).map_err(classify)?;
+    let handler = runtime
+        .compile(&handler_name(file), &source)
+        .map_err(classify)?;
+    Ok((runtime, handler))
+}
+
+pub(crate) fn classify(e: Error) -> Failure {
+    match e {
+        Error::Config { .. } => usage(e),
+        e if e.is_handler_error() => Failure::Handler(e),
+        e => host(e),
+    }
+}
+
+/// The name stack traces show: the file's own name, without its folders.
+pub(crate) fn handler_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "handler.js".to_owned())
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<String> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading stdin")?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
