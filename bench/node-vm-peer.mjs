@@ -1,15 +1,17 @@
-// The Node peer for `just bench`: the same trivial handler, a fresh `vm`
-// context per call (compiled once, like Nexus's bytecode).
+// The Node peer for `just bench`: the same trivial handler (bench/trivial.js),
+// a fresh `vm` context per call (compiled once, like Nexus's bytecode).
 // usage: node bench/node-vm-peer.mjs ITERATIONS SECONDS_FOR_THROUGHPUT
 // prints JSON: {"median_us", "p90_us", "p99_us", "per_second_2_threads"}
 import vm from "node:vm";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
+import { readFileSync } from "node:fs";
 
-const HANDLER = `globalThis.handler = function (ctx) {
-  const name = ctx.name ?? "world";
-  return { message: "Hello, " + name + "!", length: name.length };
-};`;
+// `vm.Script` runs scripts: the module's default export becomes a global.
+const HANDLER = readFileSync(new URL("trivial.js", import.meta.url), "utf8").replace(
+  "export default function",
+  "globalThis.handler = function",
+);
 const INPUT = '{"name":"bench"}';
 const script = new vm.Script(HANDLER);
 

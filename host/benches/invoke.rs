@@ -1,6 +1,6 @@
-//! `just bench` (invoke): a trivial handler, a fresh instance per call,
-//! against the same handler in a fresh Node `vm` context per call
-//! (`bench/node-vm-peer.mjs`), measured side by side in one run.
+//! `just bench` (invoke): a trivial handler (`bench/trivial.js`), a fresh
+//! instance per call, against the same handler in a fresh Node `vm` context
+//! per call (`bench/node-vm-peer.mjs`), measured side by side in one run.
 
 use std::path::Path;
 use std::process::Command;
@@ -18,7 +18,7 @@ fn main() {
         .parent()
         .unwrap()
         .to_owned();
-    let source = std::fs::read_to_string(root.join("examples/hello.js")).unwrap();
+    let source = std::fs::read_to_string(root.join("bench/trivial.js")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let rt = Arc::new(
         Runtime::new(Config {
@@ -27,7 +27,7 @@ fn main() {
         })
         .unwrap(),
     );
-    let handler = rt.compile("hello.js", &source).unwrap();
+    let handler = rt.compile("trivial.js", &source).unwrap();
     for _ in 0..ITERATIONS / 10 {
         rt.invoke(&handler, INPUT).unwrap();
     }
