@@ -8,7 +8,8 @@ use crate::nexus::handler::log::{self, Level};
 use crate::nexus::handler::stats::{self, CacheStats, RuntimeStats, Tier};
 
 thread_local! {
-    static RANDOM: std::cell::Cell<u64> = const { std::cell::Cell::new(0x9e37_79b9_7f4a_7c15) };
+    /// The generator's state; 0 means "seed me before the next number".
+    static RANDOM: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 unsafe extern "C" {
@@ -16,20 +17,28 @@ unsafe extern "C" {
     fn getentropy(buffer: *mut u8, length: usize) -> i32;
 }
 
-/// Seeds `Math.random` from the host's randomness. Called at the start of
-/// every invocation: a pre-initialized snapshot would otherwise hand every
-/// instance, in every process, the same sequence.
+/// Makes the next `Math.random` seed itself from the host's randomness.
+/// Called at the start of every invocation: a pre-initialized snapshot would
+/// otherwise hand every instance, in every process, the same sequence. The
+/// seed is fetched on first use, so handlers that never ask pay nothing.
 pub fn reseed_random() {
+    RANDOM.set(0);
+}
+
+fn seed() -> u64 {
     let mut seed = [0u8; 8];
     // SAFETY: the buffer is valid for 8 bytes; getentropy takes up to 256.
     let ok = unsafe { getentropy(seed.as_mut_ptr(), seed.len()) } == 0;
     assert!(ok, "the host gave no randomness");
-    RANDOM.set(u64::from_le_bytes(seed) | 1);
+    u64::from_le_bytes(seed) | 1
 }
 
 /// xorshift64*, as QuickJS's own `Math.random`, from our reseedable state.
 fn random() -> f64 {
     let mut x = RANDOM.get();
+    if x == 0 {
+        x = seed();
+    }
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;
