@@ -14,10 +14,11 @@ pub fn runtime() -> &'static Runtime {
 }
 
 /// The default settings, with the cache in a fresh temporary directory (kept
-/// until the test process ends).
+/// until the test process ends) and a timeout no loaded machine reaches.
 pub fn scratch_config() -> Config {
     Config {
         cache_dir: tempfile::tempdir().unwrap().keep(),
+        timeout: std::time::Duration::from_secs(20),
         ..Config::default()
     }
 }
