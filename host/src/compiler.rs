@@ -45,7 +45,7 @@ pub(crate) fn compile(
             strip_source: options.strip_source,
             strip_debug: options.strip_debug,
         };
-        let (bytecode, _logs) = sandbox.call(name, limits, |guest, store| {
+        let (bytecode, _logs, _timing) = sandbox.call(name, limits, |guest, store| {
             guest
                 .nexus_handler_compiler()
                 .call_compile(store, name, source, options)

@@ -28,4 +28,4 @@ pub use compiler::CompiledHandler;
 pub use config::{CompileOptions, Config};
 pub use error::{Error, Result};
 pub use runtime::{Invocation, Runtime};
-pub use sandbox::LogLine;
+pub use sandbox::{LogLine, Timing};

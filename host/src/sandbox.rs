@@ -11,7 +11,7 @@
 //!   (clocks, randomness) is all a handler can reach.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
@@ -33,6 +33,36 @@ const MAX_LOG_BYTES: usize = 1 << 20;
 pub struct LogLine {
     pub level: Level,
     pub message: String,
+}
+
+/// Where one call's time went, phase by phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timing {
+    /// Creating the store, its host state and limits.
+    pub setup: Duration,
+    /// Instantiating the guest from the pre-linked component (pooled slots,
+    /// imports, the snapshot's memory mapped copy-on-write).
+    pub instantiate: Duration,
+    /// The guest's own work: arguments in, QuickJS loading and evaluating
+    /// the module, the handler's call, the result out.
+    pub call: Duration,
+    /// Dropping the store: the slot's memory and tables reset for reuse.
+    pub teardown: Duration,
+}
+
+impl Timing {
+    /// The phases' names, in the order they run.
+    pub const PHASES: [&'static str; 4] = ["setup", "instantiate", "call", "teardown"];
+
+    /// The phases' durations, in the order of [`PHASES`](Self::PHASES).
+    pub fn phases(&self) -> [Duration; 4] {
+        [self.setup, self.instantiate, self.call, self.teardown]
+    }
+
+    /// All phases together.
+    pub fn total(&self) -> Duration {
+        self.phases().iter().sum()
+    }
 }
 
 /// What one call may use.
@@ -171,6 +201,7 @@ impl Sandbox {
 
     /// Runs `f` against a fresh instance within `limits`; `handler` names
     /// the log lines. Traps and limits become their own [`Error`] variants.
+    /// On success, also answers where the time went.
     pub fn call<T>(
         &self,
         handler: &str,
@@ -179,7 +210,8 @@ impl Sandbox {
             &HandlerRuntime,
             &mut Store<HostState>,
         ) -> wasmtime::Result<std::result::Result<T, HandlerError>>,
-    ) -> Result<(T, Vec<LogLine>)> {
+    ) -> Result<(T, Vec<LogLine>, Timing)> {
+        let start = Instant::now();
         let state = HostState::new(self.stats.clone(), handler, Some(limits.max_memory_bytes));
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -187,14 +219,22 @@ impl Sandbox {
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
 
-        let outcome = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|bindings| f(&bindings, &mut store));
+        let set_up = Instant::now();
+        let instance = self.pre.instantiate(&mut store);
+        let instantiated = Instant::now();
+        let outcome = instance.and_then(|bindings| f(&bindings, &mut store));
+        let called = Instant::now();
         let out_of_memory = store.data().limiter.refused;
         let logs = std::mem::take(&mut store.data_mut().logs);
+        drop(store);
+        let timing = Timing {
+            setup: set_up - start,
+            instantiate: instantiated - set_up,
+            call: called - instantiated,
+            teardown: called.elapsed(),
+        };
         match outcome {
-            Ok(Ok(value)) => Ok((value, logs)),
+            Ok(Ok(value)) => Ok((value, logs, timing)),
             _ if out_of_memory => Err(Error::OutOfMemory {
                 limit: limits.max_memory_bytes,
             }),

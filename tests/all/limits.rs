@@ -341,6 +341,11 @@ fn nexus_bench_reports_percentiles() {
     );
     assert!(median > 0.0 && median <= p90 && p90 <= p99, "{report}");
     assert!(report["per_second"].as_f64().unwrap() > 0.0);
+    // Each phase of an invocation was measured (and so took some time).
+    for phase in ["setup", "instantiate", "call", "teardown"] {
+        let us = report["phases_us"][phase].as_f64();
+        assert!(us.is_some_and(|us| us > 0.0), "{phase}: {report}");
+    }
 }
 
 #[test]

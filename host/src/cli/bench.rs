@@ -1,8 +1,10 @@
 //! `nexus bench`: a handler N times in steady state, a fresh instance each.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use clap::Args;
+use nexus_host::Timing;
 use serde_json::json;
 
 use super::settings::Settings;
@@ -18,7 +20,8 @@ pub(crate) struct BenchArgs {
     /// Measured invocations, after a warm-up of a tenth as many (at least 10).
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     iterations: u32,
-    /// Print JSON: {"median_us", "p90_us", "p99_us", "per_second", "iterations"}.
+    /// Print JSON: {"median_us", "p90_us", "p99_us", "per_second", "iterations",
+    /// "phases_us": {"setup", "instantiate", "call", "teardown"}} (phase medians).
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -31,36 +34,56 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
     for _ in 0..warm_up {
         runtime.invoke(&handler, &args.input).map_err(classify)?;
     }
-    let mut samples = Vec::with_capacity(args.iterations as usize);
-    let start = std::time::Instant::now();
+    let n = args.iterations as usize;
+    let mut samples = Vec::with_capacity(n);
+    let mut phases: [Vec<Duration>; 4] = std::array::from_fn(|_| Vec::with_capacity(n));
+    let start = Instant::now();
     for _ in 0..args.iterations {
-        let t = std::time::Instant::now();
-        runtime.invoke(&handler, &args.input).map_err(classify)?;
+        let t = Instant::now();
+        let timing = runtime
+            .invoke(&handler, &args.input)
+            .map_err(classify)?
+            .timing;
         samples.push(t.elapsed());
+        for (phase, part) in phases.iter_mut().zip(timing.phases()) {
+            phase.push(part);
+        }
     }
     let total = start.elapsed();
-    samples.sort();
-    let at =
-        |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e6;
+    let [median, p90, p99] = [0.5, 0.9, 0.99].map(|q| quantile_us(&mut samples, q));
+    let phases = phases.map(|mut p| quantile_us(&mut p, 0.5));
+    let per_second = args.iterations as f64 / total.as_secs_f64();
     let report = json!({
-        "median_us": at(0.5),
-        "p90_us": at(0.9),
-        "p99_us": at(0.99),
-        "per_second": args.iterations as f64 / total.as_secs_f64(),
+        "median_us": median,
+        "p90_us": p90,
+        "p99_us": p99,
+        "per_second": per_second,
         "iterations": args.iterations,
+        "phases_us": Timing::PHASES.into_iter().zip(phases).collect::<std::collections::BTreeMap<_, _>>(),
     });
     if args.json {
         println!("{report}");
     } else {
         println!(
-            "{}: {} iterations, a fresh instance each\n  median {:.1} µs  p90 {:.1} µs  p99 {:.1} µs\n  {:.0} invocations/s (one thread)",
+            "{}: {} iterations, a fresh instance each\n  \
+             median {median:.1} µs  p90 {p90:.1} µs  p99 {p99:.1} µs\n  \
+             {per_second:.0} invocations/s (one thread)\n  \
+             phase medians: {}",
             args.file.display(),
             args.iterations,
-            at(0.5),
-            at(0.9),
-            at(0.99),
-            args.iterations as f64 / total.as_secs_f64()
+            Timing::PHASES
+                .iter()
+                .zip(phases)
+                .map(|(name, us)| format!("{name} {us:.1} µs"))
+                .collect::<Vec<_>>()
+                .join("  "),
         );
     }
     Ok(())
+}
+
+/// The `q` quantile of `samples`, in microseconds.
+fn quantile_us(samples: &mut [Duration], q: f64) -> f64 {
+    samples.sort_unstable();
+    samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e6
 }

@@ -9,8 +9,16 @@ use crate::error::{Error, Result};
 pub(crate) struct Admission {
     max: u32,
     wait: Duration,
-    active: Mutex<u32>,
+    slots: Mutex<Slots>,
     freed: Condvar,
+}
+
+#[derive(Default)]
+struct Slots {
+    active: u32,
+    // Callers blocked in `enter`: only then does a release need to wake
+    // anyone (a `notify_one` is a syscall even with no waiter).
+    waiting: u32,
 }
 
 /// One admitted call; dropping it frees the slot.
@@ -21,15 +29,15 @@ impl Admission {
         Self {
             max,
             wait,
-            active: Mutex::new(0),
+            slots: Mutex::default(),
             freed: Condvar::new(),
         }
     }
 
     pub fn enter(&self) -> Result<Permit<'_>> {
         let start = Instant::now();
-        let mut active = self.active.lock().unwrap();
-        while *active >= self.max {
+        let mut slots = self.slots.lock().unwrap();
+        while slots.active >= self.max {
             let left = self.wait.saturating_sub(start.elapsed());
             if left.is_zero() {
                 return Err(Error::Busy {
@@ -37,21 +45,26 @@ impl Admission {
                     waited: start.elapsed(),
                 });
             }
-            active = self.freed.wait_timeout(active, left).unwrap().0;
+            slots.waiting += 1;
+            slots = self.freed.wait_timeout(slots, left).unwrap().0;
+            slots.waiting -= 1;
         }
-        *active += 1;
+        slots.active += 1;
         Ok(Permit(self))
     }
 
     /// Invocations running now.
     pub fn active(&self) -> u32 {
-        *self.active.lock().unwrap()
+        self.slots.lock().unwrap().active
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        *self.0.active.lock().unwrap() -= 1;
-        self.0.freed.notify_one();
+        let mut slots = self.0.slots.lock().unwrap();
+        slots.active -= 1;
+        if slots.waiting > 0 {
+            self.0.freed.notify_one();
+        }
     }
 }

@@ -19,7 +19,7 @@ use crate::compiler::{self, CompiledHandler};
 use crate::components;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::sandbox::{Limits, LogLine, Sandbox};
+use crate::sandbox::{Limits, LogLine, Sandbox, Timing};
 use crate::stats::Stats;
 use admission::Admission;
 
@@ -30,6 +30,8 @@ pub struct Invocation {
     pub output: String,
     /// What the handler wrote with `console.*`, in order.
     pub logs: Vec<LogLine>,
+    /// Where the invocation's time went.
+    pub timing: Timing,
 }
 
 /// Compiles and runs handlers. `Send + Sync`: share it behind an `Arc`.
@@ -198,7 +200,7 @@ impl Runtime {
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
         let result = self.admission.enter().and_then(|_permit| {
-            let (output, logs) =
+            let (output, logs, timing) =
                 self.sandbox
                     .call(name, self.limits(timeout), |guest, store| {
                         guest
@@ -211,7 +213,11 @@ impl Runtime {
                     limit: self.config.max_output_bytes,
                 });
             }
-            Ok(Invocation { output, logs })
+            Ok(Invocation {
+                output,
+                logs,
+                timing,
+            })
         });
         self.stats.executed(&result);
         result
