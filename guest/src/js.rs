@@ -1,14 +1,18 @@
 //! Compiling and running handler modules on one QuickJS runtime and context.
 //!
 //! The runtime and context are created once per instance, lazily, and kept in
-//! a thread-local: a pre-initialized snapshot can then hold them ready.
+//! a thread-local: a pre-initialized snapshot can then hold them ready. A
+//! per-handler snapshot also holds the handler's evaluated default export
+//! (`prepare`), so `invoke_prepared` only parses, calls and serializes.
 
 mod errors;
 mod globals;
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 
-use rquickjs::{Context, Ctx, Error, Module, Promise, Runtime, Value, WriteOptions};
+use rquickjs::{
+    Context, Ctx, Error, Function, Module, Persistent, Promise, Runtime, Value, WriteOptions,
+};
 
 use crate::exports::nexus::handler::compiler::CompileOptions;
 use crate::nexus::handler::types::HandlerError;
@@ -25,6 +29,8 @@ struct Js {
 
 thread_local! {
     static JS: OnceCell<Js> = const { OnceCell::new() };
+    // The default export `prepare` kept; a per-handler snapshot holds it.
+    static PREPARED: RefCell<Option<Persistent<Function<'static>>>> = const { RefCell::new(None) };
 }
 
 fn with_ctx<R>(f: impl FnOnce(Ctx<'_>) -> R) -> R {
@@ -69,46 +75,91 @@ pub fn invoke(bytecode: &[u8], input: &str) -> Result<String, HandlerError> {
     // A snapshot froze the generator's state: every instance would repeat it.
     globals::reseed_random();
     with_ctx(|ctx| {
-        let input = ctx
-            .json_parse(input)
-            .map_err(|e| HandlerError::InvalidInput(errors::describe(&ctx, e)))?;
-
-        // SAFETY: QuickJS trusts bytecode. The host only hands over bytecode
-        // this guest build wrote and whose checksum it verified; and whatever
-        // happens in here stays inside this throwaway wasm instance.
-        let module = unsafe { Module::load(ctx.clone(), bytecode) }
-            .map_err(|e| HandlerError::InvalidBytecode(errors::describe(&ctx, e)))?;
-        let (module, evaluated) = module.eval().map_err(|e| errors::runtime(&ctx, e))?;
-        settle(&ctx, evaluated)?;
-
-        let export: Value = module
-            .get("default")
-            .map_err(|e| errors::runtime(&ctx, e))?;
-        let Some(function) = export.as_function() else {
-            return Err(HandlerError::InvalidModule(format!(
-                "the module's default export is {}, not a function; \
-                 write `export default function (ctx) {{ ... }}`",
-                errors::type_name(&export)
-            )));
-        };
-        let result: Value = function
-            .call((input,))
-            .map_err(|e| errors::runtime(&ctx, e))?;
-        let result = match result.as_promise() {
-            Some(promise) => settle(&ctx, promise.clone())?,
-            None => result,
-        };
-        // Jobs the handler queued but did not await still run, as in Node.
-        while ctx.execute_pending_job() {}
-
-        match ctx.json_stringify(result) {
-            Ok(Some(json)) => json
-                .to_string()
-                .map_err(|e| HandlerError::InvalidOutput(errors::describe(&ctx, e))),
-            Ok(None) => Ok("null".to_owned()),
-            Err(e) => Err(HandlerError::InvalidOutput(errors::describe(&ctx, e))),
-        }
+        let input = parse_input(&ctx, input)?;
+        let function = evaluate(&ctx, bytecode)?;
+        call(&ctx, function, input)
     })
+}
+
+/// Loads and evaluates `bytecode` and keeps its default export for
+/// [`invoke_prepared`]: run once before a per-handler snapshot.
+pub fn prepare(bytecode: &[u8]) -> Result<(), HandlerError> {
+    with_ctx(|ctx| {
+        let function = evaluate(&ctx, bytecode)?;
+        PREPARED.with(|prepared| {
+            prepared.replace(Some(Persistent::save(&ctx, function)));
+        });
+        Ok(())
+    })
+}
+
+/// [`invoke`] for the default export [`prepare`] kept.
+pub fn invoke_prepared(input: &str) -> Result<String, HandlerError> {
+    globals::reseed_random();
+    with_ctx(|ctx| {
+        let input = parse_input(&ctx, input)?;
+        let function = PREPARED
+            .with(|prepared| prepared.borrow().clone())
+            .ok_or_else(|| {
+                HandlerError::InvalidModule(
+                    "no handler was prepared in this instance; call `prepare` first".into(),
+                )
+            })?
+            .restore(&ctx)
+            .map_err(|e| errors::runtime(&ctx, e))?;
+        call(&ctx, function, input)
+    })
+}
+
+fn parse_input<'js>(ctx: &Ctx<'js>, input: &str) -> Result<Value<'js>, HandlerError> {
+    ctx.json_parse(input)
+        .map_err(|e| HandlerError::InvalidInput(errors::describe(ctx, e)))
+}
+
+/// Loads and evaluates a module; answers its default export.
+fn evaluate<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> Result<Function<'js>, HandlerError> {
+    // SAFETY: QuickJS trusts bytecode. The host only hands over bytecode
+    // this guest build wrote and whose checksum it verified; and whatever
+    // happens in here stays inside this throwaway wasm instance.
+    let module = unsafe { Module::load(ctx.clone(), bytecode) }
+        .map_err(|e| HandlerError::InvalidBytecode(errors::describe(ctx, e)))?;
+    let (module, evaluated) = module.eval().map_err(|e| errors::runtime(ctx, e))?;
+    settle(ctx, evaluated)?;
+
+    let export: Value = module.get("default").map_err(|e| errors::runtime(ctx, e))?;
+    match export.as_function() {
+        Some(function) => Ok(function.clone()),
+        None => Err(HandlerError::InvalidModule(format!(
+            "the module's default export is {}, not a function; \
+             write `export default function (ctx) {{ ... }}`",
+            errors::type_name(&export)
+        ))),
+    }
+}
+
+/// Calls the handler with `input` and answers its result as JSON.
+fn call<'js>(
+    ctx: &Ctx<'js>,
+    function: Function<'js>,
+    input: Value<'js>,
+) -> Result<String, HandlerError> {
+    let result: Value = function
+        .call((input,))
+        .map_err(|e| errors::runtime(ctx, e))?;
+    let result = match result.as_promise() {
+        Some(promise) => settle(ctx, promise.clone())?,
+        None => result,
+    };
+    // Jobs the handler queued but did not await still run, as in Node.
+    while ctx.execute_pending_job() {}
+
+    match ctx.json_stringify(result) {
+        Ok(Some(json)) => json
+            .to_string()
+            .map_err(|e| HandlerError::InvalidOutput(errors::describe(ctx, e))),
+        Ok(None) => Ok("null".to_owned()),
+        Err(e) => Err(HandlerError::InvalidOutput(errors::describe(ctx, e))),
+    }
 }
 
 /// Runs QuickJS's job queue until `promise` settles.

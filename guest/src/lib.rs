@@ -41,6 +41,14 @@ impl handler::Guest for Nexus {
     fn invoke(bytecode: Vec<u8>, input: String) -> Result<String, HandlerError> {
         js::invoke(&bytecode, &input)
     }
+
+    fn prepare(bytecode: Vec<u8>) -> Result<(), HandlerError> {
+        js::prepare(&bytecode)
+    }
+
+    fn invoke_prepared(input: String) -> Result<String, HandlerError> {
+        js::invoke_prepared(&input)
+    }
 }
 
 export!(Nexus);

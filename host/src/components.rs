@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::cache::{Cache, Key, Source};
 use crate::error::{Error, Result};
+use crate::sandbox::Limits;
 use crate::snapshot;
 use crate::stats::Stats;
 
@@ -35,6 +36,35 @@ pub(crate) fn load(
     let key = Key::component(GUEST_WASM, &engine_hash(engine), snapshot::VARIANT);
     cache.component(key, engine, || {
         let wasm = snapshot::pre_initialize(GUEST_WASM, stats.clone())?;
+        Component::new(engine, &wasm).map_err(Error::engine)
+    })
+}
+
+/// A handler's own component: the guest pre-initialized with `bytecode`'s
+/// module evaluated (see [`snapshot::prepare_handler`]), compiled for
+/// `engine`, through the cache like the guest itself.
+///
+/// # Errors
+///
+/// The handler's own errors from evaluating its module (`Runtime`,
+/// `InvalidModule`, `InvalidBytecode`, the limits' errors);
+/// [`Error::Engine`] if snapshotting or compiling fails.
+pub(crate) fn prepared(
+    engine: &Engine,
+    cache: &Cache,
+    stats: &Arc<Stats>,
+    name: &str,
+    bytecode: &[u8],
+    limits: Limits,
+) -> Result<(Component, Source)> {
+    let key = Key::prepared(
+        GUEST_WASM,
+        &engine_hash(engine),
+        snapshot::PREPARED_VARIANT,
+        bytecode,
+    );
+    cache.component(key, engine, || {
+        let wasm = snapshot::prepare_handler(GUEST_WASM, name, bytecode, stats.clone(), limits)?;
         Component::new(engine, &wasm).map_err(Error::engine)
     })
 }

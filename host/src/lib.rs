@@ -27,5 +27,5 @@ pub use cache::Source;
 pub use compiler::CompiledHandler;
 pub use config::{CompileOptions, Config};
 pub use error::{Error, Result};
-pub use runtime::{Invocation, Runtime};
+pub use runtime::{Invocation, PreparedHandler, Runtime};
 pub use sandbox::{LogLine, Timing};

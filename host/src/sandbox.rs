@@ -72,11 +72,48 @@ pub(crate) struct Limits {
     pub max_memory_bytes: u64,
 }
 
+impl Limits {
+    /// The timeout in epoch ticks: a deadline that traps within one tick
+    /// after it.
+    pub fn deadline_ticks(&self) -> u64 {
+        self.timeout.as_nanos().div_ceil(TICK.as_nanos()).max(1) as u64
+    }
+}
+
+/// How a call into the guest ended, as the host's error: a refused memory
+/// grow is out-of-memory whatever QuickJS made of it; then the handler's own
+/// errors; then traps (the deadline, the wasm stack).
+pub(crate) fn classify<T>(
+    outcome: wasmtime::Result<std::result::Result<T, HandlerError>>,
+    out_of_memory: bool,
+    limits: Limits,
+) -> Result<T> {
+    match outcome {
+        Ok(Ok(value)) => Ok(value),
+        _ if out_of_memory => Err(Error::OutOfMemory {
+            limit: limits.max_memory_bytes,
+        }),
+        Ok(Err(HandlerError::Runtime(e)))
+            if e.name == "RangeError" && e.message == "Maximum call stack size exceeded" =>
+        {
+            Err(Error::StackOverflow)
+        }
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => Error::Timeout {
+                limit: limits.timeout,
+            },
+            Some(Trap::StackOverflow) => Error::StackOverflow,
+            _ => Error::Trap(format!("{e:#}")),
+        }),
+    }
+}
+
 /// `StoreLimits`, remembering whether a memory grow was refused: QuickJS
 /// turns that into an ordinary exception, which is still out-of-memory.
-struct Limiter {
+pub(crate) struct Limiter {
     limits: StoreLimits,
-    refused: bool,
+    pub(crate) refused: bool,
 }
 
 impl ResourceLimiter for Limiter {
@@ -103,7 +140,7 @@ impl ResourceLimiter for Limiter {
 
 pub(crate) struct HostState {
     wasi: WasiCtx,
-    limiter: Limiter,
+    pub(crate) limiter: Limiter,
     table: ResourceTable,
     stats: Arc<Stats>,
     handler: String,
@@ -199,6 +236,10 @@ impl Sandbox {
         })
     }
 
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Runs `f` against a fresh instance within `limits`; `handler` names
     /// the log lines. Traps and limits become their own [`Error`] variants.
     /// On success, also answers where the time went.
@@ -215,8 +256,7 @@ impl Sandbox {
         let state = HostState::new(self.stats.clone(), handler, Some(limits.max_memory_bytes));
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = limits.timeout.as_nanos().div_ceil(TICK.as_nanos()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
+        store.set_epoch_deadline(limits.deadline_ticks());
         store.epoch_deadline_trap();
 
         let set_up = Instant::now();
@@ -233,24 +273,6 @@ impl Sandbox {
             call: called - instantiated,
             teardown: called.elapsed(),
         };
-        match outcome {
-            Ok(Ok(value)) => Ok((value, logs, timing)),
-            _ if out_of_memory => Err(Error::OutOfMemory {
-                limit: limits.max_memory_bytes,
-            }),
-            Ok(Err(HandlerError::Runtime(e)))
-                if e.name == "RangeError" && e.message == "Maximum call stack size exceeded" =>
-            {
-                Err(Error::StackOverflow)
-            }
-            Ok(Err(e)) => Err(e.into()),
-            Err(e) => Err(match e.downcast_ref::<Trap>() {
-                Some(Trap::Interrupt) => Error::Timeout {
-                    limit: limits.timeout,
-                },
-                Some(Trap::StackOverflow) => Error::StackOverflow,
-                _ => Error::Trap(format!("{e:#}")),
-            }),
-        }
+        classify(outcome, out_of_memory, limits).map(|value| (value, logs, timing))
     }
 }

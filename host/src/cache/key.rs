@@ -45,6 +45,15 @@ impl Key {
         Key::hash(Kind::Component, &[wasm, engine_hash, variant.as_bytes()])
     }
 
+    /// The key of a handler's own precompiled component: as
+    /// [`component`](Self::component), and the handler's bytecode.
+    pub fn prepared(wasm: &[u8], engine_hash: &[u8], variant: &str, bytecode: &[u8]) -> Key {
+        Key::hash(
+            Kind::Component,
+            &[wasm, engine_hash, variant.as_bytes(), bytecode],
+        )
+    }
+
     pub fn to_hex(&self) -> String {
         blake3::Hash::from_bytes(self.0).to_hex().to_string()
     }

@@ -20,6 +20,11 @@ pub(crate) struct BenchArgs {
     /// Measured invocations, after a warm-up of a tenth as many (at least 10).
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     iterations: u32,
+    /// Give the handler its own pre-initialized component first (its module
+    /// evaluated once, before the snapshot; costs seconds unless cached),
+    /// and run that: see `Runtime::prepare`.
+    #[arg(long)]
+    prepared: bool,
     /// Print JSON: {"median_us", "p90_us", "p99_us", "per_second", "iterations",
     /// "phases_us": {"setup", "instantiate", "call", "teardown"}} (phase medians).
     #[arg(long)]
@@ -30,9 +35,17 @@ pub(crate) struct BenchArgs {
 
 pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
     let (runtime, handler) = compile_file(&args.file, args.settings)?;
+    let prepared = match args.prepared {
+        true => Some(runtime.prepare(&handler).map_err(classify)?),
+        false => None,
+    };
+    let invoke = || match &prepared {
+        Some(prepared) => runtime.invoke_prepared(prepared, &args.input, None),
+        None => runtime.invoke(&handler, &args.input),
+    };
     let warm_up = (args.iterations / 10).max(10);
     for _ in 0..warm_up {
-        runtime.invoke(&handler, &args.input).map_err(classify)?;
+        invoke().map_err(classify)?;
     }
     let n = args.iterations as usize;
     let mut samples = Vec::with_capacity(n);
@@ -40,10 +53,7 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
     let start = Instant::now();
     for _ in 0..args.iterations {
         let t = Instant::now();
-        let timing = runtime
-            .invoke(&handler, &args.input)
-            .map_err(classify)?
-            .timing;
+        let timing = invoke().map_err(classify)?.timing;
         samples.push(t.elapsed());
         for (phase, part) in phases.iter_mut().zip(timing.phases()) {
             phase.push(part);

@@ -54,6 +54,15 @@ pub(crate) fn new(max_instances: u32, max_memory_bytes: u64) -> Result<Engine> {
     Engine::new(&config).map_err(Error::engine)
 }
 
+/// The engine `wasmtime-wizer` snapshots on: no pooling (one instance at a
+/// time), epochs on, since preparing a handler runs the handler's own
+/// top-level code.
+pub(crate) fn wizer_engine() -> Result<Engine> {
+    let mut config = wasmtime::Config::new();
+    config.wasm_component_model(true).epoch_interruption(true);
+    Engine::new(&config).map_err(Error::engine)
+}
+
 /// Advances the engine's epoch every [`TICK`] until dropped.
 pub(crate) struct Ticker {
     stop: Arc<AtomicBool>,

@@ -10,16 +10,18 @@ mod engine;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use engine::TICK;
+pub(crate) use engine::{wizer_engine, Ticker, TICK};
 
-use crate::bindings::RuntimeStats;
+use wasmtime::Store;
+
+use crate::bindings::{HandlerError, HandlerRuntime, RuntimeStats};
 use crate::bytecode::Bytecode;
 use crate::cache::{Cache, Kind, Source};
 use crate::compiler::{self, CompiledHandler};
 use crate::components;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::sandbox::{Limits, LogLine, Sandbox, Timing};
+use crate::sandbox::{HostState, Limits, LogLine, Sandbox, Timing};
 use crate::stats::Stats;
 use admission::Admission;
 
@@ -34,6 +36,26 @@ pub struct Invocation {
     pub timing: Timing,
 }
 
+/// A handler with its own pre-initialized component; see
+/// [`Runtime::prepare`]. Cheap to clone.
+#[derive(Clone)]
+pub struct PreparedHandler {
+    /// The handler's name: its file name in stack traces.
+    pub name: String,
+    /// Where its component came from.
+    pub source: Source,
+    sandbox: Arc<Sandbox>,
+}
+
+impl std::fmt::Debug for PreparedHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedHandler")
+            .field("name", &self.name)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Compiles and runs handlers. `Send + Sync`: share it behind an `Arc`.
 pub struct Runtime {
     config: Config,
@@ -43,7 +65,7 @@ pub struct Runtime {
     admission: Admission,
     component_source: Source,
     // Dropped last: stops the epoch ticker.
-    _ticker: engine::Ticker,
+    _ticker: Ticker,
 }
 
 impl Runtime {
@@ -71,7 +93,7 @@ impl Runtime {
         let sandbox = Sandbox::new(&engine, &component, stats.clone())?;
         Ok(Self {
             admission: Admission::new(config.max_instances, config.queue_timeout),
-            _ticker: engine::Ticker::start(&engine),
+            _ticker: Ticker::start(&engine),
             config,
             sandbox,
             cache,
@@ -173,7 +195,69 @@ impl Runtime {
         input: &str,
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
-        self.run(&handler.name, &handler.bytecode, input, timeout)
+        let bytecode = &handler.bytecode;
+        self.run(&self.sandbox, &handler.name, timeout, |guest, store| {
+            guest
+                .nexus_handler_handler()
+                .call_invoke(store, bytecode, input)
+        })
+    }
+
+    /// Gives `handler` its own pre-initialized component: the guest with the
+    /// handler's module already evaluated, so each fresh instance only
+    /// parses the input, calls the default export and writes the result.
+    /// Costs a snapshot and a Cranelift compile (seconds) unless the cache
+    /// has it; worth it for handlers that run often or whose module takes
+    /// long to evaluate.
+    ///
+    /// The module's top-level code runs once, now: what it computes (a
+    /// `Math.random()`, a `Date.now()`) is the same in every invocation.
+    /// Code inside the handler runs per invocation, as with
+    /// [`invoke`](Self::invoke).
+    ///
+    /// # Errors
+    ///
+    /// The errors of evaluating the module (`Runtime`, `InvalidModule`,
+    /// `InvalidBytecode`, `Timeout`, `OutOfMemory`, `StackOverflow`);
+    /// [`Error::Engine`] if snapshotting or compiling fails.
+    pub fn prepare(&self, handler: &CompiledHandler) -> Result<PreparedHandler> {
+        let _permit = self.admission.enter()?;
+        let (component, source) = components::prepared(
+            self.sandbox.engine(),
+            &self.cache,
+            &self.stats,
+            &handler.name,
+            &handler.bytecode,
+            self.limits(None),
+        )?;
+        Ok(PreparedHandler {
+            name: handler.name.clone(),
+            source,
+            sandbox: Arc::new(Sandbox::new(
+                self.sandbox.engine(),
+                &component,
+                self.stats.clone(),
+            )?),
+        })
+    }
+
+    /// Runs a [prepared](Self::prepare) handler in a fresh instance of its
+    /// own component, with the same limits as [`invoke`](Self::invoke).
+    ///
+    /// # Errors
+    ///
+    /// As [`invoke`](Self::invoke).
+    pub fn invoke_prepared(
+        &self,
+        handler: &PreparedHandler,
+        input: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Invocation> {
+        self.run(&handler.sandbox, &handler.name, timeout, |guest, store| {
+            guest
+                .nexus_handler_handler()
+                .call_invoke_prepared(store, input)
+        })
     }
 
     /// Runs precompiled bytecode, with the same limits as
@@ -189,24 +273,28 @@ impl Runtime {
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
         self.cache.record_hit(Kind::Bytecode);
-        self.run(&bytecode.name, &bytecode.bytes, input, timeout)
+        let bytes = &bytecode.bytes;
+        self.run(&self.sandbox, &bytecode.name, timeout, |guest, store| {
+            guest
+                .nexus_handler_handler()
+                .call_invoke(store, bytes, input)
+        })
     }
 
+    /// One invocation: admitted, in a fresh instance of `sandbox`'s
+    /// component, its output bounded, and counted.
     fn run(
         &self,
+        sandbox: &Sandbox,
         name: &str,
-        bytecode: &[u8],
-        input: &str,
         timeout: Option<Duration>,
+        call: impl FnOnce(
+            &HandlerRuntime,
+            &mut Store<HostState>,
+        ) -> wasmtime::Result<std::result::Result<String, HandlerError>>,
     ) -> Result<Invocation> {
         let result = self.admission.enter().and_then(|_permit| {
-            let (output, logs, timing) =
-                self.sandbox
-                    .call(name, self.limits(timeout), |guest, store| {
-                        guest
-                            .nexus_handler_handler()
-                            .call_invoke(store, bytecode, input)
-                    })?;
+            let (output, logs, timing) = sandbox.call(name, self.limits(timeout), call)?;
             if output.len() as u64 > self.config.max_output_bytes {
                 return Err(Error::OutputTooLarge {
                     size: output.len() as u64,
