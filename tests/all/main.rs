@@ -11,6 +11,7 @@ mod cli;
 mod isolation;
 mod limits;
 mod node;
+mod prepared;
 mod support;
 mod vectors;
 mod world;
