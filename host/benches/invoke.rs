@@ -1,17 +1,72 @@
 //! `just bench` (invoke): a trivial handler (`bench/trivial.js`), a fresh
 //! instance per call, against the same handler in a fresh Node `vm` context
 //! per call (`bench/node-vm-peer.mjs`), measured side by side in one run.
+//! Nexus runs it both ways: the plain path (the guest loads and evaluates
+//! the module's bytecode in every call) and a prepared handler (its own
+//! snapshot, the module evaluated once, before it).
 
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nexus_host::{Config, Runtime};
+use nexus_host::{Config, Error, Invocation, Runtime};
 
 const ITERATIONS: usize = 2000;
 const SECONDS: u64 = 2;
 const INPUT: &str = r#"{"name":"bench"}"#;
+
+/// Medians and tails of one way of invoking, and its throughput.
+struct Measured {
+    median: f64,
+    p90: f64,
+    p99: f64,
+    phases: [f64; 4],
+    per_second: f64,
+}
+
+fn measure(invoke: impl Fn() -> Result<Invocation, Error> + Send + Sync + 'static) -> Measured {
+    for _ in 0..ITERATIONS / 10 {
+        invoke().unwrap();
+    }
+    let mut samples = Vec::with_capacity(ITERATIONS);
+    let mut phases: [Vec<Duration>; 4] = Default::default();
+    for _ in 0..ITERATIONS {
+        let t = Instant::now();
+        let timing = invoke().unwrap().timing;
+        samples.push(t.elapsed());
+        for (phase, part) in phases.iter_mut().zip(timing.phases()) {
+            phase.push(part);
+        }
+    }
+    let [median, p90, p99] = [0.5, 0.9, 0.99].map(|q| quantile_us(&mut samples, q));
+    let phases = phases.map(|mut p| quantile_us(&mut p, 0.5));
+
+    let invoke = Arc::new(invoke);
+    let end = Instant::now() + Duration::from_secs(SECONDS);
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let invoke = invoke.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while Instant::now() < end {
+                    invoke().unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let per_second =
+        threads.into_iter().map(|t| t.join().unwrap()).sum::<u64>() as f64 / SECONDS as f64;
+    Measured {
+        median,
+        p90,
+        p99,
+        phases,
+        per_second,
+    }
+}
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -28,38 +83,16 @@ fn main() {
         .unwrap(),
     );
     let handler = rt.compile("trivial.js", &source).unwrap();
-    for _ in 0..ITERATIONS / 10 {
-        rt.invoke(&handler, INPUT).unwrap();
-    }
-    let mut samples = Vec::with_capacity(ITERATIONS);
-    let mut phases: [Vec<Duration>; 4] = Default::default();
-    for _ in 0..ITERATIONS {
-        let t = Instant::now();
-        let timing = rt.invoke(&handler, INPUT).unwrap().timing;
-        samples.push(t.elapsed());
-        for (phase, part) in phases.iter_mut().zip(timing.phases()) {
-            phase.push(part);
-        }
-    }
-    let [median, p90, p99] = [0.5, 0.9, 0.99].map(|q| quantile_us(&mut samples, q));
-    let phases = phases.map(|mut p| quantile_us(&mut p, 0.5));
+    let prepared = rt.prepare(&handler).unwrap();
 
-    let end = Instant::now() + Duration::from_secs(SECONDS);
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            let (rt, handler) = (rt.clone(), handler.clone());
-            std::thread::spawn(move || {
-                let mut n = 0u64;
-                while Instant::now() < end {
-                    rt.invoke(&handler, INPUT).unwrap();
-                    n += 1;
-                }
-                n
-            })
-        })
-        .collect();
-    let per_second =
-        threads.into_iter().map(|t| t.join().unwrap()).sum::<u64>() as f64 / SECONDS as f64;
+    let plain = {
+        let (rt, handler) = (rt.clone(), handler.clone());
+        measure(move || rt.invoke(&handler, INPUT))
+    };
+    let ready = {
+        let rt = rt.clone();
+        measure(move || rt.invoke_prepared(&prepared, INPUT, None))
+    };
 
     let node = Command::new("node")
         .arg(root.join("bench/node-vm-peer.mjs"))
@@ -94,24 +127,36 @@ fn main() {
 
     println!("## Invocation: a trivial handler, a fresh instance / context per call\n");
     println!(
-        "| measure | Nexus (fresh wasm instance) | Node `vm` (fresh context) | Node / Nexus |"
+        "| measure | Nexus, plain (fresh wasm instance) | Nexus, prepared (fresh instance of its own snapshot) | Node `vm` (fresh context) | Node / Nexus plain | Node / Nexus prepared |"
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     println!(
-        "| median per invocation ({ITERATIONS} calls) | {median:.1} µs (p90 {p90:.1}, p99 {p99:.1}) | {node_median:.1} µs (p90 {:.1}, p99 {:.1}) | {:.2}× |",
+        "| median per invocation ({ITERATIONS} calls) | {:.1} µs (p90 {:.1}, p99 {:.1}) | {:.1} µs (p90 {:.1}, p99 {:.1}) | {node_median:.1} µs (p90 {:.1}, p99 {:.1}) | {:.2}× | {:.2}× |",
+        plain.median,
+        plain.p90,
+        plain.p99,
+        ready.median,
+        ready.p90,
+        ready.p99,
         node["p90_us"].as_f64().unwrap(),
         node["p99_us"].as_f64().unwrap(),
-        node_median / median
+        node_median / plain.median,
+        node_median / ready.median,
     );
     println!(
-        "| invocations per second, 2 threads, {SECONDS} s | {per_second:.0} | {node_per_second:.0} | {:.2}× |",
-        per_second / node_per_second
+        "| invocations per second, 2 threads, {SECONDS} s | {:.0} | {:.0} | {node_per_second:.0} | {:.2}× | {:.2}× |",
+        plain.per_second,
+        ready.per_second,
+        plain.per_second / node_per_second,
+        ready.per_second / node_per_second,
     );
     println!("\nWhere a Nexus invocation's time goes (phase medians, same {ITERATIONS} calls):\n");
-    println!("| setup (store, limits) | instantiate | call (guest: QuickJS load, evaluate, call, JSON) | teardown (memory and table reset) |");
-    println!("|---|---|---|---|");
-    let [setup, instantiate, call, teardown] = phases;
-    println!("| {setup:.1} µs | {instantiate:.1} µs | {call:.1} µs | {teardown:.1} µs |");
+    println!("| path | setup (store, limits) | instantiate | call (the guest's own work) | teardown (memory and table reset) |");
+    println!("|---|---|---|---|---|");
+    for (path, m) in [("plain", &plain), ("prepared", &ready)] {
+        let cells: Vec<String> = m.phases.iter().map(|us| format!("{us:.1} µs")).collect();
+        println!("| {path} | {} |", cells.join(" | "));
+    }
     println!(
         "\nTimeout: an endless loop under a {} ms deadline was stopped a median {:.2} ms late (max {:.2} ms, 20 runs).",
         deadline.as_millis(),
