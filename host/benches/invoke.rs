@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 use nexus_host::{Config, Error, Invocation, Runtime};
 
 const ITERATIONS: usize = 2000;
+const BLOCK: usize = 200;
 const SECONDS: u64 = 2;
 const INPUT: &str = r#"{"name":"bench"}"#;
+
+type Invoke = Arc<dyn Fn() -> Result<Invocation, Error> + Send + Sync>;
 
 /// Medians and tails of one way of invoking, and its throughput.
 struct Measured {
@@ -25,24 +28,46 @@ struct Measured {
     per_second: f64,
 }
 
-fn measure(invoke: impl Fn() -> Result<Invocation, Error> + Send + Sync + 'static) -> Measured {
+/// Measures each way of invoking. They take turns in blocks of
+/// [`BLOCK`] calls, so a noisy stretch of the machine lands on all of them
+/// alike while each block runs one component, as a busy handler does.
+fn measure(ways: &[Invoke]) -> Vec<Measured> {
     for _ in 0..ITERATIONS / 10 {
-        invoke().unwrap();
-    }
-    let mut samples = Vec::with_capacity(ITERATIONS);
-    let mut phases: [Vec<Duration>; 4] = Default::default();
-    for _ in 0..ITERATIONS {
-        let t = Instant::now();
-        let timing = invoke().unwrap().timing;
-        samples.push(t.elapsed());
-        for (phase, part) in phases.iter_mut().zip(timing.phases()) {
-            phase.push(part);
+        for invoke in ways {
+            invoke().unwrap();
         }
     }
-    let [median, p90, p99] = [0.5, 0.9, 0.99].map(|q| quantile_us(&mut samples, q));
-    let phases = phases.map(|mut p| quantile_us(&mut p, 0.5));
+    let mut samples = vec![Vec::with_capacity(ITERATIONS); ways.len()];
+    let mut phases: Vec<[Vec<Duration>; 4]> = ways.iter().map(|_| Default::default()).collect();
+    for _ in 0..ITERATIONS / BLOCK {
+        for (i, invoke) in ways.iter().enumerate() {
+            for _ in 0..BLOCK {
+                let t = Instant::now();
+                let timing = invoke().unwrap().timing;
+                samples[i].push(t.elapsed());
+                for (phase, part) in phases[i].iter_mut().zip(timing.phases()) {
+                    phase.push(part);
+                }
+            }
+        }
+    }
+    ways.iter()
+        .zip(samples.iter_mut().zip(phases))
+        .map(|(invoke, (samples, phases))| {
+            let [median, p90, p99] = [0.5, 0.9, 0.99].map(|q| quantile_us(samples, q));
+            Measured {
+                median,
+                p90,
+                p99,
+                phases: phases.map(|mut p| quantile_us(&mut p, 0.5)),
+                per_second: throughput(invoke),
+            }
+        })
+        .collect()
+}
 
-    let invoke = Arc::new(invoke);
+/// Invocations per second on two threads.
+fn throughput(invoke: &Invoke) -> f64 {
     let end = Instant::now() + Duration::from_secs(SECONDS);
     let threads: Vec<_> = (0..2)
         .map(|_| {
@@ -57,15 +82,7 @@ fn measure(invoke: impl Fn() -> Result<Invocation, Error> + Send + Sync + 'stati
             })
         })
         .collect();
-    let per_second =
-        threads.into_iter().map(|t| t.join().unwrap()).sum::<u64>() as f64 / SECONDS as f64;
-    Measured {
-        median,
-        p90,
-        p99,
-        phases,
-        per_second,
-    }
+    threads.into_iter().map(|t| t.join().unwrap()).sum::<u64>() as f64 / SECONDS as f64
 }
 
 fn main() {
@@ -85,14 +102,17 @@ fn main() {
     let handler = rt.compile("trivial.js", &source).unwrap();
     let prepared = rt.prepare(&handler).unwrap();
 
-    let plain = {
-        let (rt, handler) = (rt.clone(), handler.clone());
-        measure(move || rt.invoke(&handler, INPUT))
-    };
-    let ready = {
-        let rt = rt.clone();
-        measure(move || rt.invoke_prepared(&prepared, INPUT, None))
-    };
+    let ways: [Invoke; 2] = [
+        {
+            let (rt, handler) = (rt.clone(), handler.clone());
+            Arc::new(move || rt.invoke(&handler, INPUT))
+        },
+        {
+            let rt = rt.clone();
+            Arc::new(move || rt.invoke_prepared(&prepared, INPUT, None))
+        },
+    ];
+    let [plain, ready]: [Measured; 2] = measure(&ways).try_into().ok().unwrap();
 
     let node = Command::new("node")
         .arg(root.join("bench/node-vm-peer.mjs"))
