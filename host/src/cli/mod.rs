@@ -51,8 +51,9 @@ enum Command {
     /// refuses it with an invalid_bytecode error.
     Compile(run::CompileArgs),
     /// Measure a handler: N invocations in steady state, a fresh instance
-    /// each, after a warm-up; prints median, p90 and p99 per invocation (µs)
-    /// and invocations per second.
+    /// each, after a warm-up; prints median, p90 and p99 per invocation (µs),
+    /// invocations per second, and where the time goes (setup, instantiate,
+    /// call, teardown).
     Bench(bench::BenchArgs),
     /// Inspect or manage the cache directory.
     #[command(subcommand)]
