@@ -1,7 +1,8 @@
 //! Pre-initializes the guest with `wasmtime-wizer`: instantiate it once,
 //! call its `wizer-initialize` export (QuickJS's runtime and context are
 //! created and kept), and snapshot the result into a new component whose
-//! fresh instances start with QuickJS ready.
+//! fresh instances start with QuickJS ready. A prepared handler's snapshot
+//! also calls `prepare`, so its module is evaluated before the snapshot.
 //!
 //! The snapshot also freezes QuickJS's random state; the guest reseeds
 //! `Math.random` from the host at the start of every invocation.
@@ -32,9 +33,7 @@ pub const PREPARED_VARIANT: &str = "wizer-prepared-v1";
 
 /// The pre-initialized guest, as component bytes.
 pub fn pre_initialize(wasm: &[u8], stats: Arc<Stats>) -> Result<Vec<u8>> {
-    let mut config = wasmtime::Config::new();
-    config.wasm_component_model(true);
-    let engine = Engine::new(&config).map_err(Error::engine)?;
+    let engine = runtime::wizer_engine()?;
     let state = HostState::new(stats, "wizer-initialize", None);
     on_own_thread(snapshot(&engine, wasm, state, None))
 }

@@ -195,12 +195,7 @@ impl Runtime {
         input: &str,
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
-        let bytecode = &handler.bytecode;
-        self.run(&self.sandbox, &handler.name, timeout, |guest, store| {
-            guest
-                .nexus_handler_handler()
-                .call_invoke(store, bytecode, input)
-        })
+        self.run_bytecode(&handler.name, &handler.bytecode, input, timeout)
     }
 
     /// Gives `handler` its own pre-initialized component: the guest with the
@@ -273,11 +268,22 @@ impl Runtime {
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
         self.cache.record_hit(Kind::Bytecode);
-        let bytes = &bytecode.bytes;
-        self.run(&self.sandbox, &bytecode.name, timeout, |guest, store| {
+        self.run_bytecode(&bytecode.name, &bytecode.bytes, input, timeout)
+    }
+
+    /// The plain path: the shared guest loads and evaluates `bytecode`, then
+    /// calls it.
+    fn run_bytecode(
+        &self,
+        name: &str,
+        bytecode: &[u8],
+        input: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Invocation> {
+        self.run(&self.sandbox, name, timeout, |guest, store| {
             guest
                 .nexus_handler_handler()
-                .call_invoke(store, bytes, input)
+                .call_invoke(store, bytecode, input)
         })
     }
 
