@@ -2,6 +2,10 @@
 //! into its own target dir under `OUT_DIR` (as wasmtime's test-programs
 //! artifacts do), and hands its path and fingerprint to the host crate.
 //!
+//! The guest is linked as a core module (`--skip-wit-component`) and made a
+//! component here, without the WASI imports no handler can reach
+//! (`trim_imports`): fewer imports, cheaper instances.
+//!
 //! QuickJS is C: it needs a clang with a wasm32 backend and WASI libc headers.
 //! `WASI_SDK_PATH` wins when set; otherwise Debian's clang-19 + wasi-libc, as
 //! installed by `scripts/setup.sh`.
@@ -10,13 +14,16 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "build/trim_imports.rs"]
+mod trim_imports;
+
 const TARGET: &str = "wasm32-wasip2";
 const SETUP: &str = "run `bash scripts/setup.sh` (or `./x setup`) to install it";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap();
-    for path in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock"] {
+    for path in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock", "host/build"] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     for var in ["WASI_SDK_PATH", "NEXUS_GUEST_CC"] {
@@ -38,7 +45,12 @@ fn main() {
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR");
+        .env_remove("CARGO_TARGET_DIR")
+        // A core module: `trim_imports` makes the component.
+        .env(
+            "CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS",
+            "-Clink-arg=--skip-wit-component",
+        );
     configure_c_toolchain(&mut cmd);
 
     let status = cmd
@@ -48,9 +60,14 @@ fn main() {
         panic!("building nexus-guest for {TARGET} failed (see above); if the C toolchain is missing, {SETUP}");
     }
 
-    let wasm = target_dir.join(TARGET).join("release/nexus_guest.wasm");
-    let bytes = std::fs::read(&wasm)
-        .unwrap_or_else(|e| panic!("guest component missing at {}: {e}", wasm.display()));
+    let core = target_dir.join(TARGET).join("release/nexus_guest.wasm");
+    let core = std::fs::read(&core)
+        .unwrap_or_else(|e| panic!("guest module missing at {}: {e}", core.display()));
+    let bytes = trim_imports::componentize(&core)
+        .unwrap_or_else(|e| panic!("making the guest a component failed: {e:?}"));
+    let wasm = out_dir.join("nexus_guest.wasm");
+    std::fs::write(&wasm, &bytes)
+        .unwrap_or_else(|e| panic!("could not write {}: {e}", wasm.display()));
     println!("cargo:rustc-env=NEXUS_GUEST_WASM={}", wasm.display());
     println!(
         "cargo:rustc-env=NEXUS_GUEST_FINGERPRINT={}",

@@ -46,9 +46,7 @@ pub(crate) fn compile(
             strip_debug: options.strip_debug,
         };
         let (bytecode, _logs, _timing) = sandbox.call(name, limits, |guest, store| {
-            guest
-                .nexus_handler_compiler()
-                .call_compile(store, name, source, options)
+            guest.compile(store, name, source, options)
         })?;
         Ok(bytecode)
     })?;

@@ -16,6 +16,7 @@ pub mod compiler;
 pub mod components;
 pub mod config;
 mod error;
+mod exports;
 pub mod runtime;
 mod sandbox;
 mod snapshot;

@@ -6,21 +6,21 @@
 //!   trapped is never used again.
 //! - Every store has a memory cap (`StoreLimits`) and an epoch deadline, so
 //!   no handler can run or grow past its limits.
-//! - The guest's WASI context is empty: no preopened directories, no
-//!   environment, no arguments, no stdio, no sockets. What QuickJS needs
-//!   (clocks, randomness) is all a handler can reach.
+//! - The guest imports only clocks and randomness from WASI (host/build.rs
+//!   turned the rest of what Rust's std links into traps), and its WASI
+//!   context is empty: no preopened directories, no environment, no
+//!   arguments, no stdio, no sockets.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{
-    nexus::handler as wit, HandlerError, HandlerRuntime, HandlerRuntimePre, Level,
-};
+use crate::bindings::{nexus::handler as wit, HandlerError, HandlerRuntime, Level};
 use crate::error::{Error, Result};
+use crate::exports::{Exports, Guest};
 use crate::runtime::TICK;
 use crate::stats::Stats;
 
@@ -139,7 +139,8 @@ impl ResourceLimiter for Limiter {
 }
 
 pub(crate) struct HostState {
-    wasi: WasiCtx,
+    // Made on first use: most calls never reach WASI.
+    wasi: Option<WasiCtx>,
     pub(crate) limiter: Limiter,
     table: ResourceTable,
     stats: Arc<Stats>,
@@ -156,7 +157,7 @@ impl HostState {
             limits = limits.memory_size(max as usize);
         }
         HostState {
-            wasi: WasiCtx::builder().build(),
+            wasi: None,
             limiter: Limiter {
                 limits: limits.build(),
                 refused: false,
@@ -173,7 +174,7 @@ impl HostState {
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()),
             table: &mut self.table,
         }
     }
@@ -215,7 +216,8 @@ impl wit::types::Host for HostState {}
 /// The guest component, linked once, ready to instantiate.
 pub(crate) struct Sandbox {
     engine: Engine,
-    pre: HandlerRuntimePre<HostState>,
+    pre: InstancePre<HostState>,
+    exports: Exports,
     stats: Arc<Stats>,
 }
 
@@ -225,13 +227,15 @@ impl Sandbox {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(Error::engine)?;
         HandlerRuntime::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(Error::engine)?;
-        let pre = linker
-            .instantiate_pre(component)
-            .and_then(HandlerRuntimePre::new)
-            .map_err(Error::engine)?;
+        let pre = linker.instantiate_pre(component).map_err(Error::engine)?;
+        let mut store = Store::new(engine, HostState::new(stats.clone(), "exports", None));
+        // Instantiating runs only the guest's own start code, never a handler's.
+        store.set_epoch_deadline(1 << 40);
+        let exports = Exports::new(&pre, store).map_err(Error::engine)?;
         Ok(Self {
             engine: engine.clone(),
             pre,
+            exports,
             stats,
         })
     }
@@ -248,7 +252,7 @@ impl Sandbox {
         handler: &str,
         limits: Limits,
         f: impl FnOnce(
-            &HandlerRuntime,
+            &Guest<'_>,
             &mut Store<HostState>,
         ) -> wasmtime::Result<std::result::Result<T, HandlerError>>,
     ) -> Result<(T, Vec<LogLine>, Timing)> {
@@ -262,7 +266,7 @@ impl Sandbox {
         let set_up = Instant::now();
         let instance = self.pre.instantiate(&mut store);
         let instantiated = Instant::now();
-        let outcome = instance.and_then(|bindings| f(&bindings, &mut store));
+        let outcome = instance.and_then(|instance| f(&self.exports.of(instance), &mut store));
         let called = Instant::now();
         let out_of_memory = store.data().limiter.refused;
         let logs = std::mem::take(&mut store.data_mut().logs);

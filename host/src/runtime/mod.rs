@@ -14,13 +14,14 @@ pub(crate) use engine::{wizer_engine, Ticker, TICK};
 
 use wasmtime::Store;
 
-use crate::bindings::{HandlerError, HandlerRuntime, RuntimeStats};
+use crate::bindings::{HandlerError, RuntimeStats};
 use crate::bytecode::Bytecode;
 use crate::cache::{Cache, Kind, Source};
 use crate::compiler::{self, CompiledHandler};
 use crate::components;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::exports::Guest;
 use crate::sandbox::{HostState, Limits, LogLine, Sandbox, Timing};
 use crate::stats::Stats;
 use admission::Admission;
@@ -249,9 +250,7 @@ impl Runtime {
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
         self.run(&handler.sandbox, &handler.name, timeout, |guest, store| {
-            guest
-                .nexus_handler_handler()
-                .call_invoke_prepared(store, input)
+            guest.invoke_prepared(store, input)
         })
     }
 
@@ -281,9 +280,7 @@ impl Runtime {
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
         self.run(&self.sandbox, name, timeout, |guest, store| {
-            guest
-                .nexus_handler_handler()
-                .call_invoke(store, bytecode, input)
+            guest.invoke(store, bytecode, input)
         })
     }
 
@@ -295,7 +292,7 @@ impl Runtime {
         name: &str,
         timeout: Option<Duration>,
         call: impl FnOnce(
-            &HandlerRuntime,
+            &Guest<'_>,
             &mut Store<HostState>,
         ) -> wasmtime::Result<std::result::Result<String, HandlerError>>,
     ) -> Result<Invocation> {

@@ -1,0 +1,123 @@
+//! The guest's exports as the host calls them, on each fresh instance.
+//!
+//! bindgen's `instantiate` looks up and type-checks every export of the world
+//! on every instance; a call uses one. Here each export is found and checked
+//! once per component ([`Exports::new`]); a call then looks up only its own
+//! function, by index.
+//!
+//! Invariant: an [`Exports`] is only made by [`Exports::new`], which checks
+//! each function against the signature its caller below uses, on an instance
+//! of the same component. That check is what makes `new_unchecked` sound.
+
+use wasmtime::component::{
+    ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Lower, TypedFunc,
+};
+use wasmtime::{AsContextMut, Result, Store};
+
+use crate::bindings::exports::nexus::handler::compiler::CompileOptions;
+use crate::bindings::HandlerError;
+use crate::sandbox::HostState;
+
+const COMPILER: &str = "nexus:handler/compiler@0.1.0";
+const HANDLER: &str = "nexus:handler/handler@0.1.0";
+
+type Answer<T> = (std::result::Result<T, HandlerError>,);
+type CompileParams<'a> = (&'a str, &'a str, CompileOptions);
+type InvokeParams<'a> = (&'a [u8], &'a str);
+type InvokePreparedParams<'a> = (&'a str,);
+
+/// The indices of the exports the host calls, checked against their types.
+pub(crate) struct Exports {
+    compile: ComponentExportIndex,
+    invoke: ComponentExportIndex,
+    invoke_prepared: ComponentExportIndex,
+}
+
+impl Exports {
+    /// Finds the exports in `pre`'s component and checks their types on one
+    /// throwaway instance in `store`.
+    pub fn new(pre: &InstancePre<HostState>, mut store: Store<HostState>) -> Result<Self> {
+        let component = pre.component();
+        let find = |interface: &str, name: &str| {
+            let interface = component.get_export_index(None, interface);
+            component
+                .get_export_index(interface.as_ref(), name)
+                .ok_or_else(|| wasmtime::format_err!("the guest does not export {name}"))
+        };
+        let exports = Exports {
+            compile: find(COMPILER, "compile")?,
+            invoke: find(HANDLER, "invoke")?,
+            invoke_prepared: find(HANDLER, "invoke-prepared")?,
+        };
+        let instance = pre.instantiate(&mut store)?;
+        instance.get_typed_func::<CompileParams, Answer<Vec<u8>>>(&mut store, exports.compile)?;
+        instance.get_typed_func::<InvokeParams, Answer<String>>(&mut store, exports.invoke)?;
+        instance.get_typed_func::<InvokePreparedParams, Answer<String>>(
+            &mut store,
+            exports.invoke_prepared,
+        )?;
+        Ok(exports)
+    }
+
+    /// The exports of `instance`, an instance of the component they were
+    /// checked on.
+    pub fn of(&self, instance: Instance) -> Guest<'_> {
+        Guest {
+            instance,
+            exports: self,
+        }
+    }
+}
+
+/// One instance's exports.
+pub(crate) struct Guest<'a> {
+    instance: Instance,
+    exports: &'a Exports,
+}
+
+impl Guest<'_> {
+    /// `compiler.compile`: source to bytecode.
+    pub fn compile(
+        &self,
+        store: &mut Store<HostState>,
+        name: &str,
+        source: &str,
+        options: CompileOptions,
+    ) -> Result<std::result::Result<Vec<u8>, HandlerError>> {
+        self.call::<CompileParams, _>(store, self.exports.compile, (name, source, options))
+    }
+
+    /// `handler.invoke`: bytecode loaded, evaluated and called with `input`.
+    pub fn invoke(
+        &self,
+        store: &mut Store<HostState>,
+        bytecode: &[u8],
+        input: &str,
+    ) -> Result<std::result::Result<String, HandlerError>> {
+        self.call::<InvokeParams, _>(store, self.exports.invoke, (bytecode, input))
+    }
+
+    /// `handler.invoke-prepared`: the snapshot's prepared handler, called.
+    pub fn invoke_prepared(
+        &self,
+        store: &mut Store<HostState>,
+        input: &str,
+    ) -> Result<std::result::Result<String, HandlerError>> {
+        self.call::<InvokePreparedParams, _>(store, self.exports.invoke_prepared, (input,))
+    }
+
+    fn call<P, R>(&self, mut store: impl AsContextMut, export: ComponentExportIndex, params: P) -> Result<R>
+    where
+        P: ComponentNamedList + Lower,
+        R: Lift + 'static,
+    {
+        let func = self
+            .instance
+            .get_func(&mut store, export)
+            .ok_or_else(|| wasmtime::format_err!("the guest lost an export"))?;
+        // SAFETY: `Exports::new` checked `export` against `(P, (R,))` on an
+        // instance of this component (the invariant above).
+        let func = unsafe { TypedFunc::<P, (R,)>::new_unchecked(func) };
+        Ok(func.call(store, params)?.0)
+    }
+}
