@@ -229,7 +229,7 @@ impl Sandbox {
             .map_err(Error::engine)?;
         let pre = linker.instantiate_pre(component).map_err(Error::engine)?;
         let mut store = Store::new(engine, HostState::new(stats.clone(), "exports", None));
-        // Instantiating runs only the guest's own start code, never a handler's.
+        // Instantiating runs no handler code: any far deadline will do.
         store.set_epoch_deadline(1 << 40);
         let exports = Exports::new(&pre, store).map_err(Error::engine)?;
         Ok(Self {
