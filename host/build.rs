@@ -23,7 +23,13 @@ const SETUP: &str = "run `bash scripts/setup.sh` (or `./x setup`) to install it"
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap();
-    for path in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock", "host/build"] {
+    for path in [
+        "guest/src",
+        "guest/Cargo.toml",
+        "wit",
+        "Cargo.lock",
+        "host/build",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     for var in ["WASI_SDK_PATH", "NEXUS_GUEST_CC"] {

@@ -35,8 +35,11 @@ pub(crate) struct Exports {
 
 impl Exports {
     /// Finds the exports in `pre`'s component and checks their types on one
-    /// throwaway instance in `store`.
-    pub fn new(pre: &InstancePre<HostState>, mut store: Store<HostState>) -> Result<Self> {
+    /// throwaway instance, in a store from `new_store`.
+    pub fn new(
+        pre: &InstancePre<HostState>,
+        new_store: impl Fn() -> Store<HostState>,
+    ) -> Result<Self> {
         let component = pre.component();
         let find = |interface: &str, name: &str| {
             let interface = component.get_export_index(None, interface);
@@ -49,7 +52,7 @@ impl Exports {
             invoke: find(HANDLER, "invoke")?,
             invoke_prepared: find(HANDLER, "invoke-prepared")?,
         };
-        let instance = pre.instantiate(&mut store)?;
+        let (instance, mut store) = first_instance(pre, new_store)?;
         instance.get_typed_func::<CompileParams, Answer<Vec<u8>>>(&mut store, exports.compile)?;
         instance.get_typed_func::<InvokeParams, Answer<String>>(&mut store, exports.invoke)?;
         instance.get_typed_func::<InvokePreparedParams, Answer<String>>(
@@ -65,6 +68,30 @@ impl Exports {
         Guest {
             instance,
             exports: self,
+        }
+    }
+}
+
+/// The component's first instance, which also makes each module's
+/// copy-on-write image: a sealed memfd. Sealing can fail with `EBUSY` when
+/// the machine is loaded (pages just written are still held in another
+/// CPU's LRU batch); a new memfd a moment later, in a new store, goes
+/// through. Errors that are not transient fail every try and are returned.
+fn first_instance(
+    pre: &InstancePre<HostState>,
+    new_store: impl Fn() -> Store<HostState>,
+) -> Result<(Instance, Store<HostState>)> {
+    let mut tries = 0;
+    loop {
+        let mut store = new_store();
+        match pre.instantiate(&mut store) {
+            Ok(instance) => return Ok((instance, store)),
+            Err(e) if tries < 3 => {
+                tries += 1;
+                tracing::debug!(target: "nexus::engine", "first instance failed ({e:#}); trying again");
+                std::thread::sleep(std::time::Duration::from_millis(20 * tries));
+            }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -106,7 +133,12 @@ impl Guest<'_> {
         self.call::<InvokePreparedParams, _>(store, self.exports.invoke_prepared, (input,))
     }
 
-    fn call<P, R>(&self, mut store: impl AsContextMut, export: ComponentExportIndex, params: P) -> Result<R>
+    fn call<P, R>(
+        &self,
+        mut store: impl AsContextMut,
+        export: ComponentExportIndex,
+        params: P,
+    ) -> Result<R>
     where
         P: ComponentNamedList + Lower,
         R: Lift + 'static,

@@ -228,10 +228,13 @@ impl Sandbox {
         HandlerRuntime::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(Error::engine)?;
         let pre = linker.instantiate_pre(component).map_err(Error::engine)?;
-        let mut store = Store::new(engine, HostState::new(stats.clone(), "exports", None));
-        // Instantiating runs no handler code: any far deadline will do.
-        store.set_epoch_deadline(1 << 40);
-        let exports = Exports::new(&pre, store).map_err(Error::engine)?;
+        let new_store = || {
+            let mut store = Store::new(engine, HostState::new(stats.clone(), "exports", None));
+            // Instantiating runs no handler code: any far deadline will do.
+            store.set_epoch_deadline(1 << 40);
+            store
+        };
+        let exports = Exports::new(&pre, new_store).map_err(Error::engine)?;
         Ok(Self {
             engine: engine.clone(),
             pre,
