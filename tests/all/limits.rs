@@ -77,6 +77,33 @@ fn each_hostile_handler_gets_its_own_error_and_the_next_call_is_fine() {
     }
 }
 
+/// Parsing a bundle takes more memory than running it (a 9 MB one needs
+/// ~90 MiB): compiling gets at least 256 MiB whatever the per-invocation
+/// cap, as it gets at least 30 s; invocations keep the cap.
+#[test]
+fn compiling_may_use_more_memory_than_an_invocation() {
+    let rt = Runtime::new(Config {
+        max_memory_bytes: 4 << 20,
+        ..crate::support::scratch_config()
+    })
+    .unwrap();
+    let mut source = String::from("export default (ctx) => f7(ctx.n);\n");
+    for i in 0..40_000 {
+        source.push_str(&format!("function f{i}(a) {{ return a + {i}; }}\n"));
+    }
+    rt.compile("big.js", &source).unwrap();
+    let bomb = rt.compile("bomb.js", BOMB).unwrap();
+    match rt.invoke(&bomb, "{}") {
+        Err(Error::OutOfMemory { limit }) => assert_eq!(limit, 4 << 20),
+        other => panic!("{other:?}"),
+    }
+    let good = rt.compile("good.js", GOOD).unwrap();
+    assert_eq!(
+        rt.invoke(&good, r#"{"n":21}"#).unwrap().output,
+        r#"{"twice":42}"#
+    );
+}
+
 #[test]
 fn a_call_may_override_the_timeout() {
     let rt = limited();

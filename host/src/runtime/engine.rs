@@ -27,7 +27,9 @@ const MEMORIES_PER_COMPONENT: u32 = 2;
 const TABLES_PER_COMPONENT: u32 = 8;
 const KEEP_RESIDENT: usize = 16 << 20;
 
-pub(crate) fn new(max_instances: u32, max_memory_bytes: u64) -> Result<Engine> {
+/// The engine for `max_instances` instances at once, none with a memory
+/// over `largest_memory` bytes (stores hold each call to its own cap).
+pub(crate) fn new(max_instances: u32, largest_memory: u64) -> Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(max_instances)
         .total_core_instances(max_instances * CORE_INSTANCES_PER_COMPONENT)
@@ -36,7 +38,7 @@ pub(crate) fn new(max_instances: u32, max_memory_bytes: u64) -> Result<Engine> {
         .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
         .max_memories_per_component(MEMORIES_PER_COMPONENT)
         .max_tables_per_component(TABLES_PER_COMPONENT)
-        .max_memory_size(max_memory_bytes as usize)
+        .max_memory_size(largest_memory as usize)
         // Reused slots keep this much of the pre-initialized heap resident:
         // a fresh instance then starts without page faults.
         .linear_memory_keep_resident(KEEP_RESIDENT)

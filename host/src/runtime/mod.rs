@@ -26,6 +26,19 @@ use crate::sandbox::{HostState, Limits, LogLine, Sandbox, Timing};
 use crate::stats::Stats;
 use admission::Admission;
 
+/// Compiling may take at least this long, whatever the invocations' timeout.
+const COMPILE_TIME: Duration = Duration::from_secs(30);
+
+/// Compiling may use at least this much memory, whatever the invocations'
+/// cap.
+const COMPILE_MEMORY: u64 = 256 << 20;
+
+/// The memory cap for compiling; also the pool's slot size, the largest any
+/// instance can be (each store's own limit holds invocations to theirs).
+fn compile_memory(config: &Config) -> u64 {
+    config.max_memory_bytes.max(COMPILE_MEMORY)
+}
+
 /// What one successful invocation answered.
 #[derive(Debug, Clone)]
 pub struct Invocation {
@@ -87,7 +100,7 @@ impl Runtime {
             config.max_cache_size_bytes,
             config.max_disk_cache_bytes,
         ));
-        let engine = engine::new(config.max_instances, config.max_memory_bytes)?;
+        let engine = engine::new(config.max_instances, compile_memory(&config))?;
         let stats = Arc::new(Stats::new(cache.clone()));
         let (component, component_source) = components::load(&engine, &cache, &stats)?;
         tracing::debug!(target: "nexus::cache", artifact = "component", source = component_source.as_str(), "guest component");
@@ -138,7 +151,8 @@ impl Runtime {
     ///
     /// [`Error::Compile`] with the position of a syntax error;
     /// [`Error::InvalidName`] for a name with a NUL byte; the limits'
-    /// errors if compiling runs out of time or memory.
+    /// errors if compiling runs out of time or memory (it gets at least
+    /// 30 s and 256 MiB, whatever the invocations' limits).
     pub fn compile(&self, name: &str, source: &str) -> Result<CompiledHandler> {
         if name.contains('\0') {
             return Err(Error::InvalidName(
@@ -147,8 +161,13 @@ impl Runtime {
             ));
         }
         let _permit = self.admission.enter()?;
-        // Compiling a large handler takes longer than running a small one.
-        let limits = self.limits(Some(self.config.timeout.max(Duration::from_secs(30))));
+        // Parsing a large bundle takes longer, and more memory, than running
+        // a handler (a 9 MB one: seconds, and ~90 MiB). It runs no handler
+        // code, and what it uses is bounded by the source.
+        let limits = Limits {
+            timeout: self.config.timeout.max(COMPILE_TIME),
+            max_memory_bytes: compile_memory(&self.config),
+        };
         let compiled = compiler::compile(
             &self.sandbox,
             &self.cache,
