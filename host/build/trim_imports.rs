@@ -23,6 +23,14 @@ fn kept(module: &str) -> bool {
     !module.starts_with("wasi:") || KEPT_WASI.iter().any(|p| module.starts_with(p))
 }
 
+/// The type index of a function import; `None` for other imports.
+fn func_type(ty: TypeRef) -> Option<u32> {
+    match ty {
+        TypeRef::Func(ty) | TypeRef::FuncExact(ty) => Some(ty),
+        _ => None,
+    }
+}
+
 /// Trims `core` (a module linked with `--skip-wit-component`, so still
 /// holding its `component-type` sections) and encodes it as a component.
 pub fn componentize(core: &[u8]) -> anyhow::Result<Vec<u8>> {
@@ -54,7 +62,7 @@ impl Plan {
                 Payload::ImportSection(section) => {
                     for import in section.into_imports() {
                         let import = import?;
-                        if let TypeRef::Func(ty) | TypeRef::FuncExact(ty) = import.ty {
+                        if let Some(ty) = func_type(import.ty) {
                             funcs.push((kept(import.module), ty));
                         }
                     }
@@ -101,8 +109,7 @@ impl Reencode for Plan {
     ) -> Result<(), reencode::Error> {
         for import in section.into_imports() {
             let import = import?;
-            let is_func = matches!(import.ty, TypeRef::Func(_) | TypeRef::FuncExact(_));
-            if !is_func || kept(import.module) {
+            if func_type(import.ty).is_none() || kept(import.module) {
                 imports.import(import.module, import.name, self.entity_type(import.ty)?);
             }
         }
