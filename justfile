@@ -11,6 +11,12 @@ test:
 build:
     cargo build --locked
 
+# Formatting, clippy, and no import cycle among host/src's modules.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --locked --all-targets -- -D warnings
+    if [ -f ../shared/tools/import_cycles.py ]; then python3 ../shared/tools/import_cycles.py host/src; else echo "lint: ../shared/tools/import_cycles.py not found; import cycles not checked"; fi
+
 # Install the toolchain pieces (idempotent).
 setup:
     bash scripts/setup.sh

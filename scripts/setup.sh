@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing Nexus needs, only where it is missing:
-#   - the Rust target wasm32-wasip2;
+#   - the Rust target wasm32-wasip2, and rustfmt and clippy (`just lint`);
 #   - clang-19 with a wasm32 backend, llvm-ar-19 and WASI libc headers
 #     (Debian packages), unless WASI_SDK_PATH points at a WASI SDK;
 #   - `just`, the task runner (from PyPI, else crates.io).
@@ -13,6 +13,13 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   say "adding the Rust target wasm32-wasip2"
   rustup target add wasm32-wasip2
 fi
+
+for component in rustfmt clippy; do
+  if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+    say "adding the Rust component $component"
+    rustup component add "$component"
+  fi
+done
 
 if [ -n "${WASI_SDK_PATH:-}" ]; then
   [ -x "$WASI_SDK_PATH/bin/clang" ] || { say "WASI_SDK_PATH=$WASI_SDK_PATH has no bin/clang"; exit 1; }

@@ -136,9 +136,14 @@ fn parse_input<'js>(ctx: &Ctx<'js>, input: &str) -> Result<Value<'js>, HandlerEr
 
 /// Loads and evaluates a module; answers its default export.
 fn evaluate<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> Result<Function<'js>, HandlerError> {
-    // SAFETY: QuickJS trusts bytecode. The host only hands over bytecode
-    // this guest build wrote and whose checksum it verified; and whatever
-    // happens in here stays inside this throwaway wasm instance.
+    // SAFETY (bounded, not proven): QuickJS trusts bytecode, and nothing
+    // here proves these bytes came from this guest's compiler. The host's
+    // header checks (this guest build's fingerprint, a BLAKE3 checksum)
+    // catch damage and mix-ups, not a crafted file. What crafted bytecode
+    // can corrupt is this instance's own linear memory: the instance is a
+    // fresh wasm sandbox, discarded after the call, that reaches nothing
+    // but its imports (log, stats, clocks, random). That bound is what makes
+    // loading it acceptable.
     let module = unsafe { Module::load(ctx.clone(), bytecode) }
         .map_err(|e| HandlerError::InvalidBytecode(errors::describe(ctx, e)))?;
     let (module, evaluated) = module.eval().map_err(|e| errors::runtime(ctx, e))?;

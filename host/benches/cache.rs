@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nexus_host::{CompileOptions, Config, Runtime, Source};
+use nexus_host::{CompileOptions, Config, Origin, Runtime};
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -109,7 +109,7 @@ fn main() {
                 .map(|_| {
                     time(|| {
                         let h = rt.compile("h.js", &source).unwrap();
-                        assert_eq!(h.source, Source::Memory);
+                        assert_eq!(h.origin, Origin::Memory);
                         rt.invoke(&h, &input_json).unwrap();
                     })
                 })
@@ -134,7 +134,7 @@ fn main() {
                 let dir = scratch.path().join(format!("component-cold-{n}"));
                 time(|| {
                     let rt = Runtime::new(config(&dir)).unwrap();
-                    assert_eq!(rt.component_source(), Source::Compiled);
+                    assert_eq!(rt.component_origin(), Origin::Compiled);
                 })
             })
             .collect(),
@@ -146,7 +146,7 @@ fn main() {
             .map(|_| {
                 time(|| {
                     let rt = Runtime::new(config(&warm)).unwrap();
-                    assert_eq!(rt.component_source(), Source::Disk);
+                    assert_eq!(rt.component_origin(), Origin::Disk);
                 })
             })
             .collect(),
@@ -165,8 +165,8 @@ fn main() {
                 .map(|n| {
                     time(|| {
                         assert_eq!(
-                            rt.compile(&format!("c{n}.js"), &source).unwrap().source,
-                            Source::Compiled
+                            rt.compile(&format!("c{n}.js"), &source).unwrap().origin,
+                            Origin::Compiled
                         )
                     })
                 })
@@ -179,8 +179,8 @@ fn main() {
                     let rt = Runtime::new(config(&warm)).unwrap();
                     time(|| {
                         assert_eq!(
-                            rt.compile(&format!("c{n}.js"), &source).unwrap().source,
-                            Source::Disk
+                            rt.compile(&format!("c{n}.js"), &source).unwrap().origin,
+                            Origin::Disk
                         )
                     })
                 })
@@ -192,7 +192,7 @@ fn main() {
             (0..20)
                 .map(|_| {
                     time(|| {
-                        assert_eq!(rt.compile("c0.js", &source).unwrap().source, Source::Memory)
+                        assert_eq!(rt.compile("c0.js", &source).unwrap().origin, Origin::Memory)
                     })
                 })
                 .collect(),

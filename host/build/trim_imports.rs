@@ -33,15 +33,22 @@ fn func_type(ty: TypeRef) -> Option<u32> {
 
 /// Trims `core` (a module linked with `--skip-wit-component`, so still
 /// holding its `component-type` sections) and encodes it as a component.
+#[cfg_attr(test, allow(dead_code))] // the unit tests cover `trim`
 pub fn componentize(core: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut plan = Plan::new(core)?;
-    let mut module = wasm_encoder::Module::new();
-    plan.parse_core_module(&mut module, Parser::new(0), core)?;
     wit_component::ComponentEncoder::default()
         .validate(true)
         .merge_imports_based_on_semver(true)
-        .module(module.as_slice())?
+        .module(&trim(core)?)?
         .encode()
+}
+
+/// `core` without the function imports no handler can reach: each is a
+/// function of the module whose body is `unreachable`.
+pub fn trim(core: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut plan = Plan::new(core)?;
+    let mut module = wasm_encoder::Module::new();
+    plan.parse_core_module(&mut module, Parser::new(0), core)?;
+    Ok(module.finish())
 }
 
 struct Plan {
@@ -163,5 +170,167 @@ impl Reencode for Plan {
         }
         names.functions(&map);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_encoder::{
+        CodeSection, EntityType, ExportKind, ExportSection, Function, FunctionSection,
+        ImportSection, Module, NameMap, NameSection, TypeSection, ValType,
+    };
+    use wasmparser::{KnownCustom, Name, Operator};
+
+    /// Imports two trimmed and two kept functions, interleaved; its one own
+    /// function, `run`, calls each import once.
+    fn module() -> Vec<u8> {
+        let mut types = TypeSection::new();
+        types.ty().function([], [ValType::I64]);
+        types.ty().function([ValType::I32], []);
+        let mut imports = ImportSection::new();
+        let imported = [
+            ("wasi:cli/environment@0.2.0", "get-arguments", 1),
+            ("wasi:clocks/monotonic-clock@0.2.0", "now", 0),
+            ("wasi:cli/exit@0.2.0", "exit", 1),
+            ("nexus:handler/log@0.1.0", "log", 1),
+        ];
+        let mut names = NameMap::new();
+        for (index, (module, name, ty)) in imported.into_iter().enumerate() {
+            imports.import(module, name, EntityType::Function(ty));
+            names.append(index as u32, name);
+        }
+        names.append(4, "run");
+        let mut functions = FunctionSection::new();
+        functions.function(0);
+        let mut exports = ExportSection::new();
+        exports.export("run", ExportKind::Func, 4);
+        let mut run = Function::new([]);
+        run.instructions()
+            .i32_const(0)
+            .call(0)
+            .i32_const(1)
+            .call(2)
+            .i32_const(2)
+            .call(3)
+            .call(1)
+            .end();
+        let mut code = CodeSection::new();
+        code.function(&run);
+        let mut name_section = NameSection::new();
+        name_section.functions(&names);
+        let mut module = Module::new();
+        module
+            .section(&types)
+            .section(&imports)
+            .section(&functions)
+            .section(&exports)
+            .section(&code)
+            .section(&name_section);
+        module.finish()
+    }
+
+    #[derive(Default, Debug)]
+    struct Seen {
+        imports: Vec<String>,
+        export: Option<u32>,
+        bodies: Vec<Vec<String>>,
+        names: Vec<(u32, String)>,
+    }
+
+    fn read(wasm: &[u8]) -> Seen {
+        let mut seen = Seen::default();
+        for payload in Parser::new(0).parse_all(wasm) {
+            match payload.unwrap() {
+                Payload::ImportSection(section) => {
+                    for import in section.into_imports() {
+                        let import = import.unwrap();
+                        seen.imports
+                            .push(format!("{}#{}", import.module, import.name));
+                    }
+                }
+                Payload::ExportSection(section) => {
+                    seen.export = section.into_iter().next().map(|e| e.unwrap().index);
+                }
+                Payload::CodeSectionEntry(body) => {
+                    let ops = body.get_operators_reader().unwrap();
+                    let body = ops
+                        .into_iter()
+                        .map(|op| match op.unwrap() {
+                            Operator::Call { function_index } => format!("call {function_index}"),
+                            Operator::Unreachable => "unreachable".to_owned(),
+                            Operator::I32Const { .. } | Operator::End => String::new(),
+                            other => format!("{other:?}"),
+                        })
+                        .filter(|op| !op.is_empty())
+                        .collect();
+                    seen.bodies.push(body);
+                }
+                Payload::CustomSection(custom) => {
+                    if let KnownCustom::Name(reader) = custom.as_known() {
+                        for name in reader {
+                            if let Name::Function(map) = name.unwrap() {
+                                for naming in map {
+                                    let naming = naming.unwrap();
+                                    seen.names.push((naming.index, naming.name.to_owned()));
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn unreachable_wasi_imports_become_functions_that_trap() {
+        let trimmed = trim(&module()).unwrap();
+        wasmparser::Validator::new().validate_all(&trimmed).unwrap();
+        let seen = read(&trimmed);
+        // Kept: clocks and the world's own imports, in their order.
+        assert_eq!(
+            seen.imports,
+            [
+                "wasi:clocks/monotonic-clock@0.2.0#now",
+                "nexus:handler/log@0.1.0#log"
+            ]
+        );
+        // `run` moved down to 2; the stubs follow it, in import order.
+        assert_eq!(seen.export, Some(2));
+        assert_eq!(
+            seen.bodies,
+            [
+                vec!["call 3", "call 4", "call 1", "call 0"],
+                vec!["unreachable"],
+                vec!["unreachable"],
+            ]
+        );
+        // The name map stays sorted by the new indices.
+        let names: Vec<_> = seen.names.iter().map(|(i, n)| format!("{i} {n}")).collect();
+        assert_eq!(
+            names,
+            ["0 now", "1 log", "2 run", "3 get-arguments", "4 exit"]
+        );
+    }
+
+    #[test]
+    fn a_module_with_nothing_to_trim_is_unchanged_in_meaning() {
+        let mut types = TypeSection::new();
+        types.ty().function([], [ValType::I64]);
+        let mut imports = ImportSection::new();
+        imports.import(
+            "wasi:random/random@0.2.0",
+            "get-random-u64",
+            EntityType::Function(0),
+        );
+        let mut module = Module::new();
+        module.section(&types).section(&imports);
+        let trimmed = trim(&module.finish()).unwrap();
+        assert_eq!(
+            read(&trimmed).imports,
+            ["wasi:random/random@0.2.0#get-random-u64"]
+        );
     }
 }

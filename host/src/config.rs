@@ -1,14 +1,18 @@
-//! Settings, and the sources they come from.
+//! Settings: one table declares each setting once (its name, type, default,
+//! environment variable, range and help); the [`Config`] struct, the config
+//! file's keys, the environment layer and the CLI's flags all come from it.
 //!
 //! Precedence: command-line flag > environment variable > config file
 //! (`nexus.toml`) > default. Each source is a [`Layer`]; [`Config::resolve`]
 //! takes the first layer that sets a value and refuses a bad one with the
 //! setting's name, the value and what is accepted.
+//!
+//! Layer: a leaf beside `error`.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
@@ -32,104 +36,372 @@ impl Default for CompileOptions {
     }
 }
 
-/// Resolved settings for a [`crate::Runtime`].
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The capability-scoped cache directory.
-    pub cache_dir: PathBuf,
-    /// Bound of the in-memory cache, all artifacts together.
-    pub max_cache_size_bytes: u64,
-    /// Bound of the files under `cache_dir`, headers included.
-    pub max_disk_cache_bytes: u64,
-    /// Bytecode write options.
-    pub compile_options: CompileOptions,
-    /// How long one invocation may run.
-    pub timeout: Duration,
-    /// Linear memory one instance may have.
-    pub max_memory_bytes: u64,
-    /// Instances alive at once: the bound on concurrent invocations.
-    pub max_instances: u32,
-    /// How long a call waits for a free instance before `Busy`.
-    pub queue_timeout: Duration,
-    /// The largest result accepted.
-    pub max_output_bytes: u64,
+/// A value as a source gives it, before it is parsed: text (a flag, an
+/// environment variable, a TOML string) or a TOML integer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawValue {
+    /// Text, parsed by the setting's kind.
+    Text(String),
+    /// A TOML integer.
+    Integer(i64),
 }
 
-const MI: u64 = 1 << 20;
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            cache_dir: PathBuf::from(".nexus-cache"),
-            max_cache_size_bytes: 64 * MI,
-            max_disk_cache_bytes: 96 * MI,
-            compile_options: CompileOptions::default(),
-            timeout: Duration::from_millis(1000),
-            max_memory_bytes: 64 * MI,
-            max_instances: 256,
-            queue_timeout: Duration::from_millis(5000),
-            max_output_bytes: 8 * MI,
+impl fmt::Display for RawValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RawValue::Text(text) => f.write_str(text),
+            RawValue::Integer(n) => write!(f, "{n}"),
         }
     }
 }
 
-/// A size as a config file may hold it: an integer or a quantity string.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum SizeValue {
-    Bytes(u64),
-    Text(String),
+/// One setting, as the table declares it.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The snake_case name: the config file's key; the flag is its
+    /// kebab-case form.
+    pub name: &'static str,
+    /// The environment variable.
+    pub env: &'static str,
+    /// The flag's value placeholder in `--help` (`SIZE`, `MS`, `DIR`).
+    pub value_name: &'static str,
+    /// One line for `--help`.
+    pub help: &'static str,
+    /// The default, as text (`64Mi`, `1000`).
+    pub default: fn() -> String,
+    /// The accepted range, as text, if the setting has one.
+    pub range: Option<(&'static str, &'static str)>,
+    /// What the setting's kind accepts, for errors.
+    pub accepts: &'static str,
 }
 
-/// The settings one source gives; `None` where it is silent.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl Setting {
+    /// The command-line flag, without its dashes: `cache-dir`.
+    pub fn flag(&self) -> String {
+        self.name.replace('_', "-")
+    }
+
+    /// The text `--help` shows: the help line, then the environment
+    /// variable, the range and the default.
+    pub fn long_help(&self) -> String {
+        let range = match self.range {
+            Some((lo, hi)) => format!(" [range: {lo} to {hi}]"),
+            None => String::new(),
+        };
+        format!(
+            "{} [env: {}]{range} [default: {}]",
+            self.help.trim(),
+            self.env,
+            (self.default)()
+        )
+    }
+}
+
+/// How a kind of setting is written: what it accepts and how it parses.
+trait Kind {
+    type Value: PartialOrd;
+    const ACCEPTS: &'static str;
+    fn parse(raw: &RawValue) -> Option<Self::Value>;
+}
+
+/// Bytes, or a Kubernetes quantity.
+struct Size;
+/// A whole number of milliseconds.
+struct Millis;
+/// A whole number that fits 32 bits.
+struct Count;
+/// A filesystem path.
+struct PathKind;
+
+impl Kind for Size {
+    type Value = u64;
+    const ACCEPTS: &'static str =
+        "a size in bytes (67108864) or a Kubernetes quantity (64Mi, 128M, 1Gi)";
+    fn parse(raw: &RawValue) -> Option<u64> {
+        match raw {
+            RawValue::Integer(n) => u64::try_from(*n).ok(),
+            RawValue::Text(text) => parse_size(text),
+        }
+    }
+}
+
+impl Kind for Millis {
+    type Value = Duration;
+    const ACCEPTS: &'static str = "a whole number of milliseconds";
+    fn parse(raw: &RawValue) -> Option<Duration> {
+        let ms = match raw {
+            RawValue::Integer(n) => u64::try_from(*n).ok()?,
+            RawValue::Text(text) => text.trim().parse().ok()?,
+        };
+        Some(Duration::from_millis(ms))
+    }
+}
+
+impl Kind for Count {
+    type Value = u32;
+    const ACCEPTS: &'static str = "a whole number";
+    fn parse(raw: &RawValue) -> Option<u32> {
+        match raw {
+            RawValue::Integer(n) => u32::try_from(*n).ok(),
+            RawValue::Text(text) => text.trim().parse().ok(),
+        }
+    }
+}
+
+impl Kind for PathKind {
+    type Value = PathBuf;
+    const ACCEPTS: &'static str = "a directory path";
+    fn parse(raw: &RawValue) -> Option<PathBuf> {
+        match raw {
+            RawValue::Text(text) if !text.is_empty() => Some(PathBuf::from(text)),
+            _ => None,
+        }
+    }
+}
+
+/// `raw` as `K`, within `range` (texts `K` parses): else the setting's
+/// error.
+fn parse<K: Kind>(
+    name: &'static str,
+    raw: &RawValue,
+    range: Option<(&str, &str)>,
+) -> Result<K::Value> {
+    let refuse = |expected: String| Error::Config {
+        name,
+        value: raw.to_string(),
+        expected,
+    };
+    let value = K::parse(raw).ok_or_else(|| refuse(K::ACCEPTS.to_owned()))?;
+    if let Some((lo, hi)) = range {
+        let bound = |text: &str| K::parse(&RawValue::Text(text.to_owned()));
+        let (Some(min), Some(max)) = (bound(lo), bound(hi)) else {
+            unreachable!("the table's ranges parse");
+        };
+        if value < min || value > max {
+            return Err(refuse(format!("{}, from {lo} to {hi}", K::ACCEPTS)));
+        }
+    }
+    Ok(value)
+}
+
+/// Declares the settings: the [`Config`] struct, its defaults, [`SETTINGS`]
+/// and how a value is set, from one list.
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])+
+        $name:ident => $field:ident: $ty:ty as $kind:ident = $default:expr,
+            env $env:literal, value $value_name:literal
+            $(, range $lo:literal to $hi:literal)?;
+    )*) => {
+        /// Resolved settings for a [`crate::Runtime`]; see [`SETTINGS`] for
+        /// each one's environment variable, default and range.
+        #[derive(Debug, Clone)]
+        pub struct Config {
+            $( $(#[doc = $doc])+ pub $field: $ty, )*
+            /// Bytecode write options.
+            pub compile_options: CompileOptions,
+        }
+
+        /// Every setting, in the order `--help` lists them.
+        pub const SETTINGS: &[Setting] = &[$(
+            Setting {
+                name: stringify!($name),
+                env: $env,
+                value_name: $value_name,
+                help: concat!($($doc),+),
+                default: || String::from($default),
+                range: settings!(@range $($lo, $hi)?),
+                accepts: <$kind as Kind>::ACCEPTS,
+            },
+        )*];
+
+        impl Config {
+            /// Sets `name` from `raw`, checked.
+            fn set(&mut self, name: &str, raw: &RawValue) -> Result<()> {
+                match name {
+                    $( stringify!($name) => {
+                        self.$field = parse::<$kind>(
+                            stringify!($name), raw, settings!(@range $($lo, $hi)?))?;
+                    } )*
+                    _ => unreachable!("layers hold only known settings"),
+                }
+                Ok(())
+            }
+
+            /// Every setting at its default.
+            fn defaults() -> Config {
+                Config {
+                    $( $field: parse::<$kind>(
+                        stringify!($name),
+                        &RawValue::Text(String::from($default)),
+                        settings!(@range $($lo, $hi)?),
+                    ).expect("the table's defaults are valid"), )*
+                    compile_options: CompileOptions::default(),
+                }
+            }
+        }
+    };
+    (@range $lo:literal, $hi:literal) => { Some(($lo, $hi)) };
+    (@range) => { None };
+}
+
+settings! {
+    /// The cache directory: only its owner may write it, since it holds native code
+    cache_dir => cache_dir: PathBuf as PathKind = default_cache_dir(),
+        env "NEXUS_CACHE_DIR", value "DIR";
+    /// Memory cache bound, all artifacts together: bytes, or a quantity like 64Mi
+    max_cache_size_bytes => max_cache_size_bytes: u64 as Size = "64Mi",
+        env "NEXUS_MAX_CACHE_SIZE_BYTES", value "SIZE";
+    /// Disk cache bound, headers included: bytes, or a quantity like 96Mi
+    max_disk_cache_bytes => max_disk_cache_bytes: u64 as Size = "96Mi",
+        env "NEXUS_MAX_DISK_CACHE_BYTES", value "SIZE";
+    /// How long one invocation may run, in milliseconds
+    timeout_ms => timeout: Duration as Millis = "1000",
+        env "NEXUS_TIMEOUT_MS", value "MS", range "1" to "3600000";
+    /// Memory one instance may use: bytes, or a quantity like 64Mi (QuickJS needs a few MiB to start)
+    max_memory_bytes => max_memory_bytes: u64 as Size = "64Mi",
+        env "NEXUS_MAX_MEMORY_BYTES", value "SIZE", range "4Mi" to "4Gi";
+    /// Instances alive at once: the bound on concurrent invocations
+    max_instances => max_instances: u32 as Count = "256",
+        env "NEXUS_MAX_INSTANCES", value "N", range "1" to "10000";
+    /// How long a call waits for a free instance, in milliseconds
+    queue_timeout_ms => queue_timeout: Duration as Millis = "5000",
+        env "NEXUS_QUEUE_TIMEOUT_MS", value "MS";
+    /// The largest result accepted: bytes, or a quantity like 8Mi
+    max_output_bytes => max_output_bytes: u64 as Size = "8Mi",
+        env "NEXUS_MAX_OUTPUT_BYTES", value "SIZE";
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::defaults()
+    }
+}
+
+/// Per user and absolute, never relative to the working directory (a
+/// checkout could carry a cache with native code in it):
+/// `$XDG_CACHE_HOME/nexus`, else `$HOME/.cache/nexus`, else
+/// `<temp dir>/nexus-cache-<uid>`.
+fn default_cache_dir() -> String {
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    let dir = absolute("XDG_CACHE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".cache")))
+        .map(|base| base.join("nexus"))
+        .unwrap_or_else(|| {
+            let uid = rustix::process::geteuid().as_raw();
+            std::env::temp_dir().join(format!("nexus-cache-{uid}"))
+        });
+    dir.display().to_string()
+}
+
+/// The settings one source gives; silent on the rest.
+#[derive(Debug, Clone, Default)]
 pub struct Layer {
-    pub cache_dir: Option<PathBuf>,
-    pub max_cache_size_bytes: Option<SizeValue>,
-    pub max_disk_cache_bytes: Option<SizeValue>,
-    pub timeout_ms: Option<SizeValue>,
-    pub max_memory_bytes: Option<SizeValue>,
-    pub max_instances: Option<SizeValue>,
-    pub queue_timeout_ms: Option<SizeValue>,
-    pub max_output_bytes: Option<SizeValue>,
+    values: BTreeMap<&'static str, RawValue>,
+}
+
+fn setting(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+fn known_keys() -> String {
+    SETTINGS
+        .iter()
+        .map(|s| s.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Layer {
-    /// The `NEXUS_*` variables that `lookup` knows.
+    /// Sets `name` (a setting's snake_case name) to `value`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if no setting has that name.
+    pub fn set(&mut self, name: &str, value: RawValue) -> Result<()> {
+        let setting = setting(name).ok_or_else(|| Error::Config {
+            name: "setting",
+            value: name.to_owned(),
+            expected: format!("one of {}", known_keys()),
+        })?;
+        self.values.insert(setting.name, value);
+        Ok(())
+    }
+
+    /// The setting's value in this layer, if it has one.
+    pub fn get(&self, name: &str) -> Option<&RawValue> {
+        self.values.get(name)
+    }
+
+    /// The `NEXUS_*` variables that `lookup` knows; an empty one counts as
+    /// unset.
     pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Layer {
-        Layer {
-            cache_dir: lookup("NEXUS_CACHE_DIR").map(PathBuf::from),
-            max_cache_size_bytes: lookup("NEXUS_MAX_CACHE_SIZE_BYTES").map(SizeValue::Text),
-            max_disk_cache_bytes: lookup("NEXUS_MAX_DISK_CACHE_BYTES").map(SizeValue::Text),
-            timeout_ms: lookup("NEXUS_TIMEOUT_MS").map(SizeValue::Text),
-            max_memory_bytes: lookup("NEXUS_MAX_MEMORY_BYTES").map(SizeValue::Text),
-            max_instances: lookup("NEXUS_MAX_INSTANCES").map(SizeValue::Text),
-            queue_timeout_ms: lookup("NEXUS_QUEUE_TIMEOUT_MS").map(SizeValue::Text),
-            max_output_bytes: lookup("NEXUS_MAX_OUTPUT_BYTES").map(SizeValue::Text),
-        }
+        let values = SETTINGS
+            .iter()
+            .filter_map(|s| {
+                let value = lookup(s.env).filter(|v| !v.is_empty())?;
+                Some((s.name, RawValue::Text(value)))
+            })
+            .collect();
+        Layer { values }
     }
 
     /// A `nexus.toml` file.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] naming the file if it cannot be read or parsed.
+    /// [`Error::Config`] naming the file if it cannot be read or parsed, or
+    /// holds a key that is not a setting.
     pub fn from_file(path: &Path) -> Result<Layer> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+        let bad = |expected: String| Error::Config {
             name: "config file",
             value: path.display().to_string(),
-            expected: format!("a readable TOML file ({e})"),
-        })?;
-        toml::from_str(&text).map_err(|e| Error::Config {
-            name: "config file",
-            value: path.display().to_string(),
-            expected: format!(
-                "TOML whose keys are settings (cache_dir, max_cache_size_bytes, \
-                 max_disk_cache_bytes, timeout_ms, max_memory_bytes, max_instances, \
-                 queue_timeout_ms, max_output_bytes): {e}"
-            ),
+            expected,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad(format!("a readable TOML file ({e})")))?;
+        Layer::from_toml(&text).map_err(|e| match e {
+            Error::Config { expected, .. } => bad(expected),
+            other => other,
         })
+    }
+
+    /// Settings in TOML: each key a setting's name, each value a string or
+    /// an integer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for TOML that does not parse, an unknown key, or a
+    /// value of another type.
+    pub fn from_toml(text: &str) -> Result<Layer> {
+        let expected = |why: String| Error::Config {
+            name: "config file",
+            value: String::new(),
+            expected: format!("TOML whose keys are settings ({}): {why}", known_keys()),
+        };
+        let table: toml::Table = toml::from_str(text).map_err(|e| expected(e.to_string()))?;
+        let mut layer = Layer::default();
+        for (key, value) in table {
+            let Some(setting) = setting(&key) else {
+                return Err(expected(format!("unknown key `{key}`")));
+            };
+            let raw = match value {
+                toml::Value::String(text) => RawValue::Text(text),
+                toml::Value::Integer(n) => RawValue::Integer(n),
+                other => {
+                    return Err(expected(format!(
+                        "`{key}` is a {}, not a string or an integer",
+                        other.type_str()
+                    )))
+                }
+            };
+            layer.values.insert(setting.name, raw);
+        }
+        Ok(layer)
     }
 }
 
@@ -138,120 +410,32 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for a value that does not parse.
+    /// [`Error::Config`] for a value that does not parse or is out of
+    /// range, naming the setting, the value and what is accepted.
     pub fn resolve(layers: &[Layer]) -> Result<Config> {
-        let d = Config::default();
-        type Parse = fn(&'static str, &SizeValue) -> Result<u64>;
-        let pick = |name, get: fn(&Layer) -> Option<&SizeValue>, parse: Parse, default| {
-            layers
-                .iter()
-                .find_map(get)
-                .map(|v| parse(name, v))
-                .unwrap_or(Ok(default))
-        };
-        let size = |name, get, default| pick(name, get, size, default);
-        let count = |name, get, default| pick(name, get, count, default);
-        let millis = |n: u64| Duration::from_millis(n);
-        let config = Config {
-            cache_dir: layers
-                .iter()
-                .find_map(|l| l.cache_dir.clone())
-                .unwrap_or(d.cache_dir),
-            max_cache_size_bytes: size(
-                "max_cache_size_bytes",
-                |l| l.max_cache_size_bytes.as_ref(),
-                d.max_cache_size_bytes,
-            )?,
-            max_disk_cache_bytes: size(
-                "max_disk_cache_bytes",
-                |l| l.max_disk_cache_bytes.as_ref(),
-                d.max_disk_cache_bytes,
-            )?,
-            compile_options: d.compile_options,
-            timeout: millis(count(
-                "timeout_ms",
-                |l| l.timeout_ms.as_ref(),
-                d.timeout.as_millis() as u64,
-            )?),
-            max_memory_bytes: size(
-                "max_memory_bytes",
-                |l| l.max_memory_bytes.as_ref(),
-                d.max_memory_bytes,
-            )?,
-            max_instances: count(
-                "max_instances",
-                |l| l.max_instances.as_ref(),
-                d.max_instances as u64,
-            )? as u32,
-            queue_timeout: millis(count(
-                "queue_timeout_ms",
-                |l| l.queue_timeout_ms.as_ref(),
-                d.queue_timeout.as_millis() as u64,
-            )?),
-            max_output_bytes: size(
-                "max_output_bytes",
-                |l| l.max_output_bytes.as_ref(),
-                d.max_output_bytes,
-            )?,
-        };
-        config.validate()?;
+        let mut config = Config::defaults();
+        for setting in SETTINGS {
+            if let Some(raw) = layers.iter().find_map(|l| l.get(setting.name)) {
+                config.set(setting.name, raw)?;
+            }
+        }
         Ok(config)
     }
 
-    /// Checks the values no parser can: ranges.
+    /// Checks the ranges of settings made in code rather than resolved.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] for the first value out of range.
     pub fn validate(&self) -> Result<()> {
-        let refuse = |name: &'static str, value: String, expected: &str| {
-            Err(Error::Config {
-                name,
-                value,
-                expected: expected.to_owned(),
-            })
-        };
-        if self.timeout.is_zero() {
-            return refuse("timeout_ms", "0".into(), "at least 1 millisecond");
-        }
-        if self.max_instances == 0 || self.max_instances > 10_000 {
-            return refuse(
-                "max_instances",
-                self.max_instances.to_string(),
-                "a whole number from 1 to 10000",
-            );
-        }
-        if self.max_memory_bytes < 4 * MI || self.max_memory_bytes > 4096 * MI {
-            return refuse(
-                "max_memory_bytes",
-                self.max_memory_bytes.to_string(),
-                "from 4Mi to 4Gi (QuickJS needs a few MiB to start)",
-            );
-        }
+        let millis = |d: Duration| RawValue::Text(d.as_millis().to_string());
+        let size = |n: u64| RawValue::Text(n.to_string());
+        let mut check = Config::defaults();
+        check.set("timeout_ms", &millis(self.timeout))?;
+        check.set("queue_timeout_ms", &millis(self.queue_timeout))?;
+        check.set("max_memory_bytes", &size(self.max_memory_bytes))?;
+        check.set("max_instances", &size(self.max_instances.into()))?;
         Ok(())
-    }
-}
-
-fn count(name: &'static str, value: &SizeValue) -> Result<u64> {
-    match value {
-        SizeValue::Bytes(n) => Ok(*n),
-        SizeValue::Text(text) => text.trim().parse().map_err(|_| Error::Config {
-            name,
-            value: text.clone(),
-            expected: "a whole number".to_owned(),
-        }),
-    }
-}
-
-fn size(name: &'static str, value: &SizeValue) -> Result<u64> {
-    match value {
-        SizeValue::Bytes(n) => Ok(*n),
-        SizeValue::Text(text) => parse_size(text).ok_or_else(|| Error::Config {
-            name,
-            value: text.clone(),
-            expected: "a size in bytes (67108864) or a Kubernetes quantity (64Mi, 128M, 1Gi)"
-                .to_owned(),
-        }),
     }
 }
 
@@ -282,6 +466,10 @@ pub fn parse_size(text: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    fn text(s: &str) -> RawValue {
+        RawValue::Text(s.to_owned())
+    }
+
     #[test]
     fn sizes_accept_bytes_and_quantities() {
         assert_eq!(parse_size("1048576"), Some(1 << 20));
@@ -304,18 +492,16 @@ mod tests {
 
     #[test]
     fn earlier_layers_win_and_defaults_fill_in() {
-        let flags = Layer {
-            cache_dir: Some("/flag".into()),
-            ..Layer::default()
-        };
+        let mut flags = Layer::default();
+        flags.set("cache_dir", text("/flag")).unwrap();
         let env = Layer::from_env(|k| {
             (k == "NEXUS_CACHE_DIR" || k == "NEXUS_MAX_CACHE_SIZE_BYTES").then(|| match k {
                 "NEXUS_CACHE_DIR" => "/env".to_owned(),
                 _ => "8Mi".to_owned(),
             })
         });
-        let file: Layer =
-            toml::from_str("max_cache_size_bytes = 1\nmax_disk_cache_bytes = \"1Ki\"").unwrap();
+        let file =
+            Layer::from_toml("max_cache_size_bytes = 1\nmax_disk_cache_bytes = \"1Ki\"").unwrap();
         let config = Config::resolve(&[flags, env, file]).unwrap();
         assert_eq!(config.cache_dir, PathBuf::from("/flag"));
         assert_eq!(config.max_cache_size_bytes, 8 << 20);
@@ -331,5 +517,40 @@ mod tests {
         assert!(message.contains("max_disk_cache_bytes"), "{message}");
         assert!(message.contains("\"lots\""), "{message}");
         assert!(message.contains("64Mi"), "{message}");
+    }
+
+    #[test]
+    fn values_out_of_range_or_too_wide_are_refused_with_the_range() {
+        for (name, value, says) in [
+            ("max_instances", "0", "from 1 to 10000"),
+            ("max_instances", "4294967552", "a whole number"),
+            ("max_memory_bytes", "1Mi", "from 4Mi to 4Gi"),
+            ("timeout_ms", "0", "from 1 to 3600000"),
+            ("timeout_ms", "18446744073709551615", "from 1 to 3600000"),
+        ] {
+            let mut layer = Layer::default();
+            layer.set(name, text(value)).unwrap();
+            let message = Config::resolve(&[layer]).unwrap_err().to_string();
+            assert!(message.contains(name), "{message}");
+            assert!(message.contains(says), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_table_declares_every_setting_once() {
+        let config = Config::default();
+        assert_eq!(config.max_memory_bytes, 64 << 20);
+        assert_eq!(config.timeout, Duration::from_millis(1000));
+        assert_eq!(config.max_instances, 256);
+        let mut names: Vec<_> = SETTINGS.iter().map(|s| s.name).collect();
+        names.dedup();
+        assert_eq!(names.len(), SETTINGS.len());
+        for s in SETTINGS {
+            assert!(s.env.starts_with("NEXUS_"), "{}", s.env);
+            assert!(!s.help.trim().is_empty(), "{}", s.name);
+        }
+        let unknown = Layer::from_toml("cache_size = 1").unwrap_err().to_string();
+        assert!(unknown.contains("unknown key `cache_size`"), "{unknown}");
+        assert!(unknown.contains("max_cache_size_bytes"), "{unknown}");
     }
 }

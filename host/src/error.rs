@@ -1,4 +1,7 @@
 //! The library's error type: one variant per thing a caller can act on.
+//!
+//! Layer: a leaf beside `bindings` (the guest's own error variants map onto
+//! it).
 
 use std::fmt;
 
@@ -14,16 +17,23 @@ pub enum Error {
     /// 0 where the failure has no position (an unresolvable import).
     #[error("{}", position(file, *line, *column, message))]
     Compile {
+        /// QuickJS's message.
         message: String,
+        /// The handler's name, as given to compile.
         file: String,
+        /// 1-based line, or 0.
         line: u32,
+        /// 1-based column, or 0.
         column: u32,
     },
     /// The handler threw, or its promise was rejected.
     #[error("{}", js_exception(name, message, stack))]
     Runtime {
+        /// The thrown error's `name` (`TypeError`, …).
         name: String,
+        /// Its `message`.
         message: String,
+        /// Its `stack`, frames as `at f (file:line:column)`.
         stack: String,
     },
     /// The input is not JSON.
@@ -40,10 +50,16 @@ pub enum Error {
     InvalidModule(String),
     /// The handler ran past its timeout; its instance was discarded.
     #[error("the handler ran past its {} ms timeout", limit.as_millis())]
-    Timeout { limit: std::time::Duration },
+    Timeout {
+        /// The timeout the call had.
+        limit: std::time::Duration,
+    },
     /// The handler needed more memory than its instance may have.
     #[error("the handler ran out of memory (limit: {limit} bytes per instance)")]
-    OutOfMemory { limit: u64 },
+    OutOfMemory {
+        /// The cap, in bytes.
+        limit: u64,
+    },
     /// Unbounded recursion, or recursion too deep for the handler's stack.
     #[error("the handler overflowed its stack (unbounded recursion?)")]
     StackOverflow,
@@ -51,11 +67,18 @@ pub enum Error {
     #[error(
         "the handler's result is {size} bytes, over the {limit}-byte limit (max_output_bytes)"
     )]
-    OutputTooLarge { size: u64, limit: u64 },
+    OutputTooLarge {
+        /// The result's size, in bytes.
+        size: u64,
+        /// `max_output_bytes`.
+        limit: u64,
+    },
     /// Every instance slot stayed busy for as long as a call may wait.
     #[error("all {max_instances} instances are busy; waited {} ms (raise max_instances or retry)", waited.as_millis())]
     Busy {
+        /// The bound on concurrent instances.
         max_instances: u32,
+        /// How long the call waited.
         waited: std::time::Duration,
     },
     /// A handler name the runtime cannot use.
@@ -64,8 +87,11 @@ pub enum Error {
     /// A setting was refused.
     #[error("invalid setting {name} = {value:?}: {expected}")]
     Config {
+        /// The setting's name (`timeout_ms`).
         name: &'static str,
+        /// The value given.
         value: String,
+        /// What is accepted.
         expected: String,
     },
     /// The guest trapped for a reason that is not one of the above.
@@ -98,8 +124,8 @@ fn js_exception(name: &str, message: &str, stack: &str) -> impl fmt::Display {
 }
 
 impl Error {
-    /// A stable, machine-readable name for the kind of failure; the same
-    /// strings label `nexus_executions_total{outcome}`.
+    /// A stable, machine-readable name for the kind of failure, as the CLI
+    /// prints it (`error[timeout]: …`).
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Compile { .. } => "compile_error",

@@ -8,25 +8,43 @@
 //! assert_eq!(answer.output, r#"{"hi":"Ada"}"#);
 //! # Ok::<(), nexus_host::Error>(())
 //! ```
+//!
+//! Layers, each importing only those below it (each module's `//!` says
+//! which):
+//!
+//! ```text
+//! runtime     the façade: admission, invoke, prepare
+//! stats       the runtime's counters and the `runtime-stats` record
+//! artifacts   the guest component and handler bytecode, through the cache
+//! engine      wasmtime only: engine, epochs, host state, one store builder,
+//!             typed exports, sandbox, Wizer snapshot
+//! cache       bytes and keys: memory LRU, disk tier, file format
+//! config, error, guest, bindings
+//! ```
 
+#![deny(missing_docs)]
+
+mod artifacts;
+#[allow(missing_docs)] // generated; wit/handler.wit documents it
 mod bindings;
-pub mod bytecode;
-pub mod cache;
-pub mod compiler;
-pub mod components;
-pub mod config;
+mod cache;
+mod config;
+mod engine;
 mod error;
-mod exports;
-pub mod runtime;
-mod sandbox;
-mod snapshot;
-pub mod stats;
+mod guest;
+mod runtime;
+mod stats;
 
+// The build script's import trimming, unit-tested here with the library.
+#[cfg(test)]
+#[path = "../build/trim_imports.rs"]
+mod trim_imports;
+
+pub use artifacts::{Bytecode, CompiledHandler};
 pub use bindings::{CacheStats, Level, RuntimeStats, Tier};
-pub use bytecode::Bytecode;
-pub use cache::Source;
-pub use compiler::CompiledHandler;
-pub use config::{CompileOptions, Config};
+pub use cache::{Cache, Key, Kind, Op, Origin, TierStats, VerifyReport, FORMAT_VERSION};
+pub use config::{parse_size, CompileOptions, Config, Layer, RawValue, Setting, SETTINGS};
+pub use engine::{LogLine, Timing};
 pub use error::{Error, Result};
+pub use guest::{GUEST_FINGERPRINT, GUEST_WASM};
 pub use runtime::{Invocation, PreparedHandler, Runtime};
-pub use sandbox::{LogLine, Timing};

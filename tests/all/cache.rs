@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use nexus_host::cache::{Cache, Key, Kind, Op};
-use nexus_host::{Config, Runtime, Source};
+use nexus_host::{Cache, Error, Key, Kind, Op};
+use nexus_host::{Config, Origin, Runtime};
 use serde_json::Value;
 
 use crate::support::{nexus, output, vectors_dir};
@@ -54,22 +54,22 @@ fn miss_then_memory_then_disk_after_a_restart_with_zero_compiles() {
     let key = {
         let rt = Runtime::new(config(dir.path())).unwrap();
         let first = rt.compile("hello.js", HELLO).unwrap();
-        assert_eq!(first.source, Source::Compiled);
+        assert_eq!(first.origin, Origin::Compiled);
         assert!(!first.cache_hit());
         let second = rt.compile("hello.js", HELLO).unwrap();
-        assert_eq!(second.source, Source::Memory);
+        assert_eq!(second.origin, Origin::Memory);
         assert!(second.cache_hit());
         assert_eq!(rt.cache().compiles(Kind::Bytecode), 1);
         first.key
     }; // dropping the runtime finishes its disk writes
 
     let rt = Runtime::new(config(dir.path())).unwrap();
-    assert_eq!(rt.component_source(), Source::Disk);
+    assert_eq!(rt.component_origin(), Origin::Disk);
     let promoted = rt.compile("hello.js", HELLO).unwrap();
-    assert_eq!((promoted.source, promoted.key), (Source::Disk, key));
+    assert_eq!((promoted.origin, promoted.key), (Origin::Disk, key));
     assert_eq!(
-        rt.compile("hello.js", HELLO).unwrap().source,
-        Source::Memory
+        rt.compile("hello.js", HELLO).unwrap().origin,
+        Origin::Memory
     );
     assert_eq!(
         rt.invoke(&promoted, r#"{"name":"x"}"#).unwrap().output,
@@ -110,8 +110,8 @@ fn the_memory_bound_holds_and_evicts() {
     // The newest entry is held, the oldest went first (to disk only: wait
     // for the background writer before looking there).
     rt.cache().flush();
-    assert_eq!(rt.compile("h19.js", HELLO).unwrap().source, Source::Memory);
-    assert_eq!(rt.compile("h0.js", HELLO).unwrap().source, Source::Disk);
+    assert_eq!(rt.compile("h19.js", HELLO).unwrap().origin, Origin::Memory);
+    assert_eq!(rt.compile("h0.js", HELLO).unwrap().origin, Origin::Disk);
 }
 
 /// Every way a file can be damaged, applied to a good file's bytes.
@@ -158,7 +158,7 @@ fn damaged_bytecode_is_detected_removed_recompiled_and_counted() {
         std::fs::write(&path, &bytes).unwrap();
         let rt = Runtime::new(config(dir.path())).unwrap();
         let compiled = rt.compile("a.js", HELLO).unwrap();
-        assert_eq!(compiled.source, Source::Compiled, "{what}");
+        assert_eq!(compiled.origin, Origin::Compiled, "{what}");
         assert_eq!(rt.cache().corrupt(Kind::Bytecode), 1, "{what}");
         assert_eq!(
             rt.invoke(&compiled, r#"{"name":1}"#).unwrap().output,
@@ -192,7 +192,7 @@ fn a_damaged_component_is_detected_removed_recompiled_and_counted() {
     for (what, bytes) in damages(&good, &other_key, &bytecode) {
         std::fs::write(&path, &bytes).unwrap();
         let rt = Runtime::new(config(dir.path())).unwrap();
-        assert_eq!(rt.component_source(), Source::Compiled, "{what}");
+        assert_eq!(rt.component_origin(), Origin::Compiled, "{what}");
         assert_eq!(rt.cache().corrupt(Kind::Component), 1, "{what}");
         let h = rt.compile("a.js", HELLO).unwrap();
         assert_eq!(rt.invoke(&h, "{}").unwrap().output, "{}");
@@ -257,9 +257,105 @@ fn a_regular_file_in_place_of_the_cache_dir_still_answers() {
         rt.invoke(&h, r#"{"name":2}"#).unwrap().output,
         r#"{"hi":2}"#
     );
-    assert_eq!(rt.compile("a.js", HELLO).unwrap().source, Source::Memory);
+    assert_eq!(rt.compile("a.js", HELLO).unwrap().origin, Origin::Memory);
     assert_eq!(rt.cache().disk_errors(Op::Open), 1);
     assert_eq!(std::fs::read_to_string(&blocker).unwrap(), "in the way");
+}
+
+/// A cache directory someone else could have written: its components are
+/// never loaded (they would run as native code in the host); the runtime
+/// compiles its own and serves from memory.
+#[test]
+fn a_cache_dir_others_can_write_is_not_trusted_with_native_code() {
+    use std::os::unix::fs::PermissionsExt;
+    let outer = tempfile::tempdir().unwrap();
+    let dir = outer.path().join("cache");
+    drop(Runtime::new(config(&dir)).unwrap());
+    let planted = component_file(&dir);
+    for d in ["", "v1", "v1/components", "v1/bytecode"] {
+        let mode = std::fs::metadata(dir.join(d)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{d} is created 0700");
+    }
+    let untrusted = |why: &str, expect: &str| {
+        let rt = Runtime::new(config(&dir)).unwrap();
+        assert_eq!(rt.component_origin(), Origin::Compiled, "{why}: not loaded");
+        assert!(!rt.cache().disk_available(), "{why}");
+        let reason = rt.cache().disk_unavailable().unwrap().to_owned();
+        assert!(reason.contains(expect), "{why}: {reason}");
+        assert!(reason.contains("--cache-dir"), "names the fix: {reason}");
+        assert_eq!(rt.cache().disk_errors(Op::Open), 1, "{why}");
+        let h = rt.compile("a.js", HELLO).unwrap();
+        assert_eq!(
+            rt.invoke(&h, r#"{"name":1}"#).unwrap().output,
+            r#"{"hi":1}"#
+        );
+        assert!(planted.exists(), "{why}: nothing written or removed");
+    };
+    let set_mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set_mode(&dir.join("v1/components"), 0o777);
+    untrusted(
+        "components writable by others",
+        "writable by group or others",
+    );
+    set_mode(&dir.join("v1/components"), 0o700);
+    set_mode(&dir.join("v1"), 0o770);
+    untrusted("v1 writable by its group", "writable by group or others");
+    set_mode(&dir.join("v1"), 0o700);
+    // The directory of a shared volume may be open to all (an emptyDir is
+    // 0777): what is checked is the `v1` inside it.
+    set_mode(&dir, 0o777);
+    assert_eq!(
+        Runtime::new(config(&dir)).unwrap().component_origin(),
+        Origin::Disk
+    );
+    if running_as_root() {
+        std::os::unix::fs::chown(dir.join("v1"), Some(65534), None).unwrap();
+        untrusted("another owner", "owned by uid 65534");
+    }
+}
+
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    })
+}
+
+/// Without a setting, the cache is per user and never under the working
+/// directory, where a checkout could carry one.
+#[test]
+fn the_default_cache_dir_is_per_user() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let hello = vectors_dir().join("hello.js");
+    let run = |xdg: Option<&Path>| {
+        let (mut cmd, _c) = nexus();
+        cmd.env_remove("NEXUS_CACHE_DIR")
+            .env_remove("XDG_CACHE_HOME")
+            .env("HOME", home.path())
+            .current_dir(work.path());
+        if let Some(xdg) = xdg {
+            cmd.env("XDG_CACHE_HOME", xdg);
+        }
+        assert!(output(cmd.arg("run").arg(&hello)).status.success());
+    };
+    run(None);
+    assert!(home.path().join(".cache/nexus/v1/components").is_dir());
+    run(Some(&home.path().join("xdg")));
+    assert!(home.path().join("xdg/nexus/v1/bytecode").is_dir());
+    assert!(
+        std::fs::read_dir(work.path()).unwrap().next().is_none(),
+        "nothing in the working directory"
+    );
+    // --help shows the default it will use.
+    let (mut cmd, _c) = nexus();
+    cmd.env("HOME", home.path()).env_remove("XDG_CACHE_HOME");
+    let help = output(cmd.args(["run", "--help"]));
+    let help = String::from_utf8(help.stdout).unwrap();
+    let default = format!("[default: {}]", home.path().join(".cache/nexus").display());
+    assert!(help.contains(&default), "{help}");
 }
 
 #[test]
@@ -268,7 +364,8 @@ fn a_cache_dir_without_write_access_still_answers() {
     let outer = tempfile::tempdir().unwrap();
     std::fs::set_permissions(outer.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let dir = outer.path().join("ro");
-    // A complete, valid tree the user below may read but not write.
+    // A complete, valid tree its owner, the user below, may read but not
+    // write.
     drop(Cache::open(&dir, 0, 1 << 20));
     for d in [
         dir.clone(),
@@ -287,6 +384,10 @@ fn a_cache_dir_without_write_access_still_answers() {
     let is_root = std::fs::write(dir.join("probe"), "").is_ok();
     let mut cmd = if is_root {
         std::fs::remove_file(dir.join("probe")).unwrap();
+        // Owned by the user that runs it, as a cache directory must be.
+        for d in ["", "v1", "v1/bytecode", "v1/components"] {
+            std::os::unix::fs::chown(dir.join(d), Some(65534), Some(65534)).unwrap();
+        }
         let binary = outer.path().join("nexus");
         std::fs::copy(cmd.get_program(), &binary).unwrap();
         let mut setpriv = std::process::Command::new("setpriv");
@@ -324,11 +425,16 @@ fn a_new_guest_fingerprint_is_a_miss() {
     let old = Key::bytecode("guest-build-1", "h.js", HELLO, b"");
     let new = Key::bytecode("guest-build-2", "h.js", HELLO, b"");
     assert_eq!(
-        cache.bytecode(old, || Ok(b"old".to_vec())).unwrap().1,
-        Source::Compiled
+        cache
+            .bytecode(old, || Ok::<_, Error>(b"old".to_vec()))
+            .unwrap()
+            .1,
+        Origin::Compiled
     );
-    let (bytes, source) = cache.bytecode(new, || Ok(b"new".to_vec())).unwrap();
-    assert_eq!((&*bytes, source), (&b"new"[..], Source::Compiled));
+    let (bytes, source) = cache
+        .bytecode(new, || Ok::<_, Error>(b"new".to_vec()))
+        .unwrap();
+    assert_eq!((&*bytes, source), (&b"new"[..], Origin::Compiled));
     assert_eq!(cache.compiles(Kind::Bytecode), 2);
 }
 
@@ -340,8 +446,10 @@ fn the_disk_bound_holds_after_many_distinct_entries() {
         let cache = Cache::open(dir.path(), 0, bound);
         for i in 0..200u32 {
             let key = Key::bytecode("guest", &format!("h{i}.js"), "src", b"");
-            let (bytes, source) = cache.bytecode(key, || Ok(vec![i as u8; 900])).unwrap();
-            assert_eq!((bytes.len(), source), (900, Source::Compiled));
+            let (bytes, source) = cache
+                .bytecode(key, || Ok::<_, Error>(vec![i as u8; 900]))
+                .unwrap();
+            assert_eq!((bytes.len(), source), (900, Origin::Compiled));
         }
         cache.flush();
         let stats = cache.disk_stats(Kind::Bytecode);
@@ -377,7 +485,7 @@ fn concurrent_lookups_of_one_key_compile_once() {
                     .bytecode(key, || {
                         compiles.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         std::thread::sleep(std::time::Duration::from_millis(50));
-                        Ok(b"bytecode".to_vec())
+                        Ok::<_, Error>(b"bytecode".to_vec())
                     })
                     .unwrap()
             })
@@ -462,20 +570,20 @@ fn a_second_nexus_run_compiles_nothing() {
     };
     let first = run();
     assert!(
-        first.contains("artifact=\"component\" source=\"compiled\""),
+        first.contains("artifact=\"component\" origin=\"compiled\""),
         "{first}"
     );
     assert!(
-        first.contains("artifact=\"bytecode\" source=\"compiled\""),
+        first.contains("artifact=\"bytecode\" origin=\"compiled\""),
         "{first}"
     );
     let second = run();
     assert!(
-        second.contains("artifact=\"component\" source=\"disk\""),
+        second.contains("artifact=\"component\" origin=\"disk\""),
         "{second}"
     );
     assert!(
-        second.contains("artifact=\"bytecode\" source=\"disk\""),
+        second.contains("artifact=\"bytecode\" origin=\"disk\""),
         "{second}"
     );
     assert!(!second.contains("compiled"), "{second}");
@@ -538,62 +646,5 @@ fn cache_cli_stats_verify_and_clear() {
             cache_dir.join("notes.txt"),
             cache_dir.join("v1/components/README")
         ]
-    );
-}
-
-#[test]
-fn settings_come_from_flags_env_and_nexus_toml() {
-    let dir = tempfile::tempdir().unwrap();
-    let hello = vectors_dir().join("hello.js");
-    let from_file = dir.path().join("from-file");
-    std::fs::write(
-        dir.path().join("nexus.toml"),
-        format!(
-            "cache_dir = {:?}\nmax_disk_cache_bytes = \"32Mi\"\n",
-            from_file.display().to_string()
-        ),
-    )
-    .unwrap();
-    let (mut cmd, _c) = nexus();
-    cmd.env_remove("NEXUS_CACHE_DIR")
-        .current_dir(dir.path())
-        .arg("run")
-        .arg(&hello);
-    assert!(output(&mut cmd).status.success());
-    assert!(
-        from_file.join("v1/bytecode").exists(),
-        "nexus.toml's cache_dir was used"
-    );
-
-    // The environment beats the file; a flag beats the environment.
-    let (mut cmd, _c) = nexus();
-    cmd.current_dir(dir.path())
-        .env("NEXUS_CACHE_DIR", dir.path().join("from-env"));
-    assert!(output(cmd.arg("run").arg(&hello)).status.success());
-    assert!(dir.path().join("from-env/v1").exists());
-    let (mut cmd, _c) = nexus();
-    cmd.current_dir(dir.path())
-        .env("NEXUS_CACHE_DIR", dir.path().join("from-env"));
-    assert!(output(
-        cmd.arg("run")
-            .arg(&hello)
-            .arg("--cache-dir")
-            .arg(dir.path().join("from-flag"))
-    )
-    .status
-    .success());
-    assert!(dir.path().join("from-flag/v1").exists());
-
-    // A bad value is refused before anything runs, naming the setting.
-    let (mut cmd, _c) = nexus();
-    cmd.env("NEXUS_MAX_DISK_CACHE_BYTES", "a lot")
-        .arg("run")
-        .arg(&hello);
-    let out = output(&mut cmd);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        stderr.contains("max_disk_cache_bytes") && stderr.contains("64Mi"),
-        "{stderr}"
     );
 }

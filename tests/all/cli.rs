@@ -1,7 +1,9 @@
 //! `nexus run` as a user types it: inputs, exit codes, messages.
 
 use std::io::Write;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
+
+use nexus_host::Bytecode;
 
 use crate::support::{self, nexus, output};
 
@@ -115,4 +117,155 @@ fn the_cache_dir_flag_is_accepted() {
             .arg(dir.path()),
     );
     assert!(out.status.success());
+}
+
+#[test]
+fn hostile_handlers_through_the_cli_exit_1_naming_the_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, source, kind) in [
+        ("loop.js", "export default () => { for (;;) {} }", "timeout"),
+        (
+            "bomb.js",
+            "export default () => { const a = []; for (;;) a.push(new ArrayBuffer(1 << 20)); }",
+            "out_of_memory",
+        ),
+        (
+            "recurse.js",
+            "function f(n) { return f(n + 1) + 1; }\nexport default () => f(0);",
+            "stack_overflow",
+        ),
+        (
+            "huge.js",
+            "export default () => 'x'.repeat(4 * 1024 * 1024)",
+            "output_too_large",
+        ),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, source).unwrap();
+        // Only the loop is meant to time out: the others get a timeout no
+        // loaded machine reaches (building a 4 MiB string can take 200 ms).
+        let timeout = if kind == "timeout" { "200" } else { "20000" };
+        let (mut cmd, _c) = nexus();
+        let out = output(cmd.arg("run").arg(&file).args([
+            "--timeout-ms",
+            timeout,
+            "--max-output-bytes",
+            "1Mi",
+        ]));
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains(&format!("error[{kind}]")),
+            "{name}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn precompiled_bytecode_round_trips_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("double.js");
+    std::fs::write(
+        &source,
+        "export default (ctx) => { console.log('from bytecode'); return ctx.n * 2; }",
+    )
+    .unwrap();
+    let compiled = dir.path().join("double.qjsc");
+    let (mut cmd, _c) = nexus();
+    assert!(
+        output(cmd.arg("compile").arg(&source).arg("-o").arg(&compiled))
+            .status
+            .success()
+    );
+
+    let (mut cmd, _c) = nexus();
+    let out = output(
+        cmd.arg("run")
+            .arg(&compiled)
+            .args(["--input", r#"{"n":21}"#]),
+    );
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "42\n");
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("from bytecode"));
+
+    // The library reads the same file.
+    let bytecode = Bytecode::from_file(&std::fs::read(&compiled).unwrap()).unwrap();
+    let rt = crate::support::runtime();
+    let before = rt.stats().bytecode.memory.hits;
+    assert_eq!(
+        rt.invoke_bytecode(&bytecode, r#"{"n":2}"#, None)
+            .unwrap()
+            .output,
+        "4"
+    );
+    assert_eq!(
+        rt.stats().bytecode.memory.hits,
+        before + 1,
+        "counted as a cache hit"
+    );
+
+    // Bytecode from another guest build is refused, never loaded.
+    let mut other = std::fs::read(&compiled).unwrap();
+    other[12] ^= 0xff; // inside the guest fingerprint
+    let foreign = dir.path().join("foreign.qjsc");
+    std::fs::write(&foreign, &other).unwrap();
+    let (mut cmd, _c) = nexus();
+    let out = output(cmd.arg("run").arg(&foreign));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("error[invalid_bytecode]") && stderr.contains("another guest build"),
+        "{stderr}"
+    );
+}
+
+/// `console.log("")` in a loop until the timeout: the host keeps at most
+/// 10,000 lines of one call (each counted at 64 bytes at least), so its
+/// memory stays flat however many lines the loop writes.
+#[test]
+fn a_console_flood_cannot_grow_the_hosts_memory() {
+    /// What a warm `nexus run` may reach: it needs ~24 MiB here; a 5 s
+    /// flood kept whole took it past 100 MiB.
+    const BOUND_KIB: u64 = 64 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flood.js");
+    std::fs::write(&file, "export default () => { for (;;) console.log(''); }").unwrap();
+    // Compiling the guest takes more memory than running it: do it first.
+    let (mut cmd, cache) = nexus();
+    assert!(output(cmd.arg("run").arg(hello())).status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nexus"))
+        .env("NEXUS_CACHE_DIR", cache.path())
+        .env("NEXUS_LOG", "error")
+        .arg("run")
+        .arg(&file)
+        .args(["--timeout-ms", "5000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    while child.try_wait().unwrap().is_none() {
+        // VmHWM only grows: its last reading is the peak, give or take 20 ms.
+        if let Ok(text) = std::fs::read_to_string(&status) {
+            let hwm = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            peak_kib = peak_kib.max(hwm.unwrap_or(0));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("peak RSS {peak_kib} KiB; stderr: {stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error[timeout]"), "{stderr}");
+    assert!(peak_kib > 0, "RSS was read");
+    assert!(
+        peak_kib < BOUND_KIB,
+        "peak RSS {peak_kib} KiB, over {BOUND_KIB} KiB"
+    );
 }

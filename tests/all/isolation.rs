@@ -1,9 +1,11 @@
 //! Every invocation starts from a fresh instance.
 
+use std::time::Duration;
+
 use nexus_host::Runtime;
 use serde_json::Value;
 
-use crate::support::{runtime, scratch_config};
+use crate::support::{nexus, output, runtime, scratch_config};
 
 #[test]
 fn global_state_does_not_survive_an_invocation() {
@@ -71,4 +73,64 @@ fn handlers_read_the_runtimes_own_figures() {
         (after.compiles, after.executions, after.failures),
         (2, 3, 1)
     );
+}
+
+#[test]
+fn randomness_and_time_are_fresh_per_invocation() {
+    let rt = crate::support::runtime();
+    let h = rt
+        .compile(
+            "fresh.js",
+            "export default () => ({ r: Math.random(), t: Date.now() })",
+        )
+        .unwrap();
+    let first: Value = serde_json::from_str(&rt.invoke(&h, "{}").unwrap().output).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    let second: Value = serde_json::from_str(&rt.invoke(&h, "{}").unwrap().output).unwrap();
+    assert_ne!(first["r"], second["r"]);
+    assert!(second["t"].as_f64().unwrap() > first["t"].as_f64().unwrap());
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as f64;
+    assert!(
+        (now_ms - second["t"].as_f64().unwrap()).abs() < 60_000.0,
+        "Date.now() is the wall clock"
+    );
+}
+
+#[test]
+fn math_random_differs_between_processes_sharing_one_cached_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let handler = dir.path().join("random.js");
+    std::fs::write(
+        &handler,
+        "export default () => [Math.random(), Math.random()]",
+    )
+    .unwrap();
+    let run = || {
+        let (mut cmd, _c) = nexus();
+        cmd.env("NEXUS_LOG", "nexus::cache=debug")
+            .arg("run")
+            .arg(&handler)
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"));
+        let out = output(&mut cmd);
+        assert!(out.status.success());
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let numbers: Vec<f64> = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            numbers.iter().all(|n| (0.0..1.0).contains(n)),
+            "{numbers:?}"
+        );
+        assert_ne!(numbers[0], numbers[1]);
+        (numbers, stderr)
+    };
+    let (first, _) = run();
+    let (second, log) = run();
+    assert!(
+        log.contains("artifact=\"component\" origin=\"disk\""),
+        "{log}"
+    );
+    assert_ne!(first, second, "two processes, one snapshot, two sequences");
 }

@@ -6,12 +6,14 @@
 //! `{"error": {"kind": ..., ...}}` (fields as in `support::check_error`);
 //! `"node_differs": "why"` exempts a vector from the Node parity test.
 
+mod bench;
 mod cache;
 mod cli;
 mod isolation;
 mod limits;
 mod node;
 mod prepared;
+mod settings;
 mod support;
 mod vectors;
 mod world;

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use nexus_host::{Config, Runtime, Source};
+use nexus_host::{Config, Origin, Runtime};
 use serde_json::Value;
 
-use crate::support::{self, nexus, output};
+use crate::support;
 
 fn prepare_and_invoke(name: &str, source: &str, inputs: &[&str]) -> Vec<String> {
     let rt = support::runtime();
@@ -96,41 +96,17 @@ fn a_prepared_component_is_cached_across_runtimes() {
     let source = "export default (ctx) => ctx.n + 1";
     let first = Runtime::new(config.clone()).unwrap();
     let handler = first.compile("inc.js", source).unwrap();
-    assert_eq!(first.prepare(&handler).unwrap().source, Source::Compiled);
-    assert_eq!(first.prepare(&handler).unwrap().source, Source::Memory);
+    assert_eq!(first.prepare(&handler).unwrap().origin, Origin::Compiled);
+    assert_eq!(first.prepare(&handler).unwrap().origin, Origin::Memory);
     first.cache().flush();
     drop(first);
 
     let second = Runtime::new(config).unwrap();
     let handler = second.compile("inc.js", source).unwrap();
     let prepared = second.prepare(&handler).unwrap();
-    assert_eq!(prepared.source, Source::Disk);
+    assert_eq!(prepared.origin, Origin::Disk);
     let answer = second
         .invoke_prepared(&prepared, r#"{"n":41}"#, None)
         .unwrap();
     assert_eq!(answer.output, "42");
-}
-
-#[test]
-fn nexus_bench_runs_a_prepared_handler() {
-    let (mut cmd, _cache) = nexus();
-    let out = output(
-        cmd.arg("bench")
-            .arg(support::vectors_dir().join("hello.js"))
-            .args([
-                "--input",
-                r#"{"name":"b"}"#,
-                "--iterations",
-                "20",
-                "--prepared",
-                "--json",
-            ]),
-    );
-    assert!(out.status.success());
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["iterations"], 20);
-    assert!(
-        report["median_us"].as_f64().is_some_and(|us| us > 0.0),
-        "{report}"
-    );
 }

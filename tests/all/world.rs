@@ -5,7 +5,7 @@ use wit_component::DecodedWasm;
 
 #[test]
 fn the_guest_exports_the_nexus_handler_world() {
-    let decoded = wit_component::decode(nexus_host::components::GUEST_WASM).unwrap();
+    let decoded = wit_component::decode(nexus_host::GUEST_WASM).unwrap();
     let DecodedWasm::Component(resolve, world) = decoded else {
         panic!("the guest is not a component");
     };

@@ -104,8 +104,8 @@ fn stats_object(ctx: Ctx<'_>) -> Result<Object<'_>> {
     runtime_stats(&ctx, &stats::get())
 }
 
-/// The WIT record as a plain object, with the same snake_case keys as the
-/// host's `GET /stats`.
+/// The WIT record as a plain object: each field under its WIT name in
+/// snake_case (`capacity-bytes` as `capacity_bytes`).
 fn runtime_stats<'js>(ctx: &Ctx<'js>, s: &RuntimeStats) -> Result<Object<'js>> {
     let o = Object::new(ctx.clone())?;
     o.set("bytecode", cache_stats(ctx, &s.bytecode)?)?;

@@ -1,15 +1,22 @@
 //! The disk tier: verified entries under `<cache_dir>/v1/{components,bytecode}/`.
 //!
 //! Invariants:
-//! - Every access goes through the one `cap_std::fs::Dir` opened by
-//!   [`DiskTier::open`]; file names are only ever `<hex key>.<ext>` or
-//!   temporaries beside them, never anything a handler named.
+//! - Every access goes through the one `cap_std::fs::Dir` of `<cache_dir>/v1`
+//!   opened by [`DiskTier::open`]; file names are only ever
+//!   `<hex key>.<ext>` or temporaries beside them, never anything a handler
+//!   named.
+//! - That directory and its two subdirectories are created 0700 and used
+//!   only if this user owns them and neither group nor others may write
+//!   them: the cache holds native code. Otherwise the tier holds nothing
+//!   (memory only), after one warning that says why and how to fix it. The
+//!   cache directory itself may be shared (a volume's root): it is checked
+//!   only through `v1`, opened once.
 //! - A file is read whole and passes [`format::decode`] before its payload
 //!   is returned; one that fails is deleted and counted.
 //! - Writes go to a temporary file in the same directory, then rename, so a
 //!   reader (in this process or another) sees a whole entry or none.
-//! - The files this process knows of never add up to more than `capacity`;
-//!   least recently used ones are deleted first. The index is rebuilt from
+//! - The files this process knows of never add up to more than the budget
+//!   (see [`super::budget`]): least recently used ones are deleted first. The index is rebuilt from
 //!   the directory at start-up, by modification time, which a hit refreshes.
 //! - Nothing here fails a caller: an unusable directory or a full disk is
 //!   warned about once per operation, counted, and the entry skipped.
@@ -21,11 +28,52 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use cap_std::ambient_authority;
-use cap_std::fs::Dir;
+use std::os::unix::fs::DirBuilderExt as _;
 
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, DirBuilderExt as _, MetadataExt as _};
+
+use super::budget::Budget;
 use super::format::{self, Damage};
 use super::{Key, Kind, TierStats};
+
+/// The mode of every directory the cache creates: only its owner may
+/// enter, list or write it.
+const PRIVATE: u32 = 0o700;
+
+/// Refuses a directory another user owns or group or others may write:
+/// whoever can write it can plant native code, which the host maps as
+/// executable (see `DESIGN.md`'s trust boundary).
+fn trust(path: &Path, meta: &cap_std::fs::Metadata) -> io::Result<()> {
+    let me = rustix::process::geteuid().as_raw();
+    let refuse = |why: String| {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} {why}: anyone who can write it could plant native code, so it is not used \
+                 (fix: `chmod go-w` it as its owner, or choose a directory only you can write \
+                 with --cache-dir / NEXUS_CACHE_DIR)",
+                path.display()
+            ),
+        ))
+    };
+    if !meta.is_dir() {
+        return refuse("is not a directory".to_owned());
+    }
+    if meta.uid() != me {
+        return refuse(format!(
+            "is owned by uid {}, not by this user (uid {me})",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return refuse(format!(
+            "is writable by group or others (mode {:o})",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
 
 /// Temporaries older than this are leftovers of a crashed writer.
 const STALE_TEMP: Duration = Duration::from_secs(600);
@@ -33,15 +81,21 @@ const STALE_TEMP: Duration = Duration::from_secs(600);
 /// The operations whose failures are counted, as metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// Opening or creating the directory.
     Open,
+    /// Reading an entry.
     Read,
+    /// Writing an entry.
     Write,
+    /// Deleting an entry.
     Remove,
 }
 
 impl Op {
+    /// Every operation.
     pub const ALL: [Op; 4] = [Op::Open, Op::Read, Op::Write, Op::Remove];
 
+    /// The `op` label: `open`, `read`, `write` or `remove`.
     pub fn as_str(self) -> &'static str {
         match self {
             Op::Open => "open",
@@ -57,17 +111,25 @@ struct Entry {
     last_access: SystemTime,
 }
 
-#[derive(Default)]
+/// The files this process knows of, charged to the disk budget.
 struct Index {
     entries: HashMap<(Kind, Key), Entry>,
-    bytes: u64,
+    budget: Budget,
     stats: [TierStats; 2],
 }
 
 impl Index {
+    fn new(capacity: u64) -> Self {
+        Self {
+            entries: HashMap::new(),
+            budget: Budget::new(capacity),
+            stats: Default::default(),
+        }
+    }
+
     fn insert(&mut self, kind: Kind, key: Key, bytes: u64, last_access: SystemTime) {
         self.remove(kind, &key);
-        self.bytes += bytes;
+        self.budget.charge(bytes);
         self.entries
             .insert((kind, key), Entry { bytes, last_access });
     }
@@ -75,25 +137,39 @@ impl Index {
     fn remove(&mut self, kind: Kind, key: &Key) -> bool {
         match self.entries.remove(&(kind, *key)) {
             Some(old) => {
-                self.bytes -= old.bytes;
+                self.budget.refund(old.bytes);
                 true
             }
             None => false,
         }
+    }
+
+    /// The least recently used entry, taken out of the index.
+    fn pop_lru(&mut self) -> Option<(Kind, Key)> {
+        let (&(kind, key), _) = self.entries.iter().min_by_key(|(_, e)| e.last_access)?;
+        self.remove(kind, &key);
+        Some((kind, key))
     }
 }
 
 /// What `verify` found: files checked, and the ones refused (and removed).
 #[derive(Debug, Default)]
 pub struct VerifyReport {
+    /// Files read and checked.
     pub checked: u64,
+    /// Each damaged file's path and what was wrong with it.
     pub damaged: Vec<(String, String)>,
 }
 
-pub struct DiskTier {
+/// The cache directory's entries. Share it behind an `Arc`.
+pub(super) struct DiskTier {
+    /// `<root>/v1`, where every entry lives; `None` if unusable.
     dir: Option<Dir>,
+    /// `<root>`, only to remove `v1` on `clear`.
+    root_dir: Option<Dir>,
     root: PathBuf,
-    capacity: u64,
+    /// Why the directory could not be used.
+    unavailable: Option<String>,
     index: Mutex<Index>,
     corrupt: [AtomicU64; 2],
     errors: [AtomicU64; 4],
@@ -108,37 +184,71 @@ impl DiskTier {
     pub fn open(root: &Path, capacity: u64) -> DiskTier {
         let mut tier = DiskTier {
             dir: None,
+            root_dir: None,
             root: root.to_owned(),
-            capacity,
-            index: Mutex::default(),
+            unavailable: None,
+            index: Mutex::new(Index::new(capacity)),
             corrupt: Default::default(),
             errors: Default::default(),
             warned: Default::default(),
             temp_counter: AtomicU64::new(0),
         };
         match Self::open_dir(root) {
-            Ok(dir) => {
+            Ok((root_dir, dir)) => {
+                tier.root_dir = Some(root_dir);
                 tier.dir = Some(dir);
                 tier.rebuild_index();
             }
-            Err(e) => tier.failed(Op::Open, &e),
+            Err(e) => {
+                tier.failed(Op::Open, &e);
+                tier.unavailable = Some(e.to_string());
+            }
         }
         tier
     }
 
-    fn open_dir(root: &Path) -> io::Result<Dir> {
-        // The one ambient step: from here on, only paths inside `dir`.
-        std::fs::create_dir_all(root)?;
-        let dir = Dir::open_ambient_dir(root, ambient_authority())?;
+    /// Opens `root` (created 0700 if missing) and, inside it, the version
+    /// directory every entry lives in, checked trustworthy.
+    fn open_dir(root: &Path) -> io::Result<(Dir, Dir)> {
+        // The one ambient step: from here on, only paths inside `root`.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(PRIVATE)
+            .create(root)?;
+        let root_dir = Dir::open_ambient_dir(root, ambient_authority())?;
+        let private = {
+            let mut builder = cap_std::fs::DirBuilder::new();
+            builder.recursive(true).mode(PRIVATE);
+            builder
+        };
+        root_dir.create_dir_with(super::VERSION_DIR, &private)?;
+        // Opened once: renaming or replacing the name later cannot redirect
+        // this process's reads.
+        let dir = root_dir.open_dir(super::VERSION_DIR)?;
+        trust(&root.join(super::VERSION_DIR), &dir.dir_metadata()?)?;
         for kind in Kind::ALL {
-            dir.create_dir_all(kind.dir())?;
+            dir.create_dir_with(kind.dir(), &private)?;
+            trust(
+                &root.join(super::VERSION_DIR).join(kind.dir()),
+                &dir.metadata(kind.dir())?,
+            )?;
         }
-        Ok(dir)
+        Ok((root_dir, dir))
     }
 
     /// Whether the directory could be opened.
     pub fn is_available(&self) -> bool {
         self.dir.is_some()
+    }
+
+    /// Why the directory cannot be used, if it cannot.
+    pub fn unavailable(&self) -> Option<&str> {
+        self.unavailable.as_deref()
+    }
+
+    /// An entry's path, as messages show it.
+    fn shown(&self, path: &Path) -> PathBuf {
+        self.root.join(super::VERSION_DIR).join(path)
     }
 
     fn rebuild_index(&self) {
@@ -169,7 +279,7 @@ impl DiskTier {
                 }
             }
         }
-        self.evict_to_fit(dir, &mut index, 0);
+        self.evict_until_admitted(dir, &mut index, 0);
     }
 
     fn path(kind: Kind, key: &Key) -> PathBuf {
@@ -220,7 +330,7 @@ impl DiskTier {
     pub fn reject(&self, kind: Kind, key: &Key, why: &str) {
         if let Some(dir) = &self.dir {
             let path = Self::path(kind, key);
-            tracing::warn!(file = %self.root.join(&path).display(), "cache entry refused by its loader: {why}; removed");
+            tracing::warn!(file = %self.shown(&path).display(), "cache entry refused by its loader: {why}; removed");
             self.corrupt[kind.index()].fetch_add(1, Relaxed);
             if let Err(e) = dir.remove_file(&path) {
                 self.failed(Op::Remove, &e);
@@ -230,7 +340,7 @@ impl DiskTier {
     }
 
     fn discard(&self, dir: &Dir, kind: Kind, key: &Key, path: &Path, damage: &Damage) {
-        tracing::warn!(file = %self.root.join(path).display(), "damaged cache entry ({damage}); removed, will recompile");
+        tracing::warn!(file = %self.shown(path).display(), "damaged cache entry ({damage}); removed, will recompile");
         self.corrupt[kind.index()].fetch_add(1, Relaxed);
         if let Err(e) = dir.remove_file(path) {
             if e.kind() != io::ErrorKind::NotFound {
@@ -246,10 +356,12 @@ impl DiskTier {
         let Some(dir) = &self.dir else { return };
         let file = format::encode(kind, key, payload);
         let size = file.len() as u64;
-        if size > self.capacity {
+        let mut index = self.index.lock().unwrap();
+        if !index.budget.can_hold(size) {
             return;
         }
-        self.evict_to_fit(dir, &mut self.index.lock().unwrap(), size);
+        self.evict_until_admitted(dir, &mut index, size);
+        drop(index);
 
         let path = Self::path(kind, key);
         let temp = Path::new(kind.dir()).join(format!(
@@ -267,7 +379,7 @@ impl DiskTier {
                 let mut index = self.index.lock().unwrap();
                 index.insert(kind, *key, size, SystemTime::now());
                 // Another writer may have filled the budget meanwhile.
-                self.evict_to_fit(dir, &mut index, 0);
+                self.evict_until_admitted(dir, &mut index, 0);
             }
             Err(e) => {
                 let _ = dir.remove_file(&temp);
@@ -276,13 +388,12 @@ impl DiskTier {
         }
     }
 
-    fn evict_to_fit(&self, dir: &Dir, index: &mut Index, incoming: u64) {
-        while index.bytes + incoming > self.capacity {
-            let Some((&(kind, key), _)) = index.entries.iter().min_by_key(|(_, e)| e.last_access)
-            else {
+    /// Deletes least recently used files until `incoming` bytes fit.
+    fn evict_until_admitted(&self, dir: &Dir, index: &mut Index, incoming: u64) {
+        while !index.budget.admits(incoming) {
+            let Some((kind, key)) = index.pop_lru() else {
                 break;
             };
-            index.remove(kind, &key);
             index.stats[kind.index()].evictions += 1;
             if let Err(e) = dir.remove_file(Self::path(kind, &key)) {
                 if e.kind() != io::ErrorKind::NotFound {
@@ -316,7 +427,7 @@ impl DiskTier {
         TierStats {
             entries,
             bytes,
-            capacity_bytes: self.capacity,
+            capacity_bytes: index.budget.capacity(),
             ..index.stats[kind.index()]
         }
     }
@@ -353,7 +464,7 @@ impl DiskTier {
                     let _ = dir.remove_file(&path);
                     report
                         .damaged
-                        .push((self.root.join(&path).display().to_string(), why));
+                        .push((self.shown(&path).display().to_string(), why));
                 }
             }
         }
@@ -373,16 +484,20 @@ impl DiskTier {
             }
             let _ = dir.remove_dir(kind.dir());
         }
-        let _ = dir.remove_dir(super::VERSION_DIR);
-        *self.index.lock().unwrap() = Index::default();
+        if let Some(root_dir) = &self.root_dir {
+            let _ = root_dir.remove_dir(super::VERSION_DIR);
+        }
+        let mut index = self.index.lock().unwrap();
+        *index = Index::new(index.budget.capacity());
         Ok(removed)
     }
 
     fn open_or_err(&self) -> io::Result<&Dir> {
         self.dir.as_ref().ok_or_else(|| {
             io::Error::other(format!(
-                "cannot open the cache directory {}",
-                self.root.display()
+                "cannot use the cache directory {}: {}",
+                self.root.display(),
+                self.unavailable.as_deref().unwrap_or("unknown error")
             ))
         })
     }

@@ -54,6 +54,7 @@ impl Key {
         )
     }
 
+    /// The key as 64 lowercase hex digits, as file names show it.
     pub fn to_hex(&self) -> String {
         blake3::Hash::from_bytes(self.0).to_hex().to_string()
     }

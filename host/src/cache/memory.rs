@@ -1,18 +1,17 @@
 //! The memory tier: one LRU for every artifact kind, bounded by bytes, with
 //! exact accounting.
 //!
-//! Invariant: `bytes` is the sum of the weights of the entries held, and
-//! never exceeds `capacity`. An entry heavier than the whole capacity is not
-//! held at all.
+//! Invariant: the budget holds the sum of the weights of the entries held,
+//! never more than its capacity (see [`super::budget`]).
 
 use lru::LruCache;
 
+use super::budget::Budget;
 use super::{Key, Kind, TierStats};
 
-pub struct MemoryTier<V> {
+pub(super) struct MemoryTier<V> {
     entries: LruCache<Key, (V, u64, Kind)>,
-    bytes: u64,
-    capacity: u64,
+    budget: Budget,
     stats: [TierStats; 2],
 }
 
@@ -20,8 +19,7 @@ impl<V: Clone> MemoryTier<V> {
     pub fn new(capacity: u64) -> Self {
         Self {
             entries: LruCache::unbounded(),
-            bytes: 0,
-            capacity,
+            budget: Budget::new(capacity),
             stats: Default::default(),
         }
     }
@@ -51,21 +49,26 @@ impl<V: Clone> MemoryTier<V> {
     /// entries until it fits. Returns whether it is held.
     pub fn insert(&mut self, kind: Kind, key: Key, value: V, weight: u64) -> bool {
         if let Some((_, old, _)) = self.entries.pop(&key) {
-            self.bytes -= old;
+            self.budget.refund(old);
         }
-        if weight > self.capacity {
+        if !self.budget.can_hold(weight) {
             return false;
         }
-        while self.bytes + weight > self.capacity {
-            let Some((_, (_, evicted, evicted_kind))) = self.entries.pop_lru() else {
-                break;
-            };
-            self.bytes -= evicted;
-            self.stats[evicted_kind.index()].evictions += 1;
-        }
-        self.bytes += weight;
+        self.evict_until_admitted(weight);
+        self.budget.charge(weight);
         self.entries.put(key, (value, weight, kind));
         true
+    }
+
+    /// Evicts least recently used entries until `incoming` bytes fit.
+    fn evict_until_admitted(&mut self, incoming: u64) {
+        while !self.budget.admits(incoming) {
+            let Some((_, (_, weight, kind))) = self.entries.pop_lru() else {
+                break;
+            };
+            self.budget.refund(weight);
+            self.stats[kind.index()].evictions += 1;
+        }
     }
 
     /// Figures for `kind`; the capacity is shared by every kind.
@@ -78,14 +81,14 @@ impl<V: Clone> MemoryTier<V> {
         TierStats {
             entries,
             bytes,
-            capacity_bytes: self.capacity,
+            capacity_bytes: self.budget.capacity(),
             ..self.stats[kind.index()]
         }
     }
 
     #[cfg(test)]
     fn bytes(&self) -> u64 {
-        self.bytes
+        self.budget.held()
     }
 
     #[cfg(test)]

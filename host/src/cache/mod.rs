@@ -1,19 +1,24 @@
-//! The two-tier cache of compiled artifacts: precompiled guest components and
-//! handler bytecode.
+//! The two-tier cache of compiled artifacts: bytes and keys.
 //!
 //! Lookup goes memory → disk (verified, then promoted) → compile, once per
 //! key even under concurrent requests; a compiled artifact is stored in both
 //! tiers, the disk write done by a background thread.
+//!
+//! Layer: imports only `std`, `cap-std`, `lru` and `blake3`; never wasmtime,
+//! the bindings or anything above. What an entry decodes to (a component, a
+//! byte slice) is the caller's business: the memory tier holds it as
+//! `dyn Any`, the disk tier as verified bytes.
 
+mod budget;
 mod disk;
 mod format;
 mod key;
 mod memory;
-mod store;
+mod tiers;
 
 pub use disk::{Op, VerifyReport};
 pub use key::Key;
-pub use store::Cache;
+pub use tiers::Cache;
 
 /// Bump when the file format or what a key covers changes: old entries then
 /// become unreachable by key.
@@ -23,11 +28,14 @@ const VERSION_DIR: &str = "v1";
 /// What a cache entry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
+    /// A precompiled (native) component.
     Component = 1,
+    /// A handler's QuickJS bytecode.
     Bytecode = 2,
 }
 
 impl Kind {
+    /// Every kind, components first.
     pub const ALL: [Kind; 2] = [Kind::Component, Kind::Bytecode];
 
     /// The `artifact` label: `component` or `bytecode`.
@@ -44,8 +52,8 @@ impl Kind {
 
     fn dir(self) -> &'static str {
         match self {
-            Kind::Component => "v1/components",
-            Kind::Bytecode => "v1/bytecode",
+            Kind::Component => "components",
+            Kind::Bytecode => "bytecode",
         }
     }
 
@@ -67,18 +75,22 @@ impl Kind {
 
 /// Where a looked-up artifact came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub enum Origin {
+    /// The memory tier had it.
     Memory,
+    /// A verified file had it; it is now in memory too.
     Disk,
+    /// Neither tier had it: it was compiled, and stored in both.
     Compiled,
 }
 
-impl Source {
+impl Origin {
+    /// The label: `memory`, `disk` or `compiled`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Source::Memory => "memory",
-            Source::Disk => "disk",
-            Source::Compiled => "compiled",
+            Origin::Memory => "memory",
+            Origin::Disk => "disk",
+            Origin::Compiled => "compiled",
         }
     }
 }
@@ -86,10 +98,16 @@ impl Source {
 /// One tier's figures for one artifact kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TierStats {
+    /// Lookups this tier answered.
     pub hits: u64,
+    /// Lookups this tier could not answer.
     pub misses: u64,
+    /// Entries held now.
     pub entries: u64,
+    /// Bytes held now.
     pub bytes: u64,
+    /// The tier's bound (shared by every kind).
     pub capacity_bytes: u64,
+    /// Entries evicted to stay within the bound.
     pub evictions: u64,
 }

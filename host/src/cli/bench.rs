@@ -8,7 +8,7 @@ use nexus_host::Timing;
 use serde_json::json;
 
 use super::settings::Settings;
-use super::{classify, compile_file, Failure};
+use super::{compile_file, Failure};
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
@@ -36,7 +36,7 @@ pub(crate) struct BenchArgs {
 pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
     let (runtime, handler) = compile_file(&args.file, args.settings)?;
     let prepared = match args.prepared {
-        true => Some(runtime.prepare(&handler).map_err(classify)?),
+        true => Some(runtime.prepare(&handler)?),
         false => None,
     };
     let invoke = || match &prepared {
@@ -45,7 +45,7 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
     };
     let warm_up = (args.iterations / 10).max(10);
     for _ in 0..warm_up {
-        invoke().map_err(classify)?;
+        invoke()?;
     }
     let n = args.iterations as usize;
     let mut samples = Vec::with_capacity(n);
@@ -53,7 +53,7 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
     let start = Instant::now();
     for _ in 0..args.iterations {
         let t = Instant::now();
-        let timing = invoke().map_err(classify)?.timing;
+        let timing = invoke()?.timing;
         samples.push(t.elapsed());
         for (phase, part) in phases.iter_mut().zip(timing.phases()) {
             phase.push(part);

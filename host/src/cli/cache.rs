@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use nexus_host::cache::{Cache, Kind};
+use nexus_host::{Cache, Kind};
 use serde_json::json;
 
 use super::settings::Settings;
@@ -38,9 +38,9 @@ pub(crate) fn cache(command: CacheCommand) -> Result<(), Failure> {
     let dir = config.cache_dir.display().to_string();
     // Only the disk tier matters here: no memory budget, no engine.
     let cache = Cache::open(&config.cache_dir, 0, config.max_disk_cache_bytes);
-    if !cache.disk_available() {
+    if let Some(why) = cache.disk_unavailable() {
         return Err(usage(anyhow::anyhow!(
-            "cannot use {dir} as a cache directory"
+            "cannot use {dir} as a cache directory: {why}"
         )));
     }
     match command {

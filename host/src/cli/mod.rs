@@ -124,18 +124,19 @@ pub(crate) fn compile_file(
     settings: Settings,
 ) -> Result<(Runtime, CompiledHandler), Failure> {
     let source = read_file(file).map_err(usage)?;
-    let runtime = Runtime::new(settings.resolve()?).map_err(classify)?;
-    let handler = runtime
-        .compile(&handler_name(file), &source)
-        .map_err(classify)?;
+    let runtime = Runtime::new(settings.resolve()?)?;
+    let handler = runtime.compile(&handler_name(file), &source)?;
     Ok((runtime, handler))
 }
 
-pub(crate) fn classify(e: Error) -> Failure {
-    match e {
-        Error::Config { .. } => usage(e),
-        e if e.is_handler_error() => Failure::Handler(e),
-        e => host(e),
+/// Sorts the library's errors by who is at fault.
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Config { .. } => usage(e),
+            e if e.is_handler_error() => Failure::Handler(e),
+            e => host(e),
+        }
     }
 }
 

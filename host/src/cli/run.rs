@@ -7,7 +7,7 @@ use clap::Args;
 use nexus_host::{Bytecode, Runtime};
 
 use super::settings::Settings;
-use super::{classify, compile_file, handler_name, read_file, usage, Failure};
+use super::{compile_file, handler_name, read_file, usage, Failure};
 
 #[derive(Args)]
 pub(crate) struct RunArgs {
@@ -44,9 +44,9 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
         (None, Some(path)) => read_file(path).map_err(usage)?,
         (None, None) => "{}".to_owned(),
     };
-    let runtime = Runtime::new(args.settings.resolve()?).map_err(classify)?;
+    let runtime = Runtime::new(args.settings.resolve()?)?;
     let answer = if Bytecode::is_file(&file) {
-        let bytecode = Bytecode::from_file(&file).map_err(classify)?;
+        let bytecode = Bytecode::from_file(&file)?;
         runtime.invoke_bytecode(&bytecode, &input, None)
     } else {
         let source = String::from_utf8(file)
@@ -57,12 +57,9 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
                 )
             })
             .map_err(usage)?;
-        let handler = runtime
-            .compile(&handler_name(&args.file), &source)
-            .map_err(classify)?;
+        let handler = runtime.compile(&handler_name(&args.file), &source)?;
         runtime.invoke(&handler, &input)
-    }
-    .map_err(classify)?;
+    }?;
     println!("{}", answer.output);
     Ok(())
 }

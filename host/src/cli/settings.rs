@@ -1,53 +1,74 @@
-//! The settings every command takes, as flags, resolved with the
-//! environment and the config file into a [`Config`].
+//! The settings every command takes, as flags made from the library's one
+//! table ([`SETTINGS`]), resolved with the environment and the config file
+//! into a [`Config`].
 
 use std::path::PathBuf;
 
-use clap::Args;
-use nexus_host::config::{Layer, SizeValue};
-use nexus_host::Config;
+use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
+use nexus_host::{Config, Layer, RawValue, SETTINGS};
 
 use super::{usage, Failure};
 
-/// Settings. A flag beats its environment variable, which beats the config
-/// file, which beats the default.
-#[derive(Args, Clone)]
+/// The config file flag and its environment variable.
+const CONFIG: &str = "config";
+const CONFIG_ENV: &str = "NEXUS_CONFIG";
+
+/// Settings given as flags. A flag beats its environment variable, which
+/// beats the config file, which beats the default.
+#[derive(Clone, Default)]
 pub(crate) struct Settings {
-    /// The cache directory [env: NEXUS_CACHE_DIR] [default: .nexus-cache]
-    #[arg(long, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
-    /// Memory cache bound: bytes, or a quantity like 64Mi
-    /// [env: NEXUS_MAX_CACHE_SIZE_BYTES] [default: 64Mi]
-    #[arg(long, value_name = "SIZE")]
-    max_cache_size_bytes: Option<String>,
-    /// Disk cache bound: bytes, or a quantity like 96Mi
-    /// [env: NEXUS_MAX_DISK_CACHE_BYTES] [default: 96Mi]
-    #[arg(long, value_name = "SIZE")]
-    max_disk_cache_bytes: Option<String>,
-    /// How long one invocation may run, in milliseconds
-    /// [env: NEXUS_TIMEOUT_MS] [default: 1000]
-    #[arg(long, value_name = "MS")]
-    timeout_ms: Option<String>,
-    /// Memory one instance may use: bytes, or a quantity like 64Mi
-    /// [env: NEXUS_MAX_MEMORY_BYTES] [default: 64Mi]
-    #[arg(long, value_name = "SIZE")]
-    max_memory_bytes: Option<String>,
-    /// Instances alive at once (concurrent invocations)
-    /// [env: NEXUS_MAX_INSTANCES] [default: 256]
-    #[arg(long, value_name = "N")]
-    max_instances: Option<String>,
-    /// How long a call waits for a free instance, in milliseconds
-    /// [env: NEXUS_QUEUE_TIMEOUT_MS] [default: 5000]
-    #[arg(long, value_name = "MS")]
-    queue_timeout_ms: Option<String>,
-    /// The largest result accepted: bytes, or a quantity like 8Mi
-    /// [env: NEXUS_MAX_OUTPUT_BYTES] [default: 8Mi]
-    #[arg(long, value_name = "SIZE")]
-    max_output_bytes: Option<String>,
-    /// Config file (TOML, the settings' snake_case names as keys)
-    /// [env: NEXUS_CONFIG] [default: ./nexus.toml if present]
-    #[arg(long, value_name = "FILE")]
+    flags: Vec<(&'static str, String)>,
     config: Option<PathBuf>,
+}
+
+impl Args for Settings {
+    fn augment_args(mut cmd: Command) -> Command {
+        for setting in SETTINGS {
+            cmd = cmd.arg(
+                Arg::new(setting.name)
+                    .long(setting.flag())
+                    .value_name(setting.value_name)
+                    .help(setting.long_help())
+                    .help_heading("Settings"),
+            );
+        }
+        cmd.arg(
+            Arg::new(CONFIG)
+                .long(CONFIG)
+                .value_name("FILE")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help(format!(
+                    "Config file: TOML, the settings' snake_case names as keys \
+                     [env: {CONFIG_ENV}] [default: ./nexus.toml if present]"
+                ))
+                .help_heading("Settings"),
+        )
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for Settings {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut settings = Settings::default();
+        settings.update_from_arg_matches(matches)?;
+        Ok(settings)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for setting in SETTINGS {
+            if let Some(value) = matches.get_one::<String>(setting.name) {
+                self.flags.retain(|(name, _)| *name != setting.name);
+                self.flags.push((setting.name, value.clone()));
+            }
+        }
+        if let Some(path) = matches.get_one::<PathBuf>(CONFIG) {
+            self.config = Some(path.clone());
+        }
+        Ok(())
+    }
 }
 
 impl Settings {
@@ -55,18 +76,12 @@ impl Settings {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let file = self
             .config
-            .or_else(|| env("NEXUS_CONFIG").map(PathBuf::from))
+            .or_else(|| env(CONFIG_ENV).map(PathBuf::from))
             .or_else(|| Some(PathBuf::from("nexus.toml")).filter(|p| p.exists()));
-        let flags = Layer {
-            cache_dir: self.cache_dir,
-            max_cache_size_bytes: self.max_cache_size_bytes.map(SizeValue::Text),
-            max_disk_cache_bytes: self.max_disk_cache_bytes.map(SizeValue::Text),
-            timeout_ms: self.timeout_ms.map(SizeValue::Text),
-            max_memory_bytes: self.max_memory_bytes.map(SizeValue::Text),
-            max_instances: self.max_instances.map(SizeValue::Text),
-            queue_timeout_ms: self.queue_timeout_ms.map(SizeValue::Text),
-            max_output_bytes: self.max_output_bytes.map(SizeValue::Text),
-        };
+        let mut flags = Layer::default();
+        for (name, value) in self.flags {
+            flags.set(name, RawValue::Text(value)).map_err(usage)?;
+        }
         let mut layers = vec![flags, Layer::from_env(env)];
         if let Some(path) = file {
             layers.push(Layer::from_file(&path).map_err(usage)?);

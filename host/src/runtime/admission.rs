@@ -68,3 +68,52 @@ impl Drop for Permit<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn past_the_bound_a_caller_waits_then_is_refused_as_busy() {
+        let admission = Admission::new(2, Duration::from_millis(20));
+        let first = admission.enter().unwrap();
+        let _second = admission.enter().unwrap();
+        assert_eq!(admission.active(), 2);
+        match admission.enter() {
+            Err(Error::Busy {
+                max_instances,
+                waited,
+            }) => {
+                assert_eq!(max_instances, 2);
+                assert!(waited >= Duration::from_millis(20), "{waited:?}");
+            }
+            other => panic!("expected busy, got {:?}", other.map(|_| ())),
+        }
+        drop(first);
+        assert_eq!(admission.active(), 1);
+        let _third = admission.enter().unwrap();
+        assert_eq!(admission.active(), 2);
+    }
+
+    #[test]
+    fn a_freed_slot_wakes_a_waiting_caller() {
+        let admission = Admission::new(1, Duration::from_secs(60));
+        let held = admission.enter().unwrap();
+        let (entered, waiting) = mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let _permit = admission.enter().unwrap();
+                entered.send(()).unwrap();
+            });
+            // The waiter cannot get in while the slot is held.
+            while admission.slots.lock().unwrap().waiting == 0 {
+                std::thread::yield_now();
+            }
+            assert!(waiting.try_recv().is_err());
+            drop(held);
+            waiting.recv().unwrap();
+        });
+        assert_eq!(admission.active(), 0);
+    }
+}

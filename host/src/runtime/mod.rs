@@ -1,28 +1,27 @@
-//! The runtime: one engine, the linked guest, and every invocation.
+//! The façade: one engine, the linked guest, admission, and every
+//! invocation and preparation.
 //!
-//! Data flows one way: [`Runtime`] → compiler → cache / sandbox; nothing
-//! below calls back up. Every invocation runs in a fresh instance within
-//! its limits (timeout, memory, at most `max_instances` at once).
+//! Layer: the top of the library; imports `artifacts`, `engine`, `cache`,
+//! `stats`, `config` and `error`. Data flows one way: [`Runtime`] →
+//! artifacts → {engine, cache}; nothing below calls back up. Every
+//! invocation runs in a fresh instance within its limits (timeout, memory,
+//! at most `max_instances` at once).
 
 mod admission;
-mod engine;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use engine::{wizer_engine, Ticker, TICK};
-
 use wasmtime::Store;
 
+use crate::artifacts::{self, Bytecode, CompiledHandler};
 use crate::bindings::{HandlerError, RuntimeStats};
-use crate::bytecode::Bytecode;
-use crate::cache::{Cache, Kind, Source};
-use crate::compiler::{self, CompiledHandler};
-use crate::components;
+use crate::cache::{Cache, Kind, Origin};
 use crate::config::Config;
+use crate::engine::{
+    self, Guest, HostState, Limits, LogLine, Sandbox, StoreBuilder, Ticker, Timing,
+};
 use crate::error::{Error, Result};
-use crate::exports::Guest;
-use crate::sandbox::{HostState, Limits, LogLine, Sandbox, Timing};
 use crate::stats::Stats;
 use admission::Admission;
 
@@ -57,7 +56,7 @@ pub struct PreparedHandler {
     /// The handler's name: its file name in stack traces.
     pub name: String,
     /// Where its component came from.
-    pub source: Source,
+    pub origin: Origin,
     sandbox: Arc<Sandbox>,
 }
 
@@ -65,7 +64,7 @@ impl std::fmt::Debug for PreparedHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PreparedHandler")
             .field("name", &self.name)
-            .field("source", &self.source)
+            .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
 }
@@ -73,11 +72,12 @@ impl std::fmt::Debug for PreparedHandler {
 /// Compiles and runs handlers. `Send + Sync`: share it behind an `Arc`.
 pub struct Runtime {
     config: Config,
+    stores: StoreBuilder,
     sandbox: Sandbox,
     cache: Arc<Cache>,
     stats: Arc<Stats>,
     admission: Admission,
-    component_source: Source,
+    component_origin: Origin,
     // Dropped last: stops the epoch ticker.
     _ticker: Ticker,
 }
@@ -100,19 +100,22 @@ impl Runtime {
             config.max_cache_size_bytes,
             config.max_disk_cache_bytes,
         ));
-        let engine = engine::new(config.max_instances, compile_memory(&config))?;
+        let engine = engine::pooled(config.max_instances, compile_memory(&config))?;
         let stats = Arc::new(Stats::new(cache.clone()));
-        let (component, component_source) = components::load(&engine, &cache, &stats)?;
-        tracing::debug!(target: "nexus::cache", artifact = "component", source = component_source.as_str(), "guest component");
-        let sandbox = Sandbox::new(&engine, &component, stats.clone())?;
+        let record = stats.clone();
+        let stores = StoreBuilder::new(&engine, Arc::new(move || record.record()));
+        let (component, component_origin) = artifacts::guest(&engine, &cache, stores.stats())?;
+        tracing::debug!(target: "nexus::cache", artifact = "component", origin = component_origin.as_str(), "guest component");
+        let sandbox = Sandbox::new(&stores, &component)?;
         Ok(Self {
             admission: Admission::new(config.max_instances, config.queue_timeout),
             _ticker: Ticker::start(&engine),
             config,
+            stores,
             sandbox,
             cache,
             stats,
-            component_source,
+            component_origin,
         })
     }
 
@@ -127,8 +130,8 @@ impl Runtime {
     }
 
     /// Where this runtime's guest component came from.
-    pub fn component_source(&self) -> Source {
-        self.component_source
+    pub fn component_origin(&self) -> Origin {
+        self.component_origin
     }
 
     /// Invocations running now.
@@ -168,7 +171,7 @@ impl Runtime {
             timeout: self.config.timeout.max(COMPILE_TIME),
             max_memory_bytes: compile_memory(&self.config),
         };
-        let compiled = compiler::compile(
+        let compiled = artifacts::compile(
             &self.sandbox,
             &self.cache,
             self.config.compile_options,
@@ -176,7 +179,7 @@ impl Runtime {
             name,
             source,
         )?;
-        tracing::debug!(target: "nexus::cache", artifact = "bytecode", source = compiled.source.as_str(), handler = name, "handler bytecode");
+        tracing::debug!(target: "nexus::cache", artifact = "bytecode", origin = compiled.origin.as_str(), handler = name, "handler bytecode");
         Ok(compiled)
     }
 
@@ -187,7 +190,7 @@ impl Runtime {
     /// # Errors
     ///
     /// As [`compile`](Self::compile).
-    pub fn precompile(&self, name: &str, source: &str) -> Result<Bytecode> {
+    pub fn compile_bytecode(&self, name: &str, source: &str) -> Result<Bytecode> {
         Ok(Bytecode::from(&self.compile(name, source)?))
     }
 
@@ -237,22 +240,18 @@ impl Runtime {
     /// [`Error::Engine`] if snapshotting or compiling fails.
     pub fn prepare(&self, handler: &CompiledHandler) -> Result<PreparedHandler> {
         let _permit = self.admission.enter()?;
-        let (component, source) = components::prepared(
-            self.sandbox.engine(),
+        let (component, origin) = artifacts::prepared(
+            self.stores.engine(),
             &self.cache,
-            &self.stats,
+            self.stores.stats(),
             &handler.name,
             &handler.bytecode,
             self.limits(None),
         )?;
         Ok(PreparedHandler {
             name: handler.name.clone(),
-            source,
-            sandbox: Arc::new(Sandbox::new(
-                self.sandbox.engine(),
-                &component,
-                self.stats.clone(),
-            )?),
+            origin,
+            sandbox: Arc::new(Sandbox::new(&self.stores, &component)?),
         })
     }
 
@@ -353,6 +352,6 @@ impl Runtime {
 
     /// The runtime's figures, as handlers see them through `Nexus.stats()`.
     pub fn stats(&self) -> RuntimeStats {
-        self.stats.snapshot()
+        self.stats.record()
     }
 }

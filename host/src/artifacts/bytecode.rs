@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use crate::bindings::exports::nexus::handler::compiler::CompileOptions as WitOptions;
-use crate::cache::{Cache, Key, Source};
-use crate::components::GUEST_FINGERPRINT;
+use crate::cache::{Cache, Key, Origin};
 use crate::config::CompileOptions;
+use crate::engine::{Limits, Sandbox};
 use crate::error::Result;
-use crate::sandbox::{Limits, Sandbox};
+use crate::guest::GUEST_FINGERPRINT;
 
 /// A handler compiled to bytecode for this guest build.
 #[derive(Debug, Clone)]
@@ -20,16 +20,22 @@ pub struct CompiledHandler {
     /// QuickJS bytecode, as written by this guest build.
     pub bytecode: Arc<[u8]>,
     /// Where the bytecode came from.
-    pub source: Source,
+    pub origin: Origin,
 }
 
 impl CompiledHandler {
     /// Whether no compiling was needed.
     pub fn cache_hit(&self) -> bool {
-        self.source != Source::Compiled
+        self.origin != Origin::Compiled
     }
 }
 
+/// `source`'s bytecode under `name`: from the cache, else compiled in a
+/// fresh instance of the guest `sandbox` within `limits`.
+///
+/// # Errors
+///
+/// The guest's verdict on the source (`Compile`), or the limits' errors.
 pub(crate) fn compile(
     sandbox: &Sandbox,
     cache: &Cache,
@@ -40,7 +46,7 @@ pub(crate) fn compile(
 ) -> Result<CompiledHandler> {
     let flags = [options.strip_source as u8, options.strip_debug as u8];
     let key = Key::bytecode(GUEST_FINGERPRINT, name, source, &flags);
-    let (bytecode, from) = cache.bytecode(key, || {
+    let (bytecode, origin) = cache.bytecode(key, || -> Result<Vec<u8>> {
         let options = WitOptions {
             strip_source: options.strip_source,
             strip_debug: options.strip_debug,
@@ -54,6 +60,6 @@ pub(crate) fn compile(
         key,
         name: name.to_owned(),
         bytecode,
-        source: from,
+        origin,
     })
 }

@@ -8,20 +8,16 @@
 //! `Math.random` from the host at the start of every invocation.
 
 use std::future::Future;
-use std::sync::Arc;
 
-use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Engine, Store};
+use wasmtime::component::Component;
 use wasmtime_wizer::{WasmtimeWizerComponent, Wizer};
 
-use crate::bindings::{HandlerError, HandlerRuntime};
+use super::epoch::Ticker;
+use super::exports::{self, HANDLER};
+use super::host::StatsSource;
+use super::store::{self, Limits, Mode, StoreBuilder};
+use crate::bindings::HandlerError;
 use crate::error::{Error, Result};
-use crate::runtime::{self, Ticker};
-use crate::sandbox::{classify, HostState, Limits};
-use crate::stats::Stats;
-
-/// The guest's `handler` interface, as its component exports it.
-const HANDLER_INTERFACE: &str = "nexus:handler/handler@0.1.0";
 
 /// Names the snapshot format in component cache keys: bump it when what
 /// `wizer-initialize` does changes.
@@ -32,10 +28,9 @@ pub const VARIANT: &str = "wizer-snapshot-v1";
 pub const PREPARED_VARIANT: &str = "wizer-prepared-v1";
 
 /// The pre-initialized guest, as component bytes.
-pub fn pre_initialize(wasm: &[u8], stats: Arc<Stats>) -> Result<Vec<u8>> {
-    let engine = runtime::wizer_engine()?;
-    let state = HostState::new(stats, "wizer-initialize", None);
-    on_own_thread(snapshot(&engine, wasm, state, None))
+pub fn pre_initialize(wasm: &[u8], stats: StatsSource) -> Result<Vec<u8>> {
+    let stores = StoreBuilder::new(&super::for_wizer()?, stats);
+    on_own_thread(snapshot(&stores, wasm, "wizer-initialize", None))
 }
 
 /// The guest pre-initialized and then with `bytecode`'s module evaluated
@@ -45,13 +40,12 @@ pub fn prepare_handler(
     wasm: &[u8],
     name: &str,
     bytecode: &[u8],
-    stats: Arc<Stats>,
+    stats: StatsSource,
     limits: Limits,
 ) -> Result<Vec<u8>> {
-    let engine = runtime::wizer_engine()?;
-    let _ticker = Ticker::start(&engine);
-    let state = HostState::new(stats, name, Some(limits.max_memory_bytes));
-    on_own_thread(snapshot(&engine, wasm, state, Some((bytecode, limits))))
+    let stores = StoreBuilder::new(&super::for_wizer()?, stats);
+    let _ticker = Ticker::start(stores.engine());
+    on_own_thread(snapshot(&stores, wasm, name, Some((bytecode, limits))))
 }
 
 /// Wizer drives the component through an async store; keep its executor
@@ -77,27 +71,22 @@ fn on_own_thread(work: impl Future<Output = Result<Vec<u8>>> + Send) -> Result<V
 /// Instruments `wasm`, instantiates it, calls `wizer-initialize` and, given
 /// bytecode, `prepare` (within its limits), then snapshots the instance.
 async fn snapshot(
-    engine: &Engine,
+    stores: &StoreBuilder,
     wasm: &[u8],
-    state: HostState,
+    name: &str,
     prepare: Option<(&[u8], Limits)>,
 ) -> Result<Vec<u8>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(Error::engine)?;
-    HandlerRuntime::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(Error::engine)?;
-    let mut store = Store::new(engine, state);
-    store.limiter(|s| &mut s.limiter);
-    // The guest's own initialization is not held to a handler's timeout.
-    store.set_epoch_deadline(u64::MAX / 2);
-    store.epoch_deadline_trap();
-
-    let missing = |name: &str| Error::Engine(anyhow::anyhow!("the guest exports no `{name}`"));
     let failed =
         |e: wasmtime::Error| Error::Engine(anyhow::anyhow!("pre-initializing the guest: {e:#}"));
     let mut wizer = Wizer::new();
     wizer.init_func("wizer-initialize").keep_init_func(true);
     let (cx, instrumented) = wizer.instrument_component(wasm).map_err(failed)?;
-    let component = Component::new(engine, &instrumented).map_err(failed)?;
+    let component = Component::new(stores.engine(), &instrumented).map_err(failed)?;
+    let linker = store::linker(stores.engine(), Mode::Async)?;
+    // The memory cap holds from the start; the guest's own initialization
+    // is not held to the handler's timeout, `prepare` is.
+    let mut store = stores.build(name, prepare.map(|(_, limits)| limits));
+    store::set_deadline(&mut store, None);
     let instance = linker
         .instantiate_async(&mut store, &component)
         .await
@@ -108,22 +97,16 @@ async fn snapshot(
     init.call_async(&mut store, ()).await.map_err(failed)?;
 
     if let Some((bytecode, limits)) = prepare {
-        let handler = instance
-            .get_export_index(&mut store, None, HANDLER_INTERFACE)
-            .ok_or_else(|| missing(HANDLER_INTERFACE))?;
-        let prepare = instance
-            .get_export_index(&mut store, Some(&handler), "prepare")
-            .ok_or_else(|| missing("prepare"))?;
+        let prepare = exports::find(&component, HANDLER, "prepare").map_err(failed)?;
         let prepare = instance
             .get_typed_func::<(&[u8],), (std::result::Result<(), HandlerError>,)>(
                 &mut store, prepare,
             )
             .map_err(failed)?;
-        // Deadlines count from now: compiling above took time of its own.
-        store.set_epoch_deadline(limits.deadline_ticks());
+        // Deadlines count from now: initializing above took time of its own.
+        store::set_deadline(&mut store, Some(limits));
         let outcome = prepare.call_async(&mut store, (bytecode,)).await;
-        let out_of_memory = store.data().limiter.refused;
-        classify(outcome.map(|(r,)| r), out_of_memory, limits)?;
+        store::verdict(&store, limits, outcome.map(|(r,)| r))?;
     }
 
     wizer

@@ -17,8 +17,9 @@
 
 use std::sync::Arc;
 
-use crate::components::GUEST_FINGERPRINT;
+use super::CompiledHandler;
 use crate::error::{Error, Result};
+use crate::guest::{fingerprint, GUEST_FINGERPRINT};
 
 const MAGIC: &[u8; 8] = b"NXSQJSC\0";
 const VERSION: u32 = 1;
@@ -32,19 +33,13 @@ pub struct Bytecode {
     pub bytes: Arc<[u8]>,
 }
 
-impl From<&crate::CompiledHandler> for Bytecode {
-    fn from(handler: &crate::CompiledHandler) -> Self {
+impl From<&CompiledHandler> for Bytecode {
+    fn from(handler: &CompiledHandler) -> Self {
         Bytecode {
             name: handler.name.clone(),
             bytes: handler.bytecode.clone(),
         }
     }
-}
-
-fn guest() -> [u8; 32] {
-    *blake3::Hash::from_hex(GUEST_FINGERPRINT)
-        .expect("build.rs writes a hex fingerprint")
-        .as_bytes()
 }
 
 impl Bytecode {
@@ -53,7 +48,7 @@ impl Bytecode {
         let mut out = Vec::with_capacity(self.bytes.len() + 128 + self.name.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&guest());
+        out.extend_from_slice(&fingerprint());
         out.extend_from_slice(&(self.name.len() as u32).to_le_bytes());
         out.extend_from_slice(self.name.as_bytes());
         out.extend_from_slice(&(self.bytes.len() as u64).to_le_bytes());
@@ -96,12 +91,12 @@ impl Bytecode {
                 "bytecode file format {version}, this nexus reads {VERSION}; recompile the handler"
             )));
         }
-        let fingerprint = take(32)?;
-        if fingerprint != guest() {
+        let writer = take(32)?;
+        if writer != fingerprint() {
             return Err(invalid(format!(
                 "compiled by another guest build ({}…, this one is {}…); \
                  QuickJS bytecode only runs on the build that wrote it: recompile the handler",
-                &blake3::Hash::from_bytes(fingerprint.try_into().unwrap()).to_hex()[..12],
+                &blake3::Hash::from_bytes(writer.try_into().unwrap()).to_hex()[..12],
                 &GUEST_FINGERPRINT[..12]
             )));
         }

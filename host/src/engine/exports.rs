@@ -10,16 +10,30 @@
 //! of the same component. That check is what makes `new_unchecked` sound.
 
 use wasmtime::component::{
-    ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Lower, TypedFunc,
+    Component, ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Lower,
+    TypedFunc,
 };
 use wasmtime::{AsContextMut, Result, Store};
 
+use super::host::HostState;
 use crate::bindings::exports::nexus::handler::compiler::CompileOptions;
 use crate::bindings::HandlerError;
-use crate::sandbox::HostState;
 
-const COMPILER: &str = "nexus:handler/compiler@0.1.0";
-const HANDLER: &str = "nexus:handler/handler@0.1.0";
+/// The guest's exported interfaces, as its component names them.
+pub(super) const COMPILER: &str = "nexus:handler/compiler@0.1.0";
+pub(super) const HANDLER: &str = "nexus:handler/handler@0.1.0";
+
+/// The index of `interface`'s function `name` in `component`.
+pub(super) fn find(
+    component: &Component,
+    interface: &str,
+    name: &str,
+) -> Result<ComponentExportIndex> {
+    let interface = component.get_export_index(None, interface);
+    component
+        .get_export_index(interface.as_ref(), name)
+        .ok_or_else(|| wasmtime::format_err!("the guest does not export {name}"))
+}
 
 type Answer<T> = (std::result::Result<T, HandlerError>,);
 type CompileParams<'a> = (&'a str, &'a str, CompileOptions);
@@ -41,16 +55,10 @@ impl Exports {
         new_store: impl Fn() -> Store<HostState>,
     ) -> Result<Self> {
         let component = pre.component();
-        let find = |interface: &str, name: &str| {
-            let interface = component.get_export_index(None, interface);
-            component
-                .get_export_index(interface.as_ref(), name)
-                .ok_or_else(|| wasmtime::format_err!("the guest does not export {name}"))
-        };
         let exports = Exports {
-            compile: find(COMPILER, "compile")?,
-            invoke: find(HANDLER, "invoke")?,
-            invoke_prepared: find(HANDLER, "invoke-prepared")?,
+            compile: find(component, COMPILER, "compile")?,
+            invoke: find(component, HANDLER, "invoke")?,
+            invoke_prepared: find(component, HANDLER, "invoke-prepared")?,
         };
         let (instance, mut store) = first_instance(pre, new_store)?;
         instance.get_typed_func::<CompileParams, Answer<Vec<u8>>>(&mut store, exports.compile)?;

@@ -1,6 +1,7 @@
 //! The two tiers together: lookup, single-flight compilation, promotion, and
 //! the background disk writer.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -8,20 +9,12 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use wasmtime::component::Component;
-use wasmtime::Engine;
-
 use super::disk::{DiskTier, Op};
 use super::memory::MemoryTier;
-use super::{Key, Kind, Source, TierStats};
-use crate::bindings::{CacheStats, Tier};
-use crate::error::Result;
+use super::{Key, Kind, Origin, TierStats};
 
-#[derive(Clone)]
-enum Artifact {
-    Component(Component),
-    Bytecode(Arc<[u8]>),
-}
+/// What the memory tier holds: whatever the entry decoded to.
+type Held = Arc<dyn Any + Send + Sync>;
 
 enum Job {
     Write(Kind, Key, Arc<[u8]>),
@@ -30,7 +23,7 @@ enum Job {
 
 /// Both tiers for both artifact kinds. Share it behind an `Arc`.
 pub struct Cache {
-    memory: Mutex<MemoryTier<Artifact>>,
+    memory: Mutex<MemoryTier<Held>>,
     disk: Arc<DiskTier>,
     writer: Mutex<Option<Sender<Job>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
@@ -40,8 +33,9 @@ pub struct Cache {
 
 impl Cache {
     /// Opens the cache: `memory_bytes` bounds the memory tier (all kinds
-    /// together), `disk_bytes` the files under `dir`. Never fails; see
-    /// [`DiskTier::open`].
+    /// together), `disk_bytes` the files under `dir`. Never fails: an
+    /// unusable directory gives a disk tier that holds nothing, after one
+    /// warning.
     pub fn open(dir: &Path, memory_bytes: u64, disk_bytes: u64) -> Cache {
         let disk = Arc::new(DiskTier::open(dir, disk_bytes));
         let (tx, rx) = mpsc::channel::<Job>();
@@ -75,71 +69,43 @@ impl Cache {
     /// # Errors
     ///
     /// Only `compile`'s own.
-    pub fn bytecode(
+    pub fn bytecode<E>(
         &self,
         key: Key,
-        compile: impl FnOnce() -> Result<Vec<u8>>,
-    ) -> Result<(Arc<[u8]>, Source)> {
-        let (artifact, source) = self.lookup(
+        compile: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<(Arc<[u8]>, Origin), E> {
+        self.get_or_compile(
             Kind::Bytecode,
             key,
-            |payload| Ok(Artifact::Bytecode(payload.into())),
+            |payload| Ok(Arc::<[u8]>::from(payload)),
             || {
                 let bytes: Arc<[u8]> = compile()?.into();
-                Ok((Artifact::Bytecode(bytes.clone()), bytes))
+                Ok((bytes.clone(), bytes))
             },
-        )?;
-        match artifact {
-            Artifact::Bytecode(bytes) => Ok((bytes, source)),
-            Artifact::Component(_) => unreachable!("keys are per kind"),
-        }
+        )
     }
 
-    /// The precompiled component for `key`, compiled by `compile` only if
-    /// neither tier has it.
+    /// The artifact of `kind` for `key`: from memory; else from a verified
+    /// file, `decode`d (a file `decode` refuses is deleted as damaged); else
+    /// `compile`d, which answers the artifact and the bytes to store. Once
+    /// per key: concurrent callers of one key wait for the first.
     ///
     /// # Errors
     ///
     /// Only `compile`'s own.
-    pub fn component(
-        &self,
-        key: Key,
-        engine: &Engine,
-        compile: impl FnOnce() -> Result<Component>,
-    ) -> Result<(Component, Source)> {
-        let (artifact, source) = self.lookup(
-            Kind::Component,
-            key,
-            |payload| {
-                // SAFETY: the payload passed its header check (magic, kind,
-                // this key, length, BLAKE3), and the key covers the engine's
-                // compatibility hash: it is exactly what `serialize` wrote
-                // for an engine like this one.
-                unsafe { Component::deserialize(engine, payload) }
-                    .map(Artifact::Component)
-                    .map_err(|e| format!("{e:#}"))
-            },
-            || {
-                let component = compile()?;
-                let bytes: Arc<[u8]> = component.serialize().map_err(crate::Error::engine)?.into();
-                Ok((Artifact::Component(component), bytes))
-            },
-        )?;
-        match artifact {
-            Artifact::Component(component) => Ok((component, source)),
-            Artifact::Bytecode(_) => unreachable!("keys are per kind"),
-        }
-    }
-
-    fn lookup(
+    pub fn get_or_compile<T, E>(
         &self,
         kind: Kind,
         key: Key,
-        decode: impl Fn(&[u8]) -> std::result::Result<Artifact, String>,
-        compile: impl FnOnce() -> Result<(Artifact, Arc<[u8]>)>,
-    ) -> Result<(Artifact, Source)> {
-        if let Some(hit) = self.memory.lock().unwrap().get(kind, &key) {
-            return Ok((hit, Source::Memory));
+        decode: impl Fn(&[u8]) -> Result<T, String>,
+        compile: impl FnOnce() -> Result<(T, Arc<[u8]>), E>,
+    ) -> Result<(T, Origin), E>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        let held = |held: Held| held.downcast_ref::<T>().cloned();
+        if let Some(hit) = self.memory.lock().unwrap().get(kind, &key).and_then(held) {
+            return Ok((hit, Origin::Memory));
         }
 
         // One compiler per key: later callers wait here, then find it.
@@ -150,9 +116,9 @@ impl Cache {
             .entry(key)
             .or_default()
             .clone();
-        let _turn = gate.lock().unwrap();
+        let turn = gate.lock().unwrap();
         let result = self.fill(kind, key, decode, compile);
-        drop(_turn);
+        drop(turn);
         let mut inflight = self.inflight.lock().unwrap();
         if Arc::strong_count(&gate) == 2 {
             inflight.remove(&key);
@@ -160,41 +126,48 @@ impl Cache {
         result
     }
 
-    fn fill(
+    fn fill<T, E>(
         &self,
         kind: Kind,
         key: Key,
-        decode: impl Fn(&[u8]) -> std::result::Result<Artifact, String>,
-        compile: impl FnOnce() -> Result<(Artifact, Arc<[u8]>)>,
-    ) -> Result<(Artifact, Source)> {
-        if let Some(hit) = self.memory.lock().unwrap().peek(&key) {
-            return Ok((hit, Source::Memory));
+        decode: impl Fn(&[u8]) -> Result<T, String>,
+        compile: impl FnOnce() -> Result<(T, Arc<[u8]>), E>,
+    ) -> Result<(T, Origin), E>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        let peeked = self.memory.lock().unwrap().peek(&key);
+        if let Some(hit) = peeked.and_then(|held| held.downcast_ref::<T>().cloned()) {
+            return Ok((hit, Origin::Memory));
         }
         if let Some(payload) = self.disk.read(kind, &key) {
             match decode(&payload) {
                 Ok(artifact) => {
-                    let weight = payload.len() as u64;
-                    self.memory
-                        .lock()
-                        .unwrap()
-                        .insert(kind, key, artifact.clone(), weight);
-                    return Ok((artifact, Source::Disk));
+                    self.remember(kind, key, &artifact, payload.len() as u64);
+                    return Ok((artifact, Origin::Disk));
                 }
                 Err(why) => self.disk.reject(kind, &key, &why),
             }
         }
         let (artifact, payload) = compile()?;
         self.compiles[kind.index()].fetch_add(1, Relaxed);
-        self.memory
-            .lock()
-            .unwrap()
-            .insert(kind, key, artifact.clone(), payload.len() as u64);
+        self.remember(kind, key, &artifact, payload.len() as u64);
         if let Some(writer) = self.writer.lock().unwrap().as_ref() {
             let _ = writer.send(Job::Write(kind, key, payload));
         }
-        Ok((artifact, Source::Compiled))
+        Ok((artifact, Origin::Compiled))
     }
 
+    fn remember<T: Clone + Send + Sync + 'static>(
+        &self,
+        kind: Kind,
+        key: Key,
+        artifact: &T,
+        weight: u64,
+    ) {
+        let held: Held = Arc::new(artifact.clone());
+        self.memory.lock().unwrap().insert(kind, key, held, weight);
+    }
     /// Waits until every queued disk write is done.
     pub fn flush(&self) {
         let (done, wait) = mpsc::sync_channel(1);
@@ -216,10 +189,12 @@ impl Cache {
         self.compiles[kind.index()].load(Relaxed)
     }
 
+    /// The memory tier's figures for `kind`.
     pub fn memory_stats(&self, kind: Kind) -> TierStats {
         self.memory.lock().unwrap().stats(kind)
     }
 
+    /// The disk tier's figures for `kind`.
     pub fn disk_stats(&self, kind: Kind) -> TierStats {
         self.disk.stats(kind)
     }
@@ -260,32 +235,20 @@ impl Cache {
         self.disk.is_available()
     }
 
-    /// The figures as the WIT record; `hit_rate` is the share of lookups
-    /// that compiled nothing.
-    pub fn stats(&self, kind: Kind) -> CacheStats {
-        let memory = self.memory_stats(kind);
-        let disk = self.disk_stats(kind);
-        let lookups = memory.hits + memory.misses;
-        CacheStats {
-            memory: tier(memory),
-            disk: tier(disk),
-            hit_rate: if lookups == 0 {
-                0.0
-            } else {
-                (lookups - self.compiles(kind)) as f64 / lookups as f64
-            },
-        }
+    /// Why the cache directory is not in use, if it is not.
+    pub fn disk_unavailable(&self) -> Option<&str> {
+        self.disk.unavailable()
     }
-}
 
-fn tier(t: TierStats) -> Tier {
-    Tier {
-        hits: t.hits,
-        misses: t.misses,
-        entries: t.entries,
-        bytes: t.bytes,
-        capacity_bytes: t.capacity_bytes,
-        evictions: t.evictions,
+    /// The share of lookups of `kind` that compiled nothing; 0 before the
+    /// first lookup.
+    pub fn hit_rate(&self, kind: Kind) -> f64 {
+        let memory = self.memory_stats(kind);
+        let lookups = memory.hits + memory.misses;
+        if lookups == 0 {
+            return 0.0;
+        }
+        lookups.saturating_sub(self.compiles(kind)) as f64 / lookups as f64
     }
 }
 

@@ -1,24 +1,40 @@
-//! The one `wasmtime::Engine` of a runtime: pooling allocator, copy-on-write
-//! memory images, and epoch interruption driven by a ticker thread.
+//! Everything wasmtime: the engine and its epoch ticker, the host state a
+//! store carries (limits, log, stats, WASI), the one store builder, the
+//! guest's typed exports, the sandbox that runs one call in a fresh
+//! instance, and the Wizer snapshot.
+//!
+//! Layer: imports wasmtime, `bindings`, `error` and `guest`; never the
+//! cache, the artifacts or the runtime. What a handler may do is decided
+//! here, once: [`store`] is the only place a store gets its limits.
 //!
 //! Invariants:
-//! - One epoch tick is [`TICK`]; a deadline of `n` ticks traps within
-//!   `n + 1` ticks of the call starting.
-//! - The ticker holds only a weak reference and a stop flag: it ends when
-//!   the [`Ticker`] is dropped (with the runtime), never keeping the engine
-//!   alive.
+//! - One engine per runtime, with the pooling allocator sized for
+//!   `max_instances` instances, copy-on-write memory images and epoch
+//!   interruption; [`epoch::Ticker`] drives the epochs.
+//! - Every store comes from [`store::StoreBuilder`]: a memory cap, an epoch
+//!   deadline that traps, and an empty WASI context.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
+mod epoch;
+mod exports;
+mod host;
+mod sandbox;
+mod snapshot;
+mod store;
+
+pub(crate) use epoch::Ticker;
+pub(crate) use exports::Guest;
+pub use host::LogLine;
+pub(crate) use host::{HostState, StatsSource};
+pub(crate) use sandbox::Sandbox;
+pub use sandbox::Timing;
+pub(crate) use snapshot::{pre_initialize, prepare_handler, PREPARED_VARIANT, VARIANT};
+pub(crate) use store::{Limits, StoreBuilder};
+
+use std::hash::{Hash, Hasher};
 
 use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::error::{Error, Result};
-
-/// The epoch ticker's period: the resolution of timeouts.
-pub(crate) const TICK: Duration = Duration::from_millis(1);
 
 /// Per-component maxima, generous for the guest (one main module plus the
 /// small shim modules `wit-component` adds).
@@ -29,7 +45,7 @@ const KEEP_RESIDENT: usize = 16 << 20;
 
 /// The engine for `max_instances` instances at once, none with a memory
 /// over `largest_memory` bytes (stores hold each call to its own cap).
-pub(crate) fn new(max_instances: u32, largest_memory: u64) -> Result<Engine> {
+pub(crate) fn pooled(max_instances: u32, largest_memory: u64) -> Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(max_instances)
         .total_core_instances(max_instances * CORE_INSTANCES_PER_COMPONENT)
@@ -59,47 +75,16 @@ pub(crate) fn new(max_instances: u32, largest_memory: u64) -> Result<Engine> {
 /// The engine `wasmtime-wizer` snapshots on: no pooling (one instance at a
 /// time), epochs on, since preparing a handler runs the handler's own
 /// top-level code.
-pub(crate) fn wizer_engine() -> Result<Engine> {
+pub(crate) fn for_wizer() -> Result<Engine> {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true).epoch_interruption(true);
     Engine::new(&config).map_err(Error::engine)
 }
 
-/// Advances the engine's epoch every [`TICK`] until dropped.
-pub(crate) struct Ticker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Ticker {
-    pub fn start(engine: &Engine) -> Ticker {
-        let stop = Arc::new(AtomicBool::new(false));
-        let weak = engine.weak();
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("nexus-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(TICK);
-                    match weak.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
-                    }
-                }
-            })
-            .expect("spawn the epoch ticker");
-        Ticker {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+/// What makes native code from one engine loadable by another: wasmtime's
+/// version, the target and the settings that shape code.
+pub(crate) fn compatibility_hash(engine: &Engine) -> [u8; 8] {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    h.finish().to_le_bytes()
 }

@@ -1,0 +1,45 @@
+//! The eviction policy both tiers share, in one vocabulary: a [`Budget`] of
+//! bytes, charged for what a tier holds; before an entry comes in, the tier
+//! evicts its least recently used entries until the budget
+//! [admits](Budget::admits) it. An entry larger than the whole capacity is
+//! not held at all.
+
+/// Bytes held against a capacity.
+#[derive(Debug, Default)]
+pub(super) struct Budget {
+    capacity: u64,
+    held: u64,
+}
+
+impl Budget {
+    pub fn new(capacity: u64) -> Self {
+        Self { capacity, held: 0 }
+    }
+
+    /// Whether an entry of `weight` bytes could ever be held.
+    pub fn can_hold(&self, weight: u64) -> bool {
+        weight <= self.capacity
+    }
+
+    /// Whether `incoming` more bytes fit without evicting.
+    pub fn admits(&self, incoming: u64) -> bool {
+        self.held.saturating_add(incoming) <= self.capacity
+    }
+
+    pub fn charge(&mut self, weight: u64) {
+        self.held += weight;
+    }
+
+    pub fn refund(&mut self, weight: u64) {
+        self.held -= weight;
+    }
+
+    #[cfg(test)]
+    pub fn held(&self) -> u64 {
+        self.held
+    }
+
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+}

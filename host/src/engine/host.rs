@@ -1,0 +1,183 @@
+//! What a store carries: [`HostState`], with the memory limiter, the
+//! handler's console lines, the runtime's figures for `Nexus.stats()`, and a
+//! WASI context made only if a call reaches it. Here are the guest's imports
+//! as the host implements them: `log`, `stats`, and WASI's clocks and
+//! randomness (through `wasmtime-wasi`).
+//!
+//! Invariant: the WASI context is empty: no preopened directories, no
+//! environment, no arguments, no stdio, no sockets. The guest imports only
+//! clocks and randomness from WASI (`host/build.rs` turned the rest of what
+//! Rust's std links into traps).
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::{nexus::handler as wit, Level, RuntimeStats};
+
+/// Console output a handler may keep per call, in bytes and in lines; past
+/// either, lines are dropped and one marker line says so. Each line costs at
+/// least [`LINE_COST`], so empty lines cannot grow the host's memory
+/// without bound: what a call keeps stays under about 2 MiB.
+const MAX_LOG_BYTES: usize = 1 << 20;
+const MAX_LOG_LINES: usize = 10_000;
+/// What a kept line costs at least: its `LogLine` and allocation overhead.
+const LINE_COST: usize = 64;
+
+/// Where the `stats` import reads the runtime's figures.
+pub(crate) type StatsSource = Arc<dyn Fn() -> RuntimeStats + Send + Sync>;
+
+/// One `console.*` line from a handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// `console.debug` … `console.error` (`console.log` is `info`).
+    pub level: Level,
+    /// The line, as the handler formatted it.
+    pub message: String,
+}
+
+/// `StoreLimits`, remembering whether a memory grow was refused: QuickJS
+/// turns that into an ordinary exception, which is still out-of-memory.
+pub(crate) struct Limiter {
+    limits: StoreLimits,
+    pub(crate) refused: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        self.refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+}
+
+/// One store's host state. Made only by [`super::store::StoreBuilder`].
+pub(crate) struct HostState {
+    // Made on first use: most calls never reach WASI.
+    wasi: Option<WasiCtx>,
+    pub(crate) limiter: Limiter,
+    table: ResourceTable,
+    stats: StatsSource,
+    handler: String,
+    pub(crate) logs: Vec<LogLine>,
+    log_bytes: usize,
+}
+
+impl HostState {
+    /// A fresh state for `handler`'s call, with a memory cap if given.
+    pub(super) fn new(stats: StatsSource, handler: &str, max_memory_bytes: Option<u64>) -> Self {
+        let mut limits = StoreLimitsBuilder::new();
+        if let Some(max) = max_memory_bytes {
+            limits = limits.memory_size(usize::try_from(max).unwrap_or(usize::MAX));
+        }
+        HostState {
+            wasi: None,
+            limiter: Limiter {
+                limits: limits.build(),
+                refused: false,
+            },
+            table: ResourceTable::new(),
+            stats,
+            handler: handler.to_owned(),
+            logs: Vec::new(),
+            log_bytes: 0,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()),
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wit::log::Host for HostState {
+    fn log(&mut self, level: Level, message: String) {
+        let full = |bytes: usize, lines: usize| bytes > MAX_LOG_BYTES || lines > MAX_LOG_LINES;
+        if full(self.log_bytes, self.logs.len()) {
+            return;
+        }
+        self.log_bytes += message.len().max(LINE_COST);
+        let (level, message) = if full(self.log_bytes, self.logs.len() + 1) {
+            (
+                Level::Warn,
+                format!(
+                    "console output over {MAX_LOG_LINES} lines or {MAX_LOG_BYTES} bytes; \
+                     the rest of this call's is dropped"
+                ),
+            )
+        } else {
+            (level, message)
+        };
+        let handler = self.handler.as_str();
+        match level {
+            Level::Debug => tracing::debug!(target: "nexus::console", handler, "{message}"),
+            Level::Info => tracing::info!(target: "nexus::console", handler, "{message}"),
+            Level::Warn => tracing::warn!(target: "nexus::console", handler, "{message}"),
+            Level::Error => tracing::error!(target: "nexus::console", handler, "{message}"),
+        }
+        self.logs.push(LogLine { level, message });
+    }
+}
+
+impl wit::stats::Host for HostState {
+    fn get(&mut self) -> RuntimeStats {
+        (self.stats)()
+    }
+}
+
+impl wit::types::Host for HostState {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wit::log::Host as _;
+
+    fn state() -> HostState {
+        HostState::new(Arc::new(|| unreachable!("no stats here")), "flood.js", None)
+    }
+
+    #[test]
+    fn empty_lines_are_capped_by_count() {
+        let mut host = state();
+        for _ in 0..100_000 {
+            host.log(Level::Info, String::new());
+        }
+        assert_eq!(host.logs.len(), MAX_LOG_LINES + 1);
+        let marker = host.logs.last().unwrap();
+        assert_eq!(marker.level, Level::Warn);
+        assert!(marker.message.contains("dropped"), "{}", marker.message);
+        assert!(host.log_bytes <= MAX_LOG_BYTES + LINE_COST);
+    }
+
+    #[test]
+    fn long_lines_are_capped_by_bytes() {
+        let mut host = state();
+        for _ in 0..10 {
+            host.log(Level::Info, "x".repeat(300_000));
+        }
+        let kept: usize = host.logs.iter().map(|l| l.message.len()).sum();
+        assert_eq!(host.logs.len(), 4, "three lines, then the marker");
+        assert!(kept < MAX_LOG_BYTES, "{kept}");
+        assert_eq!(host.logs[3].level, Level::Warn);
+    }
+}

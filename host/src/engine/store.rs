@@ -1,0 +1,206 @@
+//! The one place a store is made, and a call's outcome judged: the linker
+//! for the guest's world, [`StoreBuilder`] (memory cap, epoch deadline,
+//! host state), and [`verdict`], which turns traps and refusals into the
+//! host's errors. The sandbox and the snapshot both go through here, so what
+//! isolation relies on exists once.
+
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Engine, Store, Trap};
+
+use super::epoch::{self, NEVER};
+use super::host::{HostState, StatsSource};
+use crate::bindings::{HandlerError, HandlerRuntime};
+use crate::error::{Error, Result};
+
+/// What one call may use.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub timeout: Duration,
+    pub max_memory_bytes: u64,
+}
+
+/// How the guest is driven: plainly, or on an async store (Wizer's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Sync,
+    Async,
+}
+
+/// The guest's imports: WASI (of which the guest links only clocks and
+/// randomness) and the `nexus:handler` world's `log` and `stats`.
+pub(crate) fn linker(engine: &Engine, mode: Mode) -> Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    match mode {
+        Mode::Sync => wasmtime_wasi::p2::add_to_linker_sync(&mut linker),
+        Mode::Async => wasmtime_wasi::p2::add_to_linker_async(&mut linker),
+    }
+    .map_err(Error::engine)?;
+    HandlerRuntime::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(Error::engine)?;
+    Ok(linker)
+}
+
+/// Makes every store: each has its host state, a memory limiter and an
+/// epoch deadline that traps.
+#[derive(Clone)]
+pub(crate) struct StoreBuilder {
+    engine: Engine,
+    stats: StatsSource,
+}
+
+impl StoreBuilder {
+    pub fn new(engine: &Engine, stats: StatsSource) -> Self {
+        Self {
+            engine: engine.clone(),
+            stats,
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Where the stores' `stats` import reads the runtime's figures.
+    pub fn stats(&self) -> &StatsSource {
+        &self.stats
+    }
+
+    /// A store for one call of `handler`, held to `limits`; without limits,
+    /// a store for the host's own work (checking exports, the guest's own
+    /// initialization), which runs no handler code: no cap, no deadline.
+    pub fn build(&self, handler: &str, limits: Option<Limits>) -> Store<HostState> {
+        let state = HostState::new(
+            self.stats.clone(),
+            handler,
+            limits.map(|l| l.max_memory_bytes),
+        );
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        set_deadline(&mut store, limits);
+        store.epoch_deadline_trap();
+        store
+    }
+}
+
+/// Starts `limits`' deadline from now; without limits, lifts it (for the
+/// host's own work on a store that later runs handler code).
+pub(crate) fn set_deadline(store: &mut Store<HostState>, limits: Option<Limits>) {
+    store.set_epoch_deadline(limits.map_or(NEVER, |l| epoch::ticks(l.timeout)));
+}
+
+/// How a call into the guest ended, as the host's error: a refused memory
+/// grow is out-of-memory whatever QuickJS made of it; then the handler's own
+/// errors; then traps (the deadline, the wasm stack).
+pub(crate) fn verdict<T>(
+    store: &Store<HostState>,
+    limits: Limits,
+    outcome: wasmtime::Result<std::result::Result<T, HandlerError>>,
+) -> Result<T> {
+    judge(outcome, store.data().limiter.refused, limits)
+}
+
+fn judge<T>(
+    outcome: wasmtime::Result<std::result::Result<T, HandlerError>>,
+    out_of_memory: bool,
+    limits: Limits,
+) -> Result<T> {
+    match outcome {
+        Ok(Ok(value)) => Ok(value),
+        _ if out_of_memory => Err(Error::OutOfMemory {
+            limit: limits.max_memory_bytes,
+        }),
+        Ok(Err(HandlerError::Runtime(e)))
+            if e.name == "RangeError" && e.message == "Maximum call stack size exceeded" =>
+        {
+            Err(Error::StackOverflow)
+        }
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => Error::Timeout {
+                limit: limits.timeout,
+            },
+            Some(Trap::StackOverflow) => Error::StackOverflow,
+            _ => Error::Trap(format!("{e:#}")),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::nexus::handler::types::JsException;
+
+    const LIMITS: Limits = Limits {
+        timeout: Duration::from_millis(250),
+        max_memory_bytes: 8 << 20,
+    };
+
+    fn thrown(name: &str, message: &str) -> HandlerError {
+        HandlerError::Runtime(JsException {
+            name: name.into(),
+            message: message.into(),
+            stack: String::new(),
+        })
+    }
+
+    fn kind(outcome: wasmtime::Result<std::result::Result<(), HandlerError>>, oom: bool) -> String {
+        match judge(outcome, oom, LIMITS) {
+            Ok(()) => "ok".into(),
+            Err(e) => e.kind().into(),
+        }
+    }
+
+    #[test]
+    fn traps_and_refusals_become_the_hosts_errors() {
+        assert_eq!(kind(Ok(Ok(())), false), "ok");
+        // A refused grow is out of memory, whatever the guest made of it.
+        assert_eq!(
+            kind(Ok(Err(thrown("InternalError", "out of memory"))), true),
+            "out_of_memory"
+        );
+        assert_eq!(
+            kind(Err(Trap::UnreachableCodeReached.into()), true),
+            "out_of_memory"
+        );
+        assert_eq!(
+            kind(Ok(Err(thrown("TypeError", "x is not a function"))), false),
+            "runtime_error"
+        );
+        assert_eq!(
+            kind(
+                Ok(Err(thrown(
+                    "RangeError",
+                    "Maximum call stack size exceeded"
+                ))),
+                false
+            ),
+            "stack_overflow"
+        );
+        assert_eq!(
+            kind(Ok(Err(HandlerError::InvalidInput("x".into()))), false),
+            "invalid_input"
+        );
+        assert_eq!(kind(Err(Trap::Interrupt.into()), false), "timeout");
+        assert_eq!(
+            kind(Err(Trap::StackOverflow.into()), false),
+            "stack_overflow"
+        );
+        assert_eq!(
+            kind(Err(Trap::UnreachableCodeReached.into()), false),
+            "trap"
+        );
+        assert_eq!(
+            kind(Err(wasmtime::format_err!("host failure")), false),
+            "trap"
+        );
+    }
+
+    #[test]
+    fn a_timeout_and_an_out_of_memory_name_their_limits() {
+        let timeout = judge::<()>(Err(Trap::Interrupt.into()), false, LIMITS).unwrap_err();
+        assert!(matches!(timeout, Error::Timeout { limit } if limit == LIMITS.timeout));
+        let oom = judge::<()>(Err(Trap::UnreachableCodeReached.into()), true, LIMITS).unwrap_err();
+        assert!(matches!(oom, Error::OutOfMemory { limit } if limit == 8 << 20));
+    }
+}

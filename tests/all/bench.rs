@@ -1,0 +1,54 @@
+//! `nexus bench`: percentiles and phases, on the plain and prepared paths.
+
+use serde_json::Value;
+
+use crate::support::{self, nexus, output};
+
+#[test]
+fn nexus_bench_reports_percentiles() {
+    let (mut cmd, _c) = nexus();
+    let out = output(
+        cmd.arg("bench")
+            .arg(crate::support::vectors_dir().join("hello.js"))
+            .args(["--input", r#"{"name":"b"}"#, "--iterations", "50", "--json"]),
+    );
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["iterations"], 50);
+    let (median, p90, p99) = (
+        report["median_us"].as_f64().unwrap(),
+        report["p90_us"].as_f64().unwrap(),
+        report["p99_us"].as_f64().unwrap(),
+    );
+    assert!(median > 0.0 && median <= p90 && p90 <= p99, "{report}");
+    assert!(report["per_second"].as_f64().unwrap() > 0.0);
+    // Each phase of an invocation was measured (and so took some time).
+    for phase in ["setup", "instantiate", "call", "teardown"] {
+        let us = report["phases_us"][phase].as_f64();
+        assert!(us.is_some_and(|us| us > 0.0), "{phase}: {report}");
+    }
+}
+
+#[test]
+fn nexus_bench_runs_a_prepared_handler() {
+    let (mut cmd, _cache) = nexus();
+    let out = output(
+        cmd.arg("bench")
+            .arg(support::vectors_dir().join("hello.js"))
+            .args([
+                "--input",
+                r#"{"name":"b"}"#,
+                "--iterations",
+                "20",
+                "--prepared",
+                "--json",
+            ]),
+    );
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["iterations"], 20);
+    assert!(
+        report["median_us"].as_f64().is_some_and(|us| us > 0.0),
+        "{report}"
+    );
+}

@@ -1,0 +1,60 @@
+//! Settings from flags, the environment and `nexus.toml`, through the CLI.
+
+use crate::support::{nexus, output, vectors_dir};
+
+#[test]
+fn settings_come_from_flags_env_and_nexus_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let hello = vectors_dir().join("hello.js");
+    let from_file = dir.path().join("from-file");
+    std::fs::write(
+        dir.path().join("nexus.toml"),
+        format!(
+            "cache_dir = {:?}\nmax_disk_cache_bytes = \"32Mi\"\n",
+            from_file.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (mut cmd, _c) = nexus();
+    cmd.env_remove("NEXUS_CACHE_DIR")
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(&hello);
+    assert!(output(&mut cmd).status.success());
+    assert!(
+        from_file.join("v1/bytecode").exists(),
+        "nexus.toml's cache_dir was used"
+    );
+
+    // The environment beats the file; a flag beats the environment.
+    let (mut cmd, _c) = nexus();
+    cmd.current_dir(dir.path())
+        .env("NEXUS_CACHE_DIR", dir.path().join("from-env"));
+    assert!(output(cmd.arg("run").arg(&hello)).status.success());
+    assert!(dir.path().join("from-env/v1").exists());
+    let (mut cmd, _c) = nexus();
+    cmd.current_dir(dir.path())
+        .env("NEXUS_CACHE_DIR", dir.path().join("from-env"));
+    assert!(output(
+        cmd.arg("run")
+            .arg(&hello)
+            .arg("--cache-dir")
+            .arg(dir.path().join("from-flag"))
+    )
+    .status
+    .success());
+    assert!(dir.path().join("from-flag/v1").exists());
+
+    // A bad value is refused before anything runs, naming the setting.
+    let (mut cmd, _c) = nexus();
+    cmd.env("NEXUS_MAX_DISK_CACHE_BYTES", "a lot")
+        .arg("run")
+        .arg(&hello);
+    let out = output(&mut cmd);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("max_disk_cache_bytes") && stderr.contains("64Mi"),
+        "{stderr}"
+    );
+}
