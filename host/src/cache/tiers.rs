@@ -117,45 +117,36 @@ impl Cache {
             .or_default()
             .clone();
         let turn = gate.lock().unwrap();
-        let result = self.fill(kind, key, decode, compile);
+        let fill = || {
+            // The caller before us may have filled it.
+            let peeked = self.memory.lock().unwrap().peek(&key);
+            if let Some(hit) = peeked.and_then(held) {
+                return Ok((hit, Origin::Memory));
+            }
+            if let Some(payload) = self.disk.read(kind, &key) {
+                match decode(&payload) {
+                    Ok(artifact) => {
+                        self.remember(kind, key, &artifact, payload.len() as u64);
+                        return Ok((artifact, Origin::Disk));
+                    }
+                    Err(why) => self.disk.reject(kind, &key, &why),
+                }
+            }
+            let (artifact, payload) = compile()?;
+            self.compiles[kind.index()].fetch_add(1, Relaxed);
+            self.remember(kind, key, &artifact, payload.len() as u64);
+            if let Some(writer) = self.writer.lock().unwrap().as_ref() {
+                let _ = writer.send(Job::Write(kind, key, payload));
+            }
+            Ok((artifact, Origin::Compiled))
+        };
+        let result = fill();
         drop(turn);
         let mut inflight = self.inflight.lock().unwrap();
         if Arc::strong_count(&gate) == 2 {
             inflight.remove(&key);
         }
         result
-    }
-
-    fn fill<T, E>(
-        &self,
-        kind: Kind,
-        key: Key,
-        decode: impl Fn(&[u8]) -> Result<T, String>,
-        compile: impl FnOnce() -> Result<(T, Arc<[u8]>), E>,
-    ) -> Result<(T, Origin), E>
-    where
-        T: Clone + Send + Sync + 'static,
-    {
-        let peeked = self.memory.lock().unwrap().peek(&key);
-        if let Some(hit) = peeked.and_then(|held| held.downcast_ref::<T>().cloned()) {
-            return Ok((hit, Origin::Memory));
-        }
-        if let Some(payload) = self.disk.read(kind, &key) {
-            match decode(&payload) {
-                Ok(artifact) => {
-                    self.remember(kind, key, &artifact, payload.len() as u64);
-                    return Ok((artifact, Origin::Disk));
-                }
-                Err(why) => self.disk.reject(kind, &key, &why),
-            }
-        }
-        let (artifact, payload) = compile()?;
-        self.compiles[kind.index()].fetch_add(1, Relaxed);
-        self.remember(kind, key, &artifact, payload.len() as u64);
-        if let Some(writer) = self.writer.lock().unwrap().as_ref() {
-            let _ = writer.send(Job::Write(kind, key, payload));
-        }
-        Ok((artifact, Origin::Compiled))
     }
 
     fn remember<T: Clone + Send + Sync + 'static>(
