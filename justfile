@@ -1,8 +1,8 @@
 # Nexus tasks. `./x RECIPE` runs setup first; `just RECIPE` assumes it is done.
 
-# The main job: run an example handler end to end.
+# The main job: serve examples/*.js on 127.0.0.1:8080 until Ctrl-C.
 run: build
-    cargo run -q --bin nexus -- run examples/hello.js --input '{"name": "Nexus"}'
+    cargo run -q --bin nexus -- serve --handlers examples
 
 # Every test: the guest is built by host/build.rs on the way.
 test:

@@ -3,6 +3,9 @@
 wasmtime::component::bindgen!({
     world: "handler-runtime",
     path: "../wit",
+    // `GET /stats` serves the `runtime-stats` record as JSON: the WIT names
+    // in snake_case, as `Nexus.stats()` shows them.
+    additional_derives: [serde::Serialize],
 });
 
 pub use nexus::handler::log::Level;

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -73,6 +74,8 @@ pub struct Setting {
     pub range: Option<(&'static str, &'static str)>,
     /// What the setting's kind accepts, for errors.
     pub accepts: &'static str,
+    /// Whether only `nexus serve` takes it.
+    pub serve_only: bool,
 }
 
 impl Setting {
@@ -112,6 +115,40 @@ struct Millis;
 struct Count;
 /// A filesystem path.
 struct PathKind;
+/// A socket address.
+struct Addr;
+
+/// How the server writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+impl Kind for LogFormat {
+    type Value = LogFormat;
+    const ACCEPTS: &'static str = "`text` or `json`";
+    fn parse(raw: &RawValue) -> Option<LogFormat> {
+        match raw {
+            RawValue::Text(text) if text == "text" => Some(LogFormat::Text),
+            RawValue::Text(text) if text == "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+impl Kind for Addr {
+    type Value = SocketAddr;
+    const ACCEPTS: &'static str = "an IP address and port (127.0.0.1:8080, [::1]:8080, 0.0.0.0:80)";
+    fn parse(raw: &RawValue) -> Option<SocketAddr> {
+        match raw {
+            RawValue::Text(text) => text.trim().parse().ok(),
+            RawValue::Integer(_) => None,
+        }
+    }
+}
 
 impl Kind for Size {
     type Value = u64;
@@ -189,6 +226,7 @@ fn parse<K: Kind>(
 macro_rules! settings {
     ($(
         $(#[doc = $doc:literal])+
+        $(#[$serve:ident])?
         $name:ident => $field:ident: $ty:ty as $kind:ident = $default:expr,
             env $env:literal, value $value_name:literal
             $(, range $lo:literal to $hi:literal)?;
@@ -212,6 +250,7 @@ macro_rules! settings {
                 default: || String::from($default),
                 range: settings!(@range $($lo, $hi)?),
                 accepts: <$kind as Kind>::ACCEPTS,
+                serve_only: settings!(@serve $($serve)?),
             },
         )*];
 
@@ -243,6 +282,8 @@ macro_rules! settings {
     };
     (@range $lo:literal, $hi:literal) => { Some(($lo, $hi)) };
     (@range) => { None };
+    (@serve serve_only) => { true };
+    (@serve) => { false };
 }
 
 settings! {
@@ -270,6 +311,22 @@ settings! {
     /// The largest result accepted: bytes, or a quantity like 8Mi
     max_output_bytes => max_output_bytes: u64 as Size = "8Mi",
         env "NEXUS_MAX_OUTPUT_BYTES", value "SIZE";
+    /// The address `nexus serve` listens on (port 0: any free port)
+    #[serve_only]
+    listen => listen: SocketAddr as Addr = "127.0.0.1:8080",
+        env "NEXUS_LISTEN", value "ADDR";
+    /// The largest HTTP request body `nexus serve` reads (a handler's source, an input)
+    #[serve_only]
+    max_body_bytes => max_body_bytes: u64 as Size = "16Mi",
+        env "NEXUS_MAX_BODY_BYTES", value "SIZE", range "1Ki" to "1Gi";
+    /// On SIGTERM or SIGINT, how long in-flight requests may take to finish, in milliseconds
+    #[serve_only]
+    grace_period_ms => grace_period: Duration as Millis = "20000",
+        env "NEXUS_GRACE_PERIOD_MS", value "MS", range "0" to "600000";
+    /// How `nexus serve` logs: `text` for people, `json` (one object a line) for clusters
+    #[serve_only]
+    log_format => log_format: LogFormat as LogFormat = "text",
+        env "NEXUS_LOG_FORMAT", value "FORMAT";
 }
 
 impl Default for Config {

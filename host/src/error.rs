@@ -124,8 +124,27 @@ fn js_exception(name: &str, message: &str, stack: &str) -> impl fmt::Display {
 }
 
 impl Error {
+    /// Every [`kind`](Self::kind), in a fixed order.
+    pub const KINDS: [&'static str; 15] = [
+        "compile_error",
+        "runtime_error",
+        "invalid_input",
+        "invalid_output",
+        "invalid_bytecode",
+        "invalid_module",
+        "invalid_name",
+        "timeout",
+        "out_of_memory",
+        "stack_overflow",
+        "output_too_large",
+        "busy",
+        "config",
+        "trap",
+        "engine",
+    ];
+
     /// A stable, machine-readable name for the kind of failure, as the CLI
-    /// prints it (`error[timeout]: …`).
+    /// prints it (`error[timeout]: …`) and metrics label it.
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Compile { .. } => "compile_error",

@@ -43,8 +43,11 @@ mod trim_imports;
 pub use artifacts::{Bytecode, CompiledHandler};
 pub use bindings::{CacheStats, Level, RuntimeStats, Tier};
 pub use cache::{Cache, Key, Kind, Op, Origin, TierStats, VerifyReport, FORMAT_VERSION};
-pub use config::{parse_size, CompileOptions, Config, Layer, RawValue, Setting, SETTINGS};
+pub use config::{
+    parse_size, CompileOptions, Config, Layer, LogFormat, RawValue, Setting, SETTINGS,
+};
 pub use engine::{LogLine, Timing};
 pub use error::{Error, Result};
 pub use guest::{GUEST_FINGERPRINT, GUEST_WASM};
-pub use runtime::{Invocation, PreparedHandler, Runtime};
+pub use runtime::{check_name, Handler, Handlers, Invocation, PreparedHandler, Runtime};
+pub use stats::{Durations, Metrics};

@@ -1,61 +1,166 @@
-//! The runtime's own counters, and the one `runtime-stats` record built from
-//! them and the cache's figures: what [`crate::Runtime::stats`] answers and
-//! what a handler reads through the `stats` import (`Nexus.stats()`, served
-//! by the engine's host state from [`Stats::record`]).
+//! The runtime's own counters, and what is built from them and the cache's
+//! figures: the one `runtime-stats` record that [`crate::Runtime::stats`]
+//! answers and a handler reads through the `stats` import (`Nexus.stats()`,
+//! served by the engine's host state from [`Stats::record`]), and the
+//! [`Metrics`] a Prometheus scrape reads.
 //!
-//! Layer: imports `cache` and `bindings`. Only figures the runtime really
-//! measures are reported.
+//! Layer: imports `cache`, `bindings` and `error`. Only figures the runtime
+//! really measures are reported, each counted once, here.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::bindings::{CacheStats, RuntimeStats, Tier};
-use crate::cache::{Cache, Kind, TierStats};
+use crate::cache::{Cache, Kind, Origin, TierStats};
 use crate::error::{Error, Result};
+
+/// Upper bounds of the duration histograms' buckets, in seconds: 50 µs (a
+/// prepared call) to 30 s (compiling a large bundle).
+const BUCKETS: [f64; 18] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A histogram of durations in atomics: counted once per observation, read
+/// at scrape time.
+#[derive(Default)]
+struct Histogram {
+    /// Observations per bucket (not cumulative); the last is `+Inf`.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, d: Duration) {
+        let seconds = d.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Relaxed);
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Relaxed);
+    }
+
+    fn read(&self) -> Durations {
+        let mut count = 0;
+        let mut buckets = Vec::with_capacity(BUCKETS.len());
+        for (bound, n) in BUCKETS.iter().zip(&self.buckets) {
+            count += n.load(Relaxed);
+            buckets.push((*bound, count));
+        }
+        count += self.buckets[BUCKETS.len()].load(Relaxed);
+        Durations {
+            buckets,
+            count,
+            sum_seconds: self.sum_nanos.load(Relaxed) as f64 / 1e9,
+        }
+    }
+}
+
+/// A duration histogram as read: cumulative counts per upper bound.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Durations {
+    /// `(upper bound in seconds, observations at or below it)`, ascending;
+    /// `+Inf` is [`count`](Self::count).
+    pub buckets: Vec<(f64, u64)>,
+    /// Every observation.
+    pub count: u64,
+    /// Their sum, in seconds.
+    pub sum_seconds: f64,
+}
+
+/// The runtime's counters beyond the `runtime-stats` record, for metrics.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// Invocations by outcome: `ok`, or an [`Error::kind`].
+    pub executions: Vec<(&'static str, u64)>,
+    /// How long invocations took (instance, call and teardown; not the wait
+    /// for a slot), whatever their outcome.
+    pub execution_seconds: Durations,
+    /// How long compiling took, by artifact (`bytecode`, `component`): only
+    /// real compiles, not cache hits.
+    pub compile_seconds: Vec<(&'static str, Durations)>,
+}
 
 /// Counters shared by every invocation of one runtime.
 pub(crate) struct Stats {
     cache: Arc<Cache>,
-    executions: AtomicU64,
-    failures: AtomicU64,
-    timeouts: AtomicU64,
+    /// By outcome: `ok` first, then [`Error::KINDS`].
+    outcomes: [AtomicU64; Error::KINDS.len() + 1],
+    execution_seconds: Histogram,
+    compile_seconds: [Histogram; 2],
 }
 
 impl Stats {
     pub fn new(cache: Arc<Cache>) -> Self {
         Self {
             cache,
-            executions: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            timeouts: AtomicU64::new(0),
+            outcomes: Default::default(),
+            execution_seconds: Histogram::default(),
+            compile_seconds: Default::default(),
         }
     }
 
-    /// Counts one invocation and how it ended.
-    pub fn executed<T>(&self, result: &Result<T>) {
-        self.executions.fetch_add(1, Relaxed);
-        match result {
-            Ok(_) => {}
-            Err(Error::Timeout { .. }) => {
-                self.failures.fetch_add(1, Relaxed);
-                self.timeouts.fetch_add(1, Relaxed);
+    /// Counts one invocation, how it ended and how long it took.
+    pub fn executed<T>(&self, result: &Result<T>, took: Duration) {
+        let outcome = match result {
+            Ok(_) => 0,
+            Err(e) => {
+                1 + Error::KINDS
+                    .iter()
+                    .position(|k| *k == e.kind())
+                    .unwrap_or(0)
             }
-            Err(_) => {
-                self.failures.fetch_add(1, Relaxed);
-            }
+        };
+        self.outcomes[outcome].fetch_add(1, Relaxed);
+        self.execution_seconds.observe(took);
+    }
+
+    /// Counts a real compile of `kind` and how long it took, if `origin`
+    /// says it was compiled (not a cache hit); `start` is when its lookup
+    /// began.
+    pub fn compiled_if(&self, kind: Kind, origin: Origin, start: Instant) {
+        if origin == Origin::Compiled {
+            let index = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+            self.compile_seconds[index].observe(start.elapsed());
         }
+    }
+
+    fn count(&self, outcome: usize) -> u64 {
+        self.outcomes[outcome].load(Relaxed)
     }
 
     /// The figures as the WIT record. `compiles` counts handler sources
     /// compiled to bytecode (cache misses), not lookups.
     pub fn record(&self) -> RuntimeStats {
+        let executions = (0..self.outcomes.len()).map(|i| self.count(i)).sum();
+        let timeout = 1 + Error::KINDS
+            .iter()
+            .position(|k| *k == "timeout")
+            .unwrap_or(0);
         RuntimeStats {
             bytecode: self.cache_stats(Kind::Bytecode),
             components: self.cache_stats(Kind::Component),
             compiles: self.cache.compiles(Kind::Bytecode),
-            executions: self.executions.load(Relaxed),
-            failures: self.failures.load(Relaxed),
-            timeouts: self.timeouts.load(Relaxed),
+            executions,
+            failures: executions - self.count(0),
+            timeouts: self.count(timeout),
+        }
+    }
+
+    /// The counters beyond the record.
+    pub fn metrics(&self) -> Metrics {
+        let kinds = std::iter::once("ok").chain(Error::KINDS);
+        Metrics {
+            executions: kinds.enumerate().map(|(i, k)| (k, self.count(i))).collect(),
+            execution_seconds: self.execution_seconds.read(),
+            compile_seconds: Kind::ALL
+                .iter()
+                .zip(&self.compile_seconds)
+                .map(|(kind, h)| (kind.as_str(), h.read()))
+                .collect(),
         }
     }
 
@@ -76,5 +181,30 @@ fn tier(t: TierStats) -> Tier {
         bytes: t.bytes,
         capacity_bytes: t.capacity_bytes,
         evictions: t.evictions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_histogram_counts_each_observation_once_in_its_bucket() {
+        let h = Histogram::default();
+        for ms in [0.01, 0.3, 0.3, 7.0, 60_000.0] {
+            h.observe(Duration::from_secs_f64(ms / 1000.0));
+        }
+        let read = h.read();
+        assert_eq!(read.count, 5);
+        let at = |bound: f64| read.buckets.iter().find(|(b, _)| *b == bound).unwrap().1;
+        assert_eq!(at(0.000_05), 1);
+        assert_eq!(at(0.000_5), 3);
+        assert_eq!(at(0.01), 4);
+        assert_eq!(at(30.0), 4, "a minute is only in +Inf");
+        assert!(
+            (read.sum_seconds - 60.0073).abs() < 1e-6,
+            "{}",
+            read.sum_seconds
+        );
     }
 }

@@ -13,6 +13,7 @@ mod isolation;
 mod limits;
 mod node;
 mod prepared;
+mod serve;
 mod settings;
 mod support;
 mod vectors;

@@ -58,3 +58,44 @@ fn settings_come_from_flags_env_and_nexus_toml() {
         "{stderr}"
     );
 }
+
+/// `--help` comes from the same table as the settings: every setting is
+/// there with its environment variable and default.
+#[test]
+fn help_lists_every_setting_from_the_table() {
+    let (mut cmd, _c) = nexus();
+    let out = output(cmd.args(["run", "--help"]));
+    let help = String::from_utf8(out.stdout).unwrap();
+    for setting in nexus_host::SETTINGS {
+        assert!(help.contains(&format!("--{} <", setting.flag())), "{help}");
+        assert!(help.contains(&format!("[env: {}]", setting.env)), "{help}");
+        assert!(help.contains(&setting.long_help()), "{help}");
+    }
+    assert!(
+        help.contains("[range: 4Mi to 4Gi] [default: 64Mi]"),
+        "{help}"
+    );
+}
+
+#[test]
+fn a_value_out_of_range_is_refused_naming_the_setting_and_its_range() {
+    for (flag, value, says) in [
+        ("--timeout-ms", "18446744073709551615", "from 1 to 3600000"),
+        ("--max-instances", "4294967552", "a whole number"),
+        ("--max-memory-bytes", "1Mi", "from 4Mi to 4Gi"),
+    ] {
+        let (mut cmd, _c) = nexus();
+        let out = output(
+            cmd.arg("run")
+                .arg(vectors_dir().join("hello.js"))
+                .args([flag, value]),
+        );
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let name = flag.trim_start_matches("--").replace('-', "_");
+        assert!(
+            stderr.contains(&name) && stderr.contains(says),
+            "{flag}: {stderr}"
+        );
+    }
+}

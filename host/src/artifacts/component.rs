@@ -29,6 +29,10 @@ pub(crate) fn guest(
         engine::VARIANT,
     );
     load(engine, cache, key, || {
+        tracing::info!(
+            target: "nexus::cache",
+            "compiling the guest for this machine: the first start on this cache takes a few seconds (about 2 s here)"
+        );
         engine::pre_initialize(GUEST_WASM, stats.clone())
     })
 }

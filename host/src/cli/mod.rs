@@ -7,6 +7,7 @@
 mod bench;
 mod cache;
 mod run;
+mod serve;
 mod settings;
 
 use std::io::Read;
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use nexus_host::{CompiledHandler, Error, Runtime};
+use nexus_host::{CompiledHandler, Error, LogFormat, Runtime};
 
 use settings::Settings;
 
@@ -58,6 +59,15 @@ enum Command {
     /// Inspect or manage the cache directory.
     #[command(subcommand)]
     Cache(cache::CacheCommand),
+    /// Serve handlers over HTTP: register, invoke, list and remove them;
+    /// /stats, /metrics (Prometheus), /healthz and /readyz.
+    ///
+    /// Prints the URL it listens on, and a curl line to try. SIGTERM or
+    /// SIGINT stops it gracefully: no new connections, in-flight requests
+    /// finish within grace_period_ms, exit 0.
+    #[command(after_help = "Examples:\n  nexus serve --handlers examples\n  \
+        nexus serve --listen 0.0.0.0:8080 --log-format json")]
+    Serve(serve::ServeArgs),
 }
 
 /// A failure, sorted by who is at fault; decides the exit status.
@@ -79,12 +89,16 @@ pub(crate) fn host(e: impl Into<anyhow::Error>) -> Failure {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // `serve`'s log format is a setting: it sets up its own log.
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_tracing(LogFormat::Text, "warn,nexus::console=debug");
+    }
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Compile(args) => run::compile(args),
         Command::Bench(args) => bench::bench(args),
         Command::Cache(command) => cache::cache(command),
+        Command::Serve(args) => serve::serve(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -104,18 +118,22 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Handlers' console output at debug and up, the host's own at warn, both
-/// to stderr; `NEXUS_LOG` (an `EnvFilter`) overrides.
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NEXUS_LOG")
-        .unwrap_or_else(|_| "warn,nexus::console=debug".into());
-    tracing_subscriber::fmt()
+/// Logs to stderr, filtered by `default` (an `EnvFilter`; `NEXUS_LOG`
+/// overrides), as text or JSON lines.
+pub(crate) fn init_tracing(format: LogFormat, default: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("NEXUS_LOG").unwrap_or_else(|_| default.into());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
-        .with_target(false)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .without_time()
+            .with_target(false)
+            .init(),
+    }
 }
 
 /// A runtime with `settings`, and the handler in `file` compiled by it.

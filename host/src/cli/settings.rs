@@ -14,16 +14,25 @@ const CONFIG: &str = "config";
 const CONFIG_ENV: &str = "NEXUS_CONFIG";
 
 /// Settings given as flags. A flag beats its environment variable, which
-/// beats the config file, which beats the default.
+/// beats the config file, which beats the default. `SERVE`: whether the
+/// command is `nexus serve`, which also takes the server's own settings.
 #[derive(Clone, Default)]
-pub(crate) struct Settings {
+pub(crate) struct Settings<const SERVE: bool = false> {
     flags: Vec<(&'static str, String)>,
     config: Option<PathBuf>,
 }
 
-impl Args for Settings {
+/// The settings `nexus serve` takes: all of them.
+pub(crate) type ServeSettings = Settings<true>;
+
+/// The settings a command takes.
+fn taken<const SERVE: bool>() -> impl Iterator<Item = &'static nexus_host::Setting> {
+    SETTINGS.iter().filter(|s| SERVE || !s.serve_only)
+}
+
+impl<const SERVE: bool> Args for Settings<SERVE> {
     fn augment_args(mut cmd: Command) -> Command {
-        for setting in SETTINGS {
+        for setting in taken::<SERVE>() {
             cmd = cmd.arg(
                 Arg::new(setting.name)
                     .long(setting.flag())
@@ -50,7 +59,7 @@ impl Args for Settings {
     }
 }
 
-impl FromArgMatches for Settings {
+impl<const SERVE: bool> FromArgMatches for Settings<SERVE> {
     fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
         let mut settings = Settings::default();
         settings.update_from_arg_matches(matches)?;
@@ -58,7 +67,7 @@ impl FromArgMatches for Settings {
     }
 
     fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
-        for setting in SETTINGS {
+        for setting in taken::<SERVE>() {
             if let Some(value) = matches.get_one::<String>(setting.name) {
                 self.flags.retain(|(name, _)| *name != setting.name);
                 self.flags.push((setting.name, value.clone()));
@@ -71,7 +80,7 @@ impl FromArgMatches for Settings {
     }
 }
 
-impl Settings {
+impl<const SERVE: bool> Settings<SERVE> {
     pub(crate) fn resolve(self) -> Result<Config, Failure> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let file = self

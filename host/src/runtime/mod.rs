@@ -8,9 +8,12 @@
 //! at most `max_instances` at once).
 
 mod admission;
+mod handlers;
+
+pub use handlers::{check_name, Handler, Handlers};
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 
@@ -22,7 +25,7 @@ use crate::engine::{
     self, Guest, HostState, Limits, LogLine, Sandbox, StoreBuilder, Ticker, Timing,
 };
 use crate::error::{Error, Result};
-use crate::stats::Stats;
+use crate::stats::{Metrics, Stats};
 use admission::Admission;
 
 /// Compiling may take at least this long, whatever the invocations' timeout.
@@ -104,7 +107,9 @@ impl Runtime {
         let stats = Arc::new(Stats::new(cache.clone()));
         let record = stats.clone();
         let stores = StoreBuilder::new(&engine, Arc::new(move || record.record()));
+        let start = Instant::now();
         let (component, component_origin) = artifacts::guest(&engine, &cache, stores.stats())?;
+        stats.compiled_if(Kind::Component, component_origin, start);
         tracing::debug!(target: "nexus::cache", artifact = "component", origin = component_origin.as_str(), "guest component");
         let sandbox = Sandbox::new(&stores, &component)?;
         Ok(Self {
@@ -171,6 +176,7 @@ impl Runtime {
             timeout: self.config.timeout.max(COMPILE_TIME),
             max_memory_bytes: compile_memory(&self.config),
         };
+        let start = Instant::now();
         let compiled = artifacts::compile(
             &self.sandbox,
             &self.cache,
@@ -179,6 +185,8 @@ impl Runtime {
             name,
             source,
         )?;
+        self.stats
+            .compiled_if(Kind::Bytecode, compiled.origin, start);
         tracing::debug!(target: "nexus::cache", artifact = "bytecode", origin = compiled.origin.as_str(), handler = name, "handler bytecode");
         Ok(compiled)
     }
@@ -240,6 +248,7 @@ impl Runtime {
     /// [`Error::Engine`] if snapshotting or compiling fails.
     pub fn prepare(&self, handler: &CompiledHandler) -> Result<PreparedHandler> {
         let _permit = self.admission.enter()?;
+        let start = Instant::now();
         let (component, origin) = artifacts::prepared(
             self.stores.engine(),
             &self.cache,
@@ -248,6 +257,7 @@ impl Runtime {
             &handler.bytecode,
             self.limits(None),
         )?;
+        self.stats.compiled_if(Kind::Component, origin, start);
         Ok(PreparedHandler {
             name: handler.name.clone(),
             origin,
@@ -314,8 +324,12 @@ impl Runtime {
             &mut Store<HostState>,
         ) -> wasmtime::Result<std::result::Result<String, HandlerError>>,
     ) -> Result<Invocation> {
+        let mut took = Duration::ZERO;
         let result = self.admission.enter().and_then(|_permit| {
-            let (output, logs, timing) = sandbox.call(name, self.limits(timeout), call)?;
+            let start = Instant::now();
+            let called = sandbox.call(name, self.limits(timeout), call);
+            took = start.elapsed();
+            let (output, logs, timing) = called?;
             if output.len() as u64 > self.config.max_output_bytes {
                 return Err(Error::OutputTooLarge {
                     size: output.len() as u64,
@@ -328,7 +342,7 @@ impl Runtime {
                 timing,
             })
         });
-        self.stats.executed(&result);
+        self.stats.executed(&result, took);
         result
     }
 
@@ -353,5 +367,11 @@ impl Runtime {
     /// The runtime's figures, as handlers see them through `Nexus.stats()`.
     pub fn stats(&self) -> RuntimeStats {
         self.stats.record()
+    }
+
+    /// The counters beyond [`stats`](Self::stats), for metrics: invocations
+    /// by outcome, and how long invocations and compiles took.
+    pub fn metrics(&self) -> Metrics {
+        self.stats.metrics()
     }
 }

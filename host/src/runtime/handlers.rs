@@ -1,0 +1,167 @@
+//! Handlers registered by name: what `nexus serve` serves. Registering
+//! compiles through the cache; re-registering a name swaps the handler in
+//! one step, so calls already running finish on the version they started
+//! with.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use super::{Invocation, Runtime};
+use crate::artifacts::CompiledHandler;
+use crate::error::{Error, Result};
+
+/// The longest handler name.
+const MAX_NAME: usize = 64;
+
+/// Checks a handler name: `[a-z0-9][a-z0-9_-]{0,63}`. A name is a key in a
+/// map, never a path.
+///
+/// # Errors
+///
+/// [`Error::InvalidName`] saying what is wrong.
+pub fn check_name(name: &str) -> Result<()> {
+    let refuse = |why| Err(Error::InvalidName(name.to_owned(), why));
+    let mut chars = name.chars();
+    match chars.next() {
+        None => return refuse("it is empty"),
+        Some(c) if !(c.is_ascii_lowercase() || c.is_ascii_digit()) => {
+            return refuse("it must start with a-z or 0-9")
+        }
+        Some(_) => {}
+    }
+    if name.len() > MAX_NAME {
+        return refuse("it is longer than 64 characters");
+    }
+    if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
+        return refuse("only a-z, 0-9, `_` and `-` are allowed");
+    }
+    Ok(())
+}
+
+/// One registered handler.
+#[derive(Debug)]
+pub struct Handler {
+    /// Its name: the key it is registered under.
+    pub name: String,
+    /// Its bytecode (compiled as `<name>.js`, the file its stack traces
+    /// show, so it shares cache entries with `nexus run <name>.js`).
+    pub compiled: CompiledHandler,
+    invocations: AtomicU64,
+}
+
+impl Handler {
+    /// Invocations of this version of the handler so far.
+    pub fn invocations(&self) -> u64 {
+        self.invocations.load(Relaxed)
+    }
+}
+
+/// Handlers by name, over one runtime. `Send + Sync`.
+pub struct Handlers {
+    runtime: Arc<Runtime>,
+    by_name: RwLock<BTreeMap<String, Arc<Handler>>>,
+}
+
+impl Handlers {
+    /// No handlers yet, over `runtime`.
+    pub fn new(runtime: Arc<Runtime>) -> Self {
+        Self {
+            runtime,
+            by_name: RwLock::default(),
+        }
+    }
+
+    /// The runtime the handlers run on.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Compiles `source` and registers it as `name`, replacing any handler
+    /// of that name. Answers the handler and whether it replaced one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] for a bad name; compiling's errors
+    /// ([`Error::Compile`] with the position, the limits', `Busy`).
+    pub fn register(&self, name: &str, source: &str) -> Result<(Arc<Handler>, bool)> {
+        check_name(name)?;
+        let compiled = self.runtime.compile(&format!("{name}.js"), source)?;
+        let handler = Arc::new(Handler {
+            name: name.to_owned(),
+            compiled,
+            invocations: AtomicU64::new(0),
+        });
+        let replaced = self
+            .by_name
+            .write()
+            .unwrap()
+            .insert(name.to_owned(), handler.clone());
+        Ok((handler, replaced.is_some()))
+    }
+
+    /// The handler registered as `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<Handler>> {
+        self.by_name.read().unwrap().get(name).cloned()
+    }
+
+    /// Unregisters `name`; answers the handler it was.
+    pub fn remove(&self, name: &str) -> Option<Arc<Handler>> {
+        self.by_name.write().unwrap().remove(name)
+    }
+
+    /// Every handler, by name.
+    pub fn list(&self) -> Vec<Arc<Handler>> {
+        self.by_name.read().unwrap().values().cloned().collect()
+    }
+
+    /// Runs `handler` with `input` (JSON) in a fresh instance; `timeout`
+    /// may shorten the configured timeout, never lengthen it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Runtime::invoke`].
+    pub fn invoke(
+        &self,
+        handler: &Handler,
+        input: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Invocation> {
+        handler.invocations.fetch_add(1, Relaxed);
+        let limit = self.runtime.config().timeout;
+        let timeout = timeout.map(|t| t.min(limit));
+        self.runtime
+            .invoke_with_timeout(&handler.compiled, input, timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_short_lowercase_words_never_paths() {
+        for good in ["a", "0", "hello", "my-handler_2", &"a".repeat(64)] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "_a",
+            "Hello",
+            "a/b",
+            "..",
+            "a.js",
+            "a b",
+            "é",
+            "a\0",
+            &"a".repeat(65),
+        ] {
+            assert!(
+                matches!(check_name(bad), Err(Error::InvalidName(..))),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! `GET /metrics`: one `prometheus::Registry`. The runtime's figures are
+//! read at scrape time from its own counters by [`RuntimeCollector`], so
+//! nothing is counted twice; the server counts only its HTTP requests.
+
+use std::sync::{Arc, OnceLock};
+
+use nexus_host::{Durations, Handlers, Kind, Op, TierStats};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, MetricFamily, MetricType};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+/// The families the collector reports: name, type, help, labels.
+const FAMILIES: &[(&str, MetricType, &str, &[&str])] = &[
+    (
+        "nexus_cache_hits_total",
+        MetricType::COUNTER,
+        "Lookups a cache tier answered.",
+        &["artifact", "tier"],
+    ),
+    (
+        "nexus_cache_misses_total",
+        MetricType::COUNTER,
+        "Lookups neither tier answered: the artifact was compiled.",
+        &["artifact"],
+    ),
+    (
+        "nexus_cache_hit_rate",
+        MetricType::GAUGE,
+        "Share of lookups that compiled nothing: hits / (hits + misses).",
+        &["artifact"],
+    ),
+    (
+        "nexus_cache_bytes",
+        MetricType::GAUGE,
+        "Bytes a cache tier holds.",
+        &["artifact", "tier"],
+    ),
+    (
+        "nexus_cache_entries",
+        MetricType::GAUGE,
+        "Entries a cache tier holds.",
+        &["artifact", "tier"],
+    ),
+    (
+        "nexus_cache_capacity_bytes",
+        MetricType::GAUGE,
+        "A cache tier's bound, shared by both artifacts.",
+        &["tier"],
+    ),
+    (
+        "nexus_cache_evictions_total",
+        MetricType::COUNTER,
+        "Entries evicted to stay within a tier's bound.",
+        &["artifact", "tier"],
+    ),
+    (
+        "nexus_cache_corrupt_total",
+        MetricType::COUNTER,
+        "Damaged cache files found, removed and recompiled.",
+        &["artifact"],
+    ),
+    (
+        "nexus_cache_disk_errors_total",
+        MetricType::COUNTER,
+        "Cache directory operations that failed.",
+        &["op"],
+    ),
+    (
+        "nexus_compile_duration_seconds",
+        MetricType::HISTOGRAM,
+        "Time to compile an artifact that no tier had.",
+        &["artifact"],
+    ),
+    (
+        "nexus_executions_total",
+        MetricType::COUNTER,
+        "Invocations by outcome: ok, or the error's kind.",
+        &["outcome"],
+    ),
+    (
+        "nexus_execution_duration_seconds",
+        MetricType::HISTOGRAM,
+        "Time an invocation spent in its instance, whatever its outcome.",
+        &[],
+    ),
+    (
+        "nexus_instances_active",
+        MetricType::GAUGE,
+        "Instances running an invocation or a compile now.",
+        &[],
+    ),
+    (
+        "nexus_handlers",
+        MetricType::GAUGE,
+        "Registered handlers by the path their calls take.",
+        &["path"],
+    ),
+];
+
+/// Reads the runtime's figures at scrape time.
+struct RuntimeCollector {
+    handlers: Arc<OnceLock<Arc<Handlers>>>,
+    descs: Vec<Desc>,
+}
+
+impl RuntimeCollector {
+    fn new(handlers: Arc<OnceLock<Arc<Handlers>>>) -> prometheus::Result<Self> {
+        let descs = FAMILIES
+            .iter()
+            .map(|(name, _, help, labels)| {
+                let labels = labels.iter().map(|l| l.to_string()).collect();
+                Desc::new(
+                    name.to_string(),
+                    help.to_string(),
+                    labels,
+                    Default::default(),
+                )
+            })
+            .collect::<prometheus::Result<_>>()?;
+        Ok(Self { handlers, descs })
+    }
+}
+
+/// One sample: labels and a value.
+enum Value<'a> {
+    Counter(u64),
+    Gauge(f64),
+    Histogram(&'a Durations),
+}
+
+fn sample(labels: &[(&str, &str)], value: Value<'_>) -> proto::Metric {
+    let mut metric = proto::Metric::default();
+    metric.set_label(
+        labels
+            .iter()
+            .map(|(name, value)| {
+                let mut pair = proto::LabelPair::default();
+                pair.set_name(name.to_string());
+                pair.set_value(value.to_string());
+                pair
+            })
+            .collect(),
+    );
+    match value {
+        Value::Counter(n) => {
+            let mut c = proto::Counter::default();
+            c.set_value(n as f64);
+            metric.set_counter(c);
+        }
+        Value::Gauge(v) => {
+            let mut g = proto::Gauge::default();
+            g.set_value(v);
+            metric.set_gauge(g);
+        }
+        Value::Histogram(d) => {
+            let mut h = proto::Histogram::default();
+            h.set_sample_count(d.count);
+            h.set_sample_sum(d.sum_seconds);
+            h.set_bucket(
+                d.buckets
+                    .iter()
+                    .map(|(bound, count)| {
+                        let mut b = proto::Bucket::default();
+                        b.set_upper_bound(*bound);
+                        b.set_cumulative_count(*count);
+                        b
+                    })
+                    .collect(),
+            );
+            metric.set_histogram(h);
+        }
+    }
+    metric
+}
+
+impl Collector for RuntimeCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let Some(handlers) = self.handlers.get() else {
+            return Vec::new();
+        };
+        let runtime = handlers.runtime();
+        let cache = runtime.cache();
+        let metrics = runtime.metrics();
+        let mut samples: Vec<Vec<proto::Metric>> = vec![Vec::new(); FAMILIES.len()];
+        let mut add = |family: &str, labels: &[(&str, &str)], value: Value<'_>| {
+            let index = FAMILIES
+                .iter()
+                .position(|f| f.0 == family)
+                .expect("a known family");
+            samples[index].push(sample(labels, value));
+        };
+        for kind in [Kind::Bytecode, Kind::Component] {
+            let artifact = kind.as_str();
+            let tiers: [(&str, TierStats); 2] = [
+                ("memory", cache.memory_stats(kind)),
+                ("disk", cache.disk_stats(kind)),
+            ];
+            for (tier, t) in tiers {
+                let labels = [("artifact", artifact), ("tier", tier)];
+                add("nexus_cache_hits_total", &labels, Value::Counter(t.hits));
+                add("nexus_cache_bytes", &labels, Value::Gauge(t.bytes as f64));
+                add(
+                    "nexus_cache_entries",
+                    &labels,
+                    Value::Gauge(t.entries as f64),
+                );
+                add(
+                    "nexus_cache_evictions_total",
+                    &labels,
+                    Value::Counter(t.evictions),
+                );
+            }
+            let labels = [("artifact", artifact)];
+            add(
+                "nexus_cache_misses_total",
+                &labels,
+                Value::Counter(cache.compiles(kind)),
+            );
+            add(
+                "nexus_cache_hit_rate",
+                &labels,
+                Value::Gauge(cache.hit_rate(kind)),
+            );
+            add(
+                "nexus_cache_corrupt_total",
+                &labels,
+                Value::Counter(cache.corrupt(kind)),
+            );
+        }
+        for (tier, t) in [
+            ("memory", cache.memory_stats(Kind::Bytecode)),
+            ("disk", cache.disk_stats(Kind::Bytecode)),
+        ] {
+            add(
+                "nexus_cache_capacity_bytes",
+                &[("tier", tier)],
+                Value::Gauge(t.capacity_bytes as f64),
+            );
+        }
+        for op in Op::ALL {
+            add(
+                "nexus_cache_disk_errors_total",
+                &[("op", op.as_str())],
+                Value::Counter(cache.disk_errors(op)),
+            );
+        }
+        for (artifact, durations) in &metrics.compile_seconds {
+            add(
+                "nexus_compile_duration_seconds",
+                &[("artifact", artifact)],
+                Value::Histogram(durations),
+            );
+        }
+        for (outcome, n) in &metrics.executions {
+            add(
+                "nexus_executions_total",
+                &[("outcome", outcome)],
+                Value::Counter(*n),
+            );
+        }
+        add(
+            "nexus_execution_duration_seconds",
+            &[],
+            Value::Histogram(&metrics.execution_seconds),
+        );
+        add(
+            "nexus_instances_active",
+            &[],
+            Value::Gauge(runtime.active_instances().into()),
+        );
+        let count = handlers.list().len();
+        add(
+            "nexus_handlers",
+            &[("path", "plain")],
+            Value::Gauge(count as f64),
+        );
+        add("nexus_handlers", &[("path", "prepared")], Value::Gauge(0.0));
+
+        FAMILIES
+            .iter()
+            .zip(samples)
+            .map(|((name, kind, help, _), metrics)| {
+                let mut family = MetricFamily::default();
+                family.set_name(name.to_string());
+                family.set_help(help.to_string());
+                family.set_field_type(*kind);
+                family.set_metric(metrics);
+                family
+            })
+            .collect()
+    }
+}
+
+/// The server's registry and its own HTTP counters.
+pub(crate) struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub durations: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new(handlers: Arc<OnceLock<Arc<Handlers>>>) -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        registry.register(Box::new(RuntimeCollector::new(handlers)?))?;
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "nexus_http_requests_total",
+                "HTTP requests answered, by route and status.",
+            ),
+            &["route", "status"],
+        )?;
+        let durations = HistogramVec::new(
+            HistogramOpts::new(
+                "nexus_http_request_duration_seconds",
+                "Time to answer an HTTP request, by route.",
+            )
+            .buckets(vec![
+                0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["route"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(durations.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            durations,
+        })
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|e| format!("# encoding the metrics failed: {e}\n"))
+    }
+}

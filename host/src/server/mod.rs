@@ -1,0 +1,191 @@
+//! `nexus serve`: the long-running host over HTTP, on tokio with axum.
+//!
+//! It listens first, so `/healthz` answers at once, then loads the guest
+//! and registers the `--handlers` files on a blocking thread; `/readyz`
+//! answers 200 only after that. SIGTERM or SIGINT stops accepting and lets
+//! in-flight requests finish within `grace_period_ms`.
+//!
+//! Layer: an edge, beside `cli`; it uses only `nexus_host`'s public API.
+
+mod errors;
+mod metrics;
+mod routes;
+
+use std::future::IntoFuture;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use anyhow::{Context, Result};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use nexus_host::{Config, Handlers, Runtime};
+use tokio::sync::{oneshot, Notify};
+
+use metrics::Metrics;
+
+/// What every route shares.
+pub(crate) struct App {
+    handlers: Arc<OnceLock<Arc<Handlers>>>,
+    ready: AtomicBool,
+    metrics: Metrics,
+}
+
+/// Serves until SIGTERM or SIGINT (then exits cleanly), or until loading
+/// fails.
+///
+/// # Errors
+///
+/// When the address cannot be bound, or the guest or a `--handlers` file
+/// cannot be loaded.
+pub(crate) fn serve(config: Config, handlers_dir: Option<PathBuf>) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("nexus-http")
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(config, handlers_dir))
+}
+
+async fn run(config: Config, handlers_dir: Option<PathBuf>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (the listen setting)", config.listen))?;
+    let addr = listener.local_addr()?;
+    let cell = Arc::new(OnceLock::new());
+    let app = Arc::new(App {
+        handlers: cell.clone(),
+        ready: AtomicBool::new(false),
+        metrics: Metrics::new(cell).context("registering the metrics")?,
+    });
+
+    let example = handlers_dir
+        .as_deref()
+        .and_then(first_handler)
+        .unwrap_or_else(|| "hello".to_owned());
+    println!("nexus serve: listening on http://{addr}");
+    println!("  curl -s http://{addr}/handlers/{example}/invoke -d '{{\"name\":\"Nexus\"}}'");
+
+    let (failed, failure) = oneshot::channel();
+    let loading = app.clone();
+    let grace = config.grace_period;
+    let max_body = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
+    tokio::task::spawn_blocking(move || match load(config, handlers_dir.as_deref()) {
+        Ok(handlers) => {
+            let count = handlers.list().len();
+            let _ = loading.handlers.set(Arc::new(handlers));
+            loading.ready.store(true, Ordering::Release);
+            tracing::info!(handlers = count, "ready");
+        }
+        Err(e) => {
+            let _ = failed.send(e);
+        }
+    });
+
+    let router = Router::new()
+        .route("/handlers", get(routes::list))
+        .route(
+            "/handlers/{name}",
+            get(routes::show)
+                .put(routes::register)
+                .delete(routes::remove),
+        )
+        .route("/handlers/{name}/invoke", post(routes::invoke))
+        .route("/stats", get(routes::stats))
+        .route("/metrics", get(routes::metrics))
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            routes::track,
+        ))
+        .with_state(app);
+
+    let stopping = Arc::new(Notify::new());
+    let (fatal_tx, fatal_rx) = oneshot::channel();
+    let notify = stopping.clone();
+    let shutdown = async move {
+        tokio::select! {
+            signal = stop_signal() => tracing::info!("{signal}: no new connections; finishing in-flight requests"),
+            Ok(e) = failure => {
+                let _ = fatal_tx.send(e);
+            }
+        }
+        notify.notify_one();
+    };
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .into_future();
+    tokio::select! {
+        served = server => served.context("serving HTTP")?,
+        () = async {
+            stopping.notified().await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; requests still running were cut off"),
+    }
+    if let Ok(e) = fatal_rx.await {
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The runtime, with every `*.js` in `dir` registered under its file stem.
+fn load(config: Config, dir: Option<&Path>) -> Result<Handlers> {
+    let runtime = Runtime::new(config).context("loading the guest")?;
+    let handlers = Handlers::new(Arc::new(runtime));
+    let Some(dir) = dir else { return Ok(handlers) };
+    for path in handler_files(dir)? {
+        let name = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let source = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let (handler, _) = handlers
+            .register(&name, &source)
+            .with_context(|| format!("registering {} as {name:?}", path.display()))?;
+        tracing::info!(handler = %name, origin = handler.compiled.origin.as_str(), "registered");
+    }
+    Ok(handlers)
+}
+
+/// The `*.js` files in `dir`, by name.
+fn handler_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the handlers directory {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "js") && path.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The name the start-up `curl` line uses: `hello` if registered, else
+/// the first.
+fn first_handler(dir: &Path) -> Option<String> {
+    let names: Vec<String> = handler_files(dir)
+        .ok()?
+        .iter()
+        .filter_map(|p| Some(p.file_stem()?.to_string_lossy().into_owned()))
+        .collect();
+    names
+        .iter()
+        .find(|n| *n == "hello")
+        .or(names.first())
+        .cloned()
+}
+
+/// Waits for SIGTERM or SIGINT; answers which.
+async fn stop_signal() -> &'static str {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}

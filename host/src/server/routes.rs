@@ -1,0 +1,268 @@
+//! The HTTP API: each route as a function from request to response.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use nexus_host::{check_name, Handler, Handlers};
+use serde_json::{json, Value};
+
+use super::errors::ApiError;
+use super::App;
+
+type Answer = Result<Response, ApiError>;
+
+/// The registered handlers, once the server is ready.
+fn ready(app: &App) -> Result<&Arc<Handlers>, ApiError> {
+    match app.handlers.get() {
+        Some(handlers) if app.ready.load(Ordering::Acquire) => Ok(handlers),
+        _ => Err(ApiError::not_ready()),
+    }
+}
+
+/// The `{name}` of a path, checked.
+fn name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(name) = path.map_err(|e| ApiError::bad_request(format!("bad path: {e}")))?;
+    check_name(&name)?;
+    Ok(name)
+}
+
+/// A request body as text.
+fn text(body: Result<Bytes, BytesRejection>, what: &str) -> Result<String, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the {what} is larger than max_body_bytes (raise it with --max-body-bytes or NEXUS_MAX_BODY_BYTES)"),
+            )
+        } else {
+            ApiError::bad_request(format!("reading the {what}: {e}"))
+        }
+    })?;
+    String::from_utf8(body.to_vec()).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            if what == "input" {
+                "invalid_input"
+            } else {
+                "bad_request"
+            },
+            format!("the {what} is not UTF-8: {e}"),
+        )
+    })
+}
+
+/// Runs blocking library work off the async executor.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> nexus_host::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("the worker failed: {e}"),
+            )
+        })?
+        .map_err(ApiError::from)
+}
+
+fn describe(handler: &Handler) -> Value {
+    json!({
+        "name": handler.name,
+        "key": handler.compiled.key.to_hex(),
+        "bytecode_bytes": handler.compiled.bytecode.len(),
+        "invocations": handler.invocations(),
+        "path": "plain",
+    })
+}
+
+/// `PUT /handlers/{name}`: the body is the module's source.
+pub(crate) async fn register(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let name = name(path)?;
+    let source = text(body, "source")?;
+    let handlers = ready(&app)?.clone();
+    let (handler, replaced) = {
+        let name = name.clone();
+        blocking(move || handlers.register(&name, &source)).await?
+    };
+    let status = if replaced {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    tracing::info!(handler = %name, origin = handler.compiled.origin.as_str(), replaced, "registered");
+    let body = json!({
+        "name": handler.name,
+        "key": handler.compiled.key.to_hex(),
+        "origin": handler.compiled.origin.as_str(),
+        "bytecode_bytes": handler.compiled.bytecode.len(),
+    });
+    Ok((status, Json(body)).into_response())
+}
+
+/// `POST /handlers/{name}/invoke[?timeout_ms=N]`: the body is `ctx`, as
+/// JSON; an empty body is `{}`.
+pub(crate) async fn invoke(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let name = name(path)?;
+    let timeout = timeout(query.as_deref())?;
+    let mut input = text(body, "input")?;
+    if input.trim().is_empty() {
+        input = "{}".to_owned();
+    }
+    let handlers = ready(&app)?.clone();
+    let handler = handlers
+        .get(&name)
+        .ok_or_else(|| ApiError::not_found(&name))?;
+    let start = Instant::now();
+    let invocation = blocking(move || handlers.invoke(&handler, &input, timeout)).await?;
+    let mut response = (
+        [(header::CONTENT_TYPE, "application/json")],
+        invocation.output,
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert("x-nexus-path", HeaderValue::from_static("plain"));
+    let micros = start.elapsed().as_micros().to_string();
+    headers.insert(
+        "x-nexus-duration-us",
+        HeaderValue::from_str(&micros).expect("digits"),
+    );
+    Ok(response)
+}
+
+/// `?timeout_ms=N`, the only query an invocation takes.
+fn timeout(query: Option<&str>) -> Result<Option<Duration>, ApiError> {
+    let mut timeout = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key != "timeout_ms" {
+            return Err(ApiError::bad_request(format!(
+                "unknown query parameter {key:?}: an invocation takes only timeout_ms"
+            )));
+        }
+        let ms: u64 = value.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "timeout_ms={value:?}: expected a whole number of milliseconds, at least 1"
+            ))
+        })?;
+        timeout = Some(Duration::from_millis(ms));
+    }
+    Ok(timeout)
+}
+
+/// `GET /handlers`.
+pub(crate) async fn list(State(app): State<Arc<App>>) -> Answer {
+    let handlers = ready(&app)?;
+    let list: Vec<Value> = handlers.list().iter().map(|h| describe(h)).collect();
+    Ok(Json(json!({ "handlers": list })).into_response())
+}
+
+/// `GET /handlers/{name}`.
+pub(crate) async fn show(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Answer {
+    let name = name(path)?;
+    let handler = ready(&app)?
+        .get(&name)
+        .ok_or_else(|| ApiError::not_found(&name))?;
+    Ok(Json(describe(&handler)).into_response())
+}
+
+/// `DELETE /handlers/{name}`.
+pub(crate) async fn remove(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Answer {
+    let name = name(path)?;
+    ready(&app)?
+        .remove(&name)
+        .ok_or_else(|| ApiError::not_found(&name))?;
+    tracing::info!(handler = %name, "removed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /stats`: the `runtime-stats` record, as handlers see it.
+pub(crate) async fn stats(State(app): State<Arc<App>>) -> Answer {
+    Ok(Json(ready(&app)?.runtime().stats()).into_response())
+}
+
+/// `GET /metrics`: Prometheus text.
+pub(crate) async fn metrics(State(app): State<Arc<App>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+/// `GET /healthz`: the process serves.
+pub(crate) async fn healthz() -> Response {
+    Json(json!({ "status": "ok" })).into_response()
+}
+
+/// `GET /readyz`: 200 once the guest is loaded and every `--handlers` file
+/// registered.
+pub(crate) async fn readyz(State(app): State<Arc<App>>) -> Answer {
+    ready(&app)?;
+    Ok(Json(json!({ "status": "ready" })).into_response())
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route (see the README's API table)",
+    )
+}
+
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
+/// Counts every request by route and status, and times it.
+pub(crate) async fn track(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let start = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    app.metrics
+        .requests
+        .with_label_values(&[route.as_str(), status.as_str()])
+        .inc();
+    app.metrics
+        .durations
+        .with_label_values(&[route.as_str()])
+        .observe(start.elapsed().as_secs_f64());
+    response
+}
