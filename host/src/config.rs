@@ -292,10 +292,10 @@ settings! {
         env "NEXUS_CACHE_DIR", value "DIR";
     /// Memory cache bound, all artifacts together: bytes, or a quantity like 64Mi
     max_cache_size_bytes => max_cache_size_bytes: u64 as Size = "64Mi",
-        env "NEXUS_MAX_CACHE_SIZE_BYTES", value "SIZE";
+        env "NEXUS_MAX_CACHE_SIZE_BYTES", value "SIZE", range "0" to "1Ti";
     /// Disk cache bound, headers included: bytes, or a quantity like 96Mi
     max_disk_cache_bytes => max_disk_cache_bytes: u64 as Size = "96Mi",
-        env "NEXUS_MAX_DISK_CACHE_BYTES", value "SIZE";
+        env "NEXUS_MAX_DISK_CACHE_BYTES", value "SIZE", range "0" to "1Ti";
     /// How long one invocation may run, in milliseconds
     timeout_ms => timeout: Duration as Millis = "1000",
         env "NEXUS_TIMEOUT_MS", value "MS", range "1" to "3600000";
@@ -307,10 +307,10 @@ settings! {
         env "NEXUS_MAX_INSTANCES", value "N", range "1" to "10000";
     /// How long a call waits for a free instance, in milliseconds
     queue_timeout_ms => queue_timeout: Duration as Millis = "5000",
-        env "NEXUS_QUEUE_TIMEOUT_MS", value "MS";
+        env "NEXUS_QUEUE_TIMEOUT_MS", value "MS", range "0" to "3600000";
     /// The largest result accepted: bytes, or a quantity like 8Mi
     max_output_bytes => max_output_bytes: u64 as Size = "8Mi",
-        env "NEXUS_MAX_OUTPUT_BYTES", value "SIZE";
+        env "NEXUS_MAX_OUTPUT_BYTES", value "SIZE", range "1" to "1Gi";
     /// The address `nexus serve` listens on (port 0: any free port)
     #[serve_only]
     listen => listen: SocketAddr as Addr = "127.0.0.1:8080",
@@ -479,7 +479,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks the ranges of settings made in code rather than resolved.
+    /// Checks the ranges of settings made in code rather than resolved
+    /// (a `Duration` is checked in whole milliseconds).
     ///
     /// # Errors
     ///
@@ -492,6 +493,11 @@ impl Config {
         check.set("queue_timeout_ms", &millis(self.queue_timeout))?;
         check.set("max_memory_bytes", &size(self.max_memory_bytes))?;
         check.set("max_instances", &size(self.max_instances.into()))?;
+        check.set("max_cache_size_bytes", &size(self.max_cache_size_bytes))?;
+        check.set("max_disk_cache_bytes", &size(self.max_disk_cache_bytes))?;
+        check.set("max_output_bytes", &size(self.max_output_bytes))?;
+        check.set("max_body_bytes", &size(self.max_body_bytes))?;
+        check.set("grace_period_ms", &millis(self.grace_period))?;
         Ok(())
     }
 }

@@ -202,7 +202,7 @@ mod tests {
         assert_eq!(at(0.01), 4);
         assert_eq!(at(30.0), 4, "a minute is only in +Inf");
         assert!(
-            (read.sum_seconds - 60.0073).abs() < 1e-6,
+            (read.sum_seconds - 60.007_61).abs() < 1e-6,
             "{}",
             read.sum_seconds
         );

@@ -52,3 +52,15 @@ fn nexus_bench_runs_a_prepared_handler() {
         "{report}"
     );
 }
+
+#[test]
+fn nexus_bench_refuses_more_iterations_than_it_can_hold() {
+    let (mut cmd, _c) = nexus();
+    let out = output(
+        cmd.arg("bench")
+            .arg(support::vectors_dir().join("hello.js"))
+            .args(["--iterations", "4294967295"]),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1..=1000000"));
+}

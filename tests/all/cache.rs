@@ -648,3 +648,147 @@ fn cache_cli_stats_verify_and_clear() {
         ]
     );
 }
+
+/// Runs `work` on a thread of its own; fails the test if it has not
+/// answered within two minutes, instead of hanging the suite.
+fn within_two_minutes<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, answer) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(work());
+    });
+    answer
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("it answers, and does not hang")
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A FIFO, or a sparse 1 TiB file, in place of an entry: refused before a
+/// byte is read, removed, and recompiled. Neither hangs nor kills a start,
+/// an invocation or `nexus cache verify`.
+#[test]
+fn special_and_huge_files_in_place_of_entries_are_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Runtime::new(config(dir.path()))
+        .unwrap()
+        .compile("hello.js", HELLO)
+        .unwrap()
+        .key;
+    let start = |root: PathBuf| {
+        within_two_minutes(move || {
+            let rt = Runtime::new(config(&root)).unwrap();
+            let h = rt.compile("hello.js", HELLO).unwrap();
+            let answer = rt.invoke(&h, r#"{"name":"f"}"#).unwrap().output;
+            assert_eq!(answer, r#"{"hi":"f"}"#);
+            rt.cache().flush();
+            (
+                rt.component_origin(),
+                h.origin,
+                rt.cache().corrupt(Kind::Bytecode),
+            )
+        })
+    };
+    // A FIFO would block a plain open for ever.
+    let bytecode = bytecode_file(dir.path(), &key);
+    std::fs::remove_file(&bytecode).unwrap();
+    mkfifo(&bytecode);
+    let (component, handler, corrupt) = start(dir.path().to_owned());
+    assert_eq!(
+        (component, handler, corrupt),
+        (Origin::Disk, Origin::Compiled, 1)
+    );
+    assert!(
+        bytecode.metadata().unwrap().is_file(),
+        "replaced by a real entry"
+    );
+
+    // A sparse 1 TiB file would be preallocated by a plain read, and abort.
+    let component = component_file(dir.path());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&component)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let (origin, _, _) = start(dir.path().to_owned());
+    assert_eq!(origin, Origin::Compiled, "the 1 TiB file was not loaded");
+    assert!(component_file(dir.path()).metadata().unwrap().len() < 1 << 30);
+
+    // `nexus cache verify` reports both kinds, removes them, and returns.
+    let fifo = dir
+        .path()
+        .join(format!("v1/bytecode/{}.qjsc", "ab".repeat(32)));
+    mkfifo(&fifo);
+    let huge = dir
+        .path()
+        .join(format!("v1/bytecode/{}.qjsc", "cd".repeat(32)));
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let cache_dir = dir.path().to_owned();
+    let out = within_two_minutes(move || {
+        let (mut cmd, _c) = nexus();
+        output(
+            cmd.args(["cache", "verify", "--json", "--cache-dir"])
+                .arg(&cache_dir),
+        )
+    });
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let damage: Vec<&str> = report["damaged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["damage"].as_str().unwrap())
+        .collect();
+    assert!(
+        damage.iter().any(|d| d.contains("not a regular file")),
+        "{report}"
+    );
+    assert!(
+        damage.iter().any(|d| d.contains("limit on an entry")),
+        "{report}"
+    );
+    assert!(!fifo.exists() && !huge.exists());
+}
+
+/// `nexus cache stats` and `verify` only look: with a bound of 0 they
+/// evict nothing, and they never create a directory.
+#[test]
+fn looking_at_the_cache_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    drop(Runtime::new(config(&cache)).unwrap());
+    let before = files(&cache);
+    assert_eq!(before.len(), 1, "{before:?}");
+    for command in ["stats", "verify"] {
+        let (mut cmd, _c) = nexus();
+        let out = output(
+            cmd.args([
+                "cache",
+                command,
+                "--max-disk-cache-bytes",
+                "0",
+                "--cache-dir",
+            ])
+            .arg(&cache),
+        );
+        assert!(out.status.success(), "{command}");
+        assert_eq!(files(&cache), before, "{command} changed nothing");
+    }
+    let missing = dir.path().join("missing");
+    for command in ["stats", "verify", "clear"] {
+        let (mut cmd, _c) = nexus();
+        let out = output(cmd.args(["cache", command, "--cache-dir"]).arg(&missing));
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot use"));
+        assert!(!missing.exists(), "{command} created nothing");
+    }
+}

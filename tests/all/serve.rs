@@ -148,7 +148,7 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
         signal(self.pid(), "TERM");
         self.child.wait().unwrap()
     }
@@ -208,6 +208,39 @@ pub fn read_reply(stream: &mut impl Read) -> Option<Reply> {
     })
 }
 
+/// A ready server with `files` as its `--handlers` and `args`, each in a
+/// directory of its own that lives as long as it.
+struct Running {
+    server: Server,
+    _cache: tempfile::TempDir,
+    _handlers: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Running {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Server {
+        &mut self.server
+    }
+}
+
+fn serve(files: &[(&str, &str)], args: &[&str]) -> Running {
+    let cache = tempfile::tempdir().unwrap();
+    let handlers = handlers_dir(files);
+    let mut all = vec!["--handlers", handlers.path().to_str().unwrap()];
+    all.extend_from_slice(args);
+    Running {
+        server: Server::start(cache.path(), &all).ready(),
+        _cache: cache,
+        _handlers: handlers,
+    }
+}
+
 fn handlers_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (name, source) in files {
@@ -220,9 +253,10 @@ const DOUBLE: &str = "export default (ctx) => ({ twice: ctx.n * 2 })";
 
 #[test]
 fn register_invoke_list_replace_and_delete() {
-    let cache = tempfile::tempdir().unwrap();
-    let dir = handlers_dir(&[("double.js", DOUBLE), ("notes.txt", "not a handler")]);
-    let server = Server::start(cache.path(), &["--handlers", dir.path().to_str().unwrap()]).ready();
+    let server = serve(
+        &[("double.js", DOUBLE), ("notes.txt", "not a handler")],
+        &[],
+    );
 
     let answer = server.request("POST", "/handlers/double/invoke", br#"{"n":21}"#);
     assert_eq!(answer.status, 200, "{answer:?}");
@@ -303,8 +337,7 @@ fn register_invoke_list_replace_and_delete() {
 /// Each row of the README's table of errors, with its JSON.
 #[test]
 fn every_error_has_its_status_and_json() {
-    let cache = tempfile::tempdir().unwrap();
-    let dir = handlers_dir(&[
+    let server = serve(&[
         ("double.js", DOUBLE),
         (
             "throws.js",
@@ -325,23 +358,14 @@ fn every_error_has_its_status_and_json() {
         ),
         ("loop.js", "export default () => { for (;;) {} }"),
         ("nodefault.js", "export const x = 1;"),
-    ]);
-    let server = Server::start(
-        cache.path(),
-        &[
-            "--handlers",
-            dir.path().to_str().unwrap(),
-            "--max-body-bytes",
+    ], &["--max-body-bytes",
             "64Ki",
             "--max-output-bytes",
             "1Mi",
             "--max-memory-bytes",
             "32Mi",
             "--timeout-ms",
-            "20000",
-        ],
-    )
-    .ready();
+            "20000"]);
     let check = |method: &str, path: &str, body: &[u8], status: u16, kind: &str| -> Value {
         let reply = server.request(method, path, body);
         assert_eq!(reply.status, status, "{method} {path}: {}", reply.text());
@@ -495,22 +519,12 @@ fn every_error_has_its_status_and_json() {
 
 #[test]
 fn busy_is_503_with_retry_after() {
-    let cache = tempfile::tempdir().unwrap();
-    let dir = handlers_dir(&[("slow.js", "export default () => { const end = Date.now() + 1500; while (Date.now() < end) {} return 1; }")]);
-    let server = Server::start(
-        cache.path(),
-        &[
-            "--handlers",
-            dir.path().to_str().unwrap(),
-            "--max-instances",
+    let server = serve(&[("slow.js", "export default () => { const end = Date.now() + 1500; while (Date.now() < end) {} return 1; }")], &["--max-instances",
             "1",
             "--queue-timeout-ms",
             "50",
             "--timeout-ms",
-            "20000",
-        ],
-    )
-    .ready();
+            "20000"]);
     std::thread::scope(|scope| {
         let slow = scope.spawn(|| server.request("POST", "/handlers/slow/invoke", b"{}"));
         std::thread::sleep(Duration::from_millis(400));
@@ -536,12 +550,13 @@ fn sample(text: &str, series: &str) -> f64 {
 
 #[test]
 fn metrics_parse_and_move_as_the_server_works() {
-    let cache = tempfile::tempdir().unwrap();
-    let dir = handlers_dir(&[
-        ("double.js", DOUBLE),
-        ("loop.js", "export default () => { for (;;) {} }"),
-    ]);
-    let server = Server::start(cache.path(), &["--handlers", dir.path().to_str().unwrap()]).ready();
+    let server = serve(
+        &[
+            ("double.js", DOUBLE),
+            ("loop.js", "export default () => { for (;;) {} }"),
+        ],
+        &[],
+    );
     let scrape = || {
         let reply = server.request("GET", "/metrics", b"");
         assert_eq!(reply.status, 200);
@@ -628,12 +643,13 @@ fn metrics_parse_and_move_as_the_server_works() {
 
 #[test]
 fn stats_agree_over_http_in_a_handler_and_in_the_library() {
-    let cache = tempfile::tempdir().unwrap();
-    let dir = handlers_dir(&[
-        ("stats.js", "export default () => Nexus.stats()"),
-        ("double.js", DOUBLE),
-    ]);
-    let server = Server::start(cache.path(), &["--handlers", dir.path().to_str().unwrap()]).ready();
+    let server = serve(
+        &[
+            ("stats.js", "export default () => Nexus.stats()"),
+            ("double.js", DOUBLE),
+        ],
+        &[],
+    );
     server.request("POST", "/handlers/double/invoke", br#"{"n":1}"#);
     let inside = server
         .request("POST", "/handlers/stats/invoke", b"{}")
@@ -677,7 +693,7 @@ fn a_restart_on_the_same_cache_compiles_nothing() {
         ("greet.js", "export default (c) => 'hi ' + c.who"),
     ]);
     let args = ["--handlers", dir.path().to_str().unwrap()];
-    let first = Server::start(cache.path(), &args).ready();
+    let mut first = Server::start(cache.path(), &args).ready();
     assert_eq!(first.request("GET", "/stats", b"").json()["compiles"], 2);
     assert!(first.terminate().success());
     let second = Server::start(cache.path(), &args).ready();
@@ -709,18 +725,10 @@ fn a_restart_on_the_same_cache_compiles_nothing() {
 
 #[test]
 fn sigterm_lets_a_slow_invocation_finish_then_exits_0() {
-    let cache = tempfile::tempdir().unwrap();
-    let dir = handlers_dir(&[("slow.js", "export default () => { const end = Date.now() + 1500; while (Date.now() < end) {} return 'done'; }")]);
-    let server = Server::start(
-        cache.path(),
-        &[
-            "--handlers",
-            dir.path().to_str().unwrap(),
-            "--timeout-ms",
-            "20000",
-        ],
-    )
-    .ready();
+    let mut server = serve(
+        &[("slow.js", "export default () => { const end = Date.now() + 1500; while (Date.now() < end) {} return 'done'; }")],
+        &["--timeout-ms", "20000"],
+    );
     let pid = server.pid();
     std::thread::scope(|scope| {
         let slow = scope.spawn(|| server.request("POST", "/handlers/slow/invoke", b"{}"));
@@ -735,18 +743,7 @@ fn sigterm_lets_a_slow_invocation_finish_then_exits_0() {
 
 #[test]
 fn two_hundred_concurrent_requests_each_get_their_own_answer() {
-    let cache = tempfile::tempdir().unwrap();
-    let dir = handlers_dir(&[("double.js", DOUBLE)]);
-    let server = Server::start(
-        cache.path(),
-        &[
-            "--handlers",
-            dir.path().to_str().unwrap(),
-            "--timeout-ms",
-            "20000",
-        ],
-    )
-    .ready();
+    let server = serve(&[("double.js", DOUBLE)], &["--timeout-ms", "20000"]);
     std::thread::scope(|scope| {
         let calls: Vec<_> = (0..200)
             .map(|n| {
@@ -790,18 +787,7 @@ impl Rng {
 
 #[test]
 fn a_thousand_malformed_requests_get_documented_statuses_and_the_server_keeps_serving() {
-    let cache = tempfile::tempdir().unwrap();
-    let dir = handlers_dir(&[("double.js", DOUBLE)]);
-    let server = Server::start(
-        cache.path(),
-        &[
-            "--handlers",
-            dir.path().to_str().unwrap(),
-            "--max-body-bytes",
-            "4Ki",
-        ],
-    )
-    .ready();
+    let server = serve(&[("double.js", DOUBLE)], &["--max-body-bytes", "4Ki"]);
     let documented = [
         200, 201, 204, 400, 404, 405, 413, 422, 500, 502, 503, 504, 507,
     ];

@@ -22,7 +22,7 @@
 //!   warned about once per operation, counted, and the entry skipped.
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 use std::os::unix::fs::DirBuilderExt as _;
 
 use cap_std::ambient_authority;
-use cap_std::fs::{Dir, DirBuilderExt as _, MetadataExt as _};
+use cap_std::fs::{Dir, DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
 
 use super::budget::Budget;
 use super::format::{self, Damage};
@@ -74,6 +74,24 @@ fn trust(path: &Path, meta: &cap_std::fs::Metadata) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Whether a tier is used (created, evicted to its bound) or only looked
+/// at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Use,
+    Inspect,
+}
+
+/// Why an entry was not read.
+enum Refused {
+    Io(io::Error),
+    Damaged(Damage),
+}
+
+/// No entry is ever larger (a prepared typescript handler's component is
+/// about 50 MB): a larger file is refused unread.
+const MAX_ENTRY: u64 = 1 << 30;
 
 /// Temporaries older than this are leftovers of a crashed writer.
 const STALE_TEMP: Duration = Duration::from_secs(600);
@@ -170,6 +188,8 @@ pub(super) struct DiskTier {
     root: PathBuf,
     /// Why the directory could not be used.
     unavailable: Option<String>,
+    /// The largest file read: no entry may be larger.
+    read_limit: u64,
     index: Mutex<Index>,
     corrupt: [AtomicU64; 2],
     errors: [AtomicU64; 4],
@@ -182,22 +202,37 @@ impl DiskTier {
     /// to `capacity` bytes. Never fails: an unusable directory gives a tier
     /// that holds nothing, after one warning.
     pub fn open(root: &Path, capacity: u64) -> DiskTier {
+        Self::open_as(root, capacity, Access::Use)
+    }
+
+    /// Opens an existing cache directory to look at it (`nexus cache stats`
+    /// and `verify`): nothing is created, and nothing evicted to fit
+    /// `capacity`, which only bounds what may be read.
+    pub fn inspect(root: &Path, capacity: u64) -> DiskTier {
+        Self::open_as(root, capacity, Access::Inspect)
+    }
+
+    fn open_as(root: &Path, capacity: u64, access: Access) -> DiskTier {
         let mut tier = DiskTier {
             dir: None,
             root_dir: None,
             root: root.to_owned(),
             unavailable: None,
+            read_limit: match access {
+                Access::Use => capacity.min(MAX_ENTRY),
+                Access::Inspect => MAX_ENTRY,
+            },
             index: Mutex::new(Index::new(capacity)),
             corrupt: Default::default(),
             errors: Default::default(),
             warned: Default::default(),
             temp_counter: AtomicU64::new(0),
         };
-        match Self::open_dir(root) {
+        match Self::open_dir(root, access) {
             Ok((root_dir, dir)) => {
                 tier.root_dir = Some(root_dir);
                 tier.dir = Some(dir);
-                tier.rebuild_index();
+                tier.rebuild_index(access);
             }
             Err(e) => {
                 tier.failed(Op::Open, &e);
@@ -207,31 +242,41 @@ impl DiskTier {
         tier
     }
 
-    /// Opens `root` (created 0700 if missing) and, inside it, the version
-    /// directory every entry lives in, checked trustworthy.
-    fn open_dir(root: &Path) -> io::Result<(Dir, Dir)> {
-        // The one ambient step: from here on, only paths inside `root`.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(PRIVATE)
-            .create(root)?;
-        let root_dir = Dir::open_ambient_dir(root, ambient_authority())?;
+    /// Opens `root` (created 0700 if missing, to use it) and, inside it,
+    /// the version directory every entry lives in, checked trustworthy.
+    fn open_dir(root: &Path, access: Access) -> io::Result<(Dir, Dir)> {
         let private = {
             let mut builder = cap_std::fs::DirBuilder::new();
             builder.recursive(true).mode(PRIVATE);
             builder
         };
-        root_dir.create_dir_with(super::VERSION_DIR, &private)?;
+        let version = root.join(super::VERSION_DIR);
+        // The one ambient step: from here on, only paths inside `root`.
+        if access == Access::Use {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(PRIVATE)
+                .create(root)?;
+        }
+        let root_dir = Dir::open_ambient_dir(root, ambient_authority())?;
+        if access == Access::Use {
+            root_dir.create_dir_with(super::VERSION_DIR, &private)?;
+        }
         // Opened once: renaming or replacing the name later cannot redirect
         // this process's reads.
-        let dir = root_dir.open_dir(super::VERSION_DIR)?;
-        trust(&root.join(super::VERSION_DIR), &dir.dir_metadata()?)?;
+        let dir = root_dir
+            .open_dir(super::VERSION_DIR)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", version.display())))?;
+        trust(&version, &dir.dir_metadata()?)?;
         for kind in Kind::ALL {
-            dir.create_dir_with(kind.dir(), &private)?;
-            trust(
-                &root.join(super::VERSION_DIR).join(kind.dir()),
-                &dir.metadata(kind.dir())?,
-            )?;
+            if access == Access::Use {
+                dir.create_dir_with(kind.dir(), &private)?;
+            }
+            match dir.metadata(kind.dir()) {
+                Ok(meta) => trust(&version.join(kind.dir()), &meta)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && access == Access::Inspect => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok((root_dir, dir))
     }
@@ -251,7 +296,7 @@ impl DiskTier {
         self.root.join(super::VERSION_DIR).join(path)
     }
 
-    fn rebuild_index(&self) {
+    fn rebuild_index(&self, access: Access) {
         let Some(dir) = &self.dir else { return };
         let mut index = self.index.lock().unwrap();
         for kind in Kind::ALL {
@@ -269,7 +314,7 @@ impl DiskTier {
                     let age = SystemTime::now()
                         .duration_since(modified)
                         .unwrap_or_default();
-                    if age > STALE_TEMP {
+                    if age > STALE_TEMP && access == Access::Use {
                         let _ = dir.remove_file(Path::new(kind.dir()).join(&name));
                     }
                     continue;
@@ -279,7 +324,9 @@ impl DiskTier {
                 }
             }
         }
-        self.evict_until_admitted(dir, &mut index, 0);
+        if access == Access::Use {
+            self.evict_until_admitted(dir, &mut index, 0);
+        }
     }
 
     fn path(kind: Kind, key: &Key) -> PathBuf {
@@ -291,16 +338,20 @@ impl DiskTier {
     pub fn read(&self, kind: Kind, key: &Key) -> Option<Vec<u8>> {
         let dir = self.dir.as_ref()?;
         let path = Self::path(kind, key);
-        let bytes = match dir.read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                let mut index = self.index.lock().unwrap();
-                index.remove(kind, key);
-                index.stats[kind.index()].misses += 1;
+        let miss = || self.index.lock().unwrap().stats[kind.index()].misses += 1;
+        let (file, bytes) = match self.read_entry(dir, &path) {
+            Ok(read) => read,
+            Err(Refused::Io(e)) => {
+                self.index.lock().unwrap().remove(kind, key);
+                miss();
                 if e.kind() != io::ErrorKind::NotFound {
-                    drop(index);
                     self.failed(Op::Read, &e);
                 }
+                return None;
+            }
+            Err(Refused::Damaged(damage)) => {
+                self.discard(dir, kind, key, &path, &damage);
+                miss();
                 return None;
             }
         };
@@ -309,9 +360,7 @@ impl DiskTier {
                 let payload = payload.to_vec();
                 let now = SystemTime::now();
                 // Best effort: the next process sees this access too.
-                if let Ok(file) = dir.open(&path) {
-                    let _ = file.into_std().set_modified(now);
-                }
+                let _ = file.into_std().set_modified(now);
                 let mut index = self.index.lock().unwrap();
                 index.insert(kind, *key, bytes.len() as u64, now);
                 index.stats[kind.index()].hits += 1;
@@ -319,10 +368,39 @@ impl DiskTier {
             }
             Err(damage) => {
                 self.discard(dir, kind, key, &path, &damage);
-                self.index.lock().unwrap().stats[kind.index()].misses += 1;
+                miss();
                 None
             }
         }
+    }
+
+    /// Opens and reads one entry, refusing before a byte is read anything
+    /// that is not a regular file (a FIFO would block, a device never end)
+    /// or is larger than the tier may hold (a sparse 1 TiB file); it opens
+    /// without blocking, and reads no more than the size it checked.
+    fn read_entry(&self, dir: &Dir, path: &Path) -> Result<(cap_std::fs::File, Vec<u8>), Refused> {
+        let mut options = cap_std::fs::OpenOptions::new();
+        options
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+        let file = dir.open_with(path, &options).map_err(Refused::Io)?;
+        let meta = file.metadata().map_err(Refused::Io)?;
+        if !meta.is_file() {
+            return Err(Refused::Damaged(Damage::NotAFile));
+        }
+        let limit = self.read_limit;
+        if meta.len() > limit {
+            return Err(Refused::Damaged(Damage::TooLarge {
+                size: meta.len(),
+                limit,
+            }));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        (&file)
+            .take(meta.len() + 1)
+            .read_to_end(&mut bytes)
+            .map_err(Refused::Io)?;
+        Ok((file, bytes))
     }
 
     /// Treats the entry as damaged: its payload passed the header but not
@@ -364,13 +442,8 @@ impl DiskTier {
         drop(index);
 
         let path = Self::path(kind, key);
-        let temp = Path::new(kind.dir()).join(format!(
-            ".tmp-{}-{}-{}",
-            key.to_hex(),
-            std::process::id(),
-            self.temp_counter.fetch_add(1, Relaxed)
-        ));
-        let written = dir.create(&temp).and_then(|mut f| {
+        let (temp, created) = self.create_temp(dir, kind, key);
+        let written = created.and_then(|mut f| {
             f.write_all(&file)?;
             f.flush()
         });
@@ -384,6 +457,35 @@ impl DiskTier {
             Err(e) => {
                 let _ = dir.remove_file(&temp);
                 self.failed(Op::Write, &e);
+            }
+        }
+    }
+
+    /// A new temporary file beside the entry, under a name no other writer
+    /// (another runtime in this process, another container that is also
+    /// PID 1 on a shared volume) can be using: random, and created only if
+    /// it does not exist.
+    fn create_temp(
+        &self,
+        dir: &Dir,
+        kind: Kind,
+        key: &Key,
+    ) -> (PathBuf, io::Result<cap_std::fs::File>) {
+        let mut options = cap_std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        let mut tries = 0;
+        loop {
+            let nonce = {
+                use std::hash::{BuildHasher, Hasher};
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_u64(self.temp_counter.fetch_add(1, Relaxed));
+                h.write_u32(std::process::id());
+                h.finish()
+            };
+            let temp = Path::new(kind.dir()).join(format!(".tmp-{}-{nonce:016x}", key.to_hex()));
+            match dir.open_with(&temp, &options) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 3 => tries += 1,
+                created => return (temp, created),
             }
         }
     }
@@ -453,9 +555,10 @@ impl DiskTier {
                 let path = Path::new(kind.dir()).join(&name);
                 let damage = match kind.key_of(&name) {
                     None => Some("not named after a key".to_owned()),
-                    Some(key) => match dir.read(&path) {
-                        Err(e) => Some(format!("unreadable: {e}")),
-                        Ok(bytes) => format::decode(kind, &key, &bytes)
+                    Some(key) => match self.read_entry(dir, &path) {
+                        Err(Refused::Io(e)) => Some(format!("unreadable: {e}")),
+                        Err(Refused::Damaged(damage)) => Some(damage.to_string()),
+                        Ok((_, bytes)) => format::decode(kind, &key, &bytes)
                             .err()
                             .map(|d| d.to_string()),
                     },

@@ -29,8 +29,18 @@ pub enum Damage {
     Version(u32),
     Kind(u8),
     Key,
-    Length { header: u64, actual: u64 },
+    Length {
+        header: u64,
+        actual: u64,
+    },
     Checksum,
+    /// A FIFO, a device, a directory, a socket: never read.
+    NotAFile,
+    /// Larger than the tier may hold: never read.
+    TooLarge {
+        size: u64,
+        limit: u64,
+    },
 }
 
 impl fmt::Display for Damage {
@@ -45,6 +55,10 @@ impl fmt::Display for Damage {
                 write!(f, "payload is {actual} bytes, header says {header}")
             }
             Damage::Checksum => f.write_str("payload checksum mismatch"),
+            Damage::NotAFile => f.write_str("not a regular file (a FIFO, device or directory)"),
+            Damage::TooLarge { size, limit } => {
+                write!(f, "{size} bytes, over the {limit}-byte limit on an entry")
+            }
         }
     }
 }

@@ -37,7 +37,19 @@ impl Cache {
     /// unusable directory gives a disk tier that holds nothing, after one
     /// warning.
     pub fn open(dir: &Path, memory_bytes: u64, disk_bytes: u64) -> Cache {
-        let disk = Arc::new(DiskTier::open(dir, disk_bytes));
+        Self::with_disk(DiskTier::open(dir, disk_bytes), memory_bytes)
+    }
+
+    /// Opens an existing cache directory only to look at it and check it
+    /// (`nexus cache stats`, `verify`, `clear`): nothing is created, nothing
+    /// evicted; `disk_bytes` bounds only what may be read. Check
+    /// [`disk_unavailable`](Self::disk_unavailable).
+    pub fn inspect(dir: &Path, disk_bytes: u64) -> Cache {
+        Self::with_disk(DiskTier::inspect(dir, disk_bytes), 0)
+    }
+
+    fn with_disk(disk: DiskTier, memory_bytes: u64) -> Cache {
+        let disk = Arc::new(disk);
         let (tx, rx) = mpsc::channel::<Job>();
         let writer_disk = disk.clone();
         let thread = std::thread::Builder::new()

@@ -17,8 +17,9 @@ pub(crate) struct BenchArgs {
     /// The input, as JSON text.
     #[arg(long, value_name = "JSON", default_value = "{}")]
     input: String,
-    /// Measured invocations, after a warm-up of a tenth as many (at least 10).
-    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Measured invocations, after a warm-up of a tenth as many (at least
+    /// 10) [range: 1 to 1000000]
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     iterations: u32,
     /// Give the handler its own pre-initialized component first (its module
     /// evaluated once, before the snapshot; costs seconds unless cached),

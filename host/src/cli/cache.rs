@@ -36,8 +36,9 @@ pub(crate) fn cache(command: CacheCommand) -> Result<(), Failure> {
     let json = args.json;
     let config = Settings::resolve(args.settings.clone())?;
     let dir = config.cache_dir.display().to_string();
-    // Only the disk tier matters here: no memory budget, no engine.
-    let cache = Cache::open(&config.cache_dir, 0, config.max_disk_cache_bytes);
+    // Only the disk tier matters here: no memory, no engine. Looking must not
+    // write: nothing is created, nothing evicted to the bound.
+    let cache = Cache::inspect(&config.cache_dir, config.max_disk_cache_bytes);
     if let Some(why) = cache.disk_unavailable() {
         return Err(usage(anyhow::anyhow!(
             "cannot use {dir} as a cache directory: {why}"
