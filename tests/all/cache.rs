@@ -497,6 +497,52 @@ fn concurrent_lookups_of_one_key_compile_once() {
     assert_eq!(compiles.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
+/// With no memory tier to hold the result (`max_cache_size_bytes = 0`),
+/// eight concurrent lookups of one key still compile once: the waiters get
+/// the result from the first. A compile that panics does not poison its
+/// key: the next lookup compiles.
+#[test]
+fn compile_once_holds_without_memory_and_survives_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(Cache::open(dir.path(), 0, 0));
+    let compiles = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let key = Key::bytecode("guest", "same.js", "src", b"");
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (cache, compiles) = (cache.clone(), compiles.clone());
+            std::thread::spawn(move || {
+                cache
+                    .bytecode(key, || {
+                        compiles.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        Ok::<_, Error>(b"bytecode".to_vec())
+                    })
+                    .unwrap()
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(&*t.join().unwrap().0, b"bytecode");
+    }
+    assert_eq!(compiles.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    let other = Key::bytecode("guest", "panics.js", "src", b"");
+    let panicked = std::thread::spawn({
+        let cache = cache.clone();
+        move || {
+            cache.bytecode(other, || -> Result<Vec<u8>, Error> {
+                panic!("a compiler bug")
+            })
+        }
+    })
+    .join();
+    assert!(panicked.is_err());
+    let (bytes, origin) = cache
+        .bytecode(other, || Ok::<_, Error>(b"fine".to_vec()))
+        .unwrap();
+    assert_eq!((&*bytes, origin), (&b"fine"[..], Origin::Compiled));
+}
+
 #[test]
 fn processes_share_one_cache_dir() {
     let dir = tempfile::tempdir().unwrap();
@@ -791,4 +837,44 @@ fn looking_at_the_cache_writes_nothing() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("cannot use"));
         assert!(!missing.exists(), "{command} created nothing");
     }
+}
+
+/// Names the cache did not write as it writes them: an uppercase-hex entry
+/// is not counted (it could never be evicted), and a temporary whose name
+/// is not UTF-8 is still cleared.
+#[test]
+fn odd_names_are_neither_counted_nor_in_the_way() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path(), 0, 1 << 20);
+    let key = Key::bytecode("guest", "h.js", HELLO, b"");
+    cache
+        .bytecode(key, || Ok::<_, Error>(b"x".to_vec()))
+        .unwrap();
+    cache.flush();
+    drop(cache);
+    let bytecode = dir.path().join("v1/bytecode");
+    let upper = bytecode.join(format!("{}.qjsc", key.to_hex().to_uppercase()));
+    std::fs::copy(bytecode_file(dir.path(), &key), &upper).unwrap();
+    let odd_temp = bytecode.join(std::ffi::OsStr::from_bytes(b".tmp-\xff\xfe"));
+    std::fs::write(&odd_temp, b"half written").unwrap();
+
+    let cache = Cache::open(dir.path(), 0, 1 << 20);
+    assert_eq!(
+        cache.disk_stats(Kind::Bytecode).entries,
+        1,
+        "only the real entry"
+    );
+    drop(cache);
+    let (mut cmd, _c) = nexus();
+    let out = output(
+        cmd.args(["cache", "clear", "--json", "--cache-dir"])
+            .arg(dir.path()),
+    );
+    assert!(out.status.success());
+    assert!(!odd_temp.exists(), "the odd temporary was cleared");
+    assert!(
+        upper.exists(),
+        "a file the cache does not own is left alone"
+    );
 }

@@ -269,3 +269,25 @@ fn a_console_flood_cannot_grow_the_hosts_memory() {
         "peak RSS {peak_kib} KiB, over {BOUND_KIB} KiB"
     );
 }
+
+/// A handler's error text is its own: escape sequences in it are printed
+/// as escapes, never sent to the terminal.
+#[test]
+fn handler_text_cannot_drive_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ansi.js");
+    std::fs::write(
+        &file,
+        r#"export default () => { throw new Error("\x1b[2J\x1b]0;pwned\x07 gone"); }"#,
+    )
+    .unwrap();
+    let (mut cmd, _c) = nexus();
+    let out = output(cmd.arg("run").arg(&file));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!out.stderr.contains(&0x1b) && !out.stderr.contains(&0x07));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(r"\u{1b}[2J\u{1b}]0;pwned\u{7} gone"),
+        "{stderr}"
+    );
+}

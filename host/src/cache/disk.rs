@@ -22,6 +22,7 @@
 //!   warned about once per operation, counted, and the entry skipped.
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -81,6 +82,11 @@ fn trust(path: &Path, meta: &cap_std::fs::Metadata) -> io::Result<()> {
 enum Access {
     Use,
     Inspect,
+}
+
+/// Whether `name` is a writer's temporary (`.tmp-…`).
+fn is_temp(name: &OsStr) -> bool {
+    name.as_encoded_bytes().starts_with(b".tmp-")
 }
 
 /// Why an entry was not read.
@@ -304,13 +310,13 @@ impl DiskTier {
                 continue;
             };
             for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
+                let name = entry.file_name();
                 let Ok(meta) = entry.metadata() else { continue };
                 let modified = meta
                     .modified()
                     .map(|t| t.into_std())
                     .unwrap_or(SystemTime::UNIX_EPOCH);
-                if name.starts_with(".tmp-") {
+                if is_temp(&name) {
                     let age = SystemTime::now()
                         .duration_since(modified)
                         .unwrap_or_default();
@@ -548,7 +554,7 @@ impl DiskTier {
         let mut report = VerifyReport::default();
         for kind in Kind::ALL {
             for name in Self::owned_files(dir, kind)? {
-                if name.starts_with(".tmp-") {
+                if is_temp(&name) {
                     continue;
                 }
                 report.checked += 1;
@@ -563,8 +569,10 @@ impl DiskTier {
                             .map(|d| d.to_string()),
                     },
                 };
-                if let Some(why) = damage {
-                    let _ = dir.remove_file(&path);
+                if let Some(mut why) = damage {
+                    if let Err(e) = dir.remove_file(&path) {
+                        why = format!("{why}; could not remove it: {e}");
+                    }
                     report
                         .damaged
                         .push((self.shown(&path).display().to_string(), why));
@@ -580,7 +588,7 @@ impl DiskTier {
         let mut removed = 0;
         for kind in Kind::ALL {
             for name in Self::owned_files(dir, kind)? {
-                if name.starts_with(".tmp-") || kind.key_of(&name).is_some() {
+                if is_temp(&name) || kind.key_of(&name).is_some() {
                     dir.remove_file(Path::new(kind.dir()).join(&name))?;
                     removed += 1;
                 }
@@ -605,12 +613,16 @@ impl DiskTier {
         })
     }
 
-    fn owned_files(dir: &Dir, kind: Kind) -> io::Result<Vec<String>> {
+    /// The names of the files of `kind`'s directory the cache owns: entries
+    /// and temporaries, whatever bytes their names hold.
+    fn owned_files(dir: &Dir, kind: Kind) -> io::Result<Vec<OsString>> {
         match dir.read_dir(kind.dir()) {
             Ok(entries) => Ok(entries
                 .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(".tmp-") || n.ends_with(kind.extension()))
+                .map(|e| e.file_name())
+                .filter(|n| {
+                    is_temp(n) || n.as_encoded_bytes().ends_with(kind.extension().as_bytes())
+                })
                 .collect()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(e),

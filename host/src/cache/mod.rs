@@ -64,12 +64,15 @@ impl Kind {
         }
     }
 
-    /// The key a file name `<hex>.<ext>` stands for.
-    fn key_of(self, file_name: &str) -> Option<Key> {
+    /// The key a file name `<hex>.<ext>` stands for: only the name the
+    /// cache itself writes (lowercase hex), so that every file it counts
+    /// is one it can evict.
+    fn key_of(self, file_name: &std::ffi::OsStr) -> Option<Key> {
         let hex = file_name
+            .to_str()?
             .strip_suffix(self.extension())?
             .strip_suffix('.')?;
-        Key::from_hex(hex)
+        Key::from_hex(hex).filter(|key| key.to_hex() == hex)
     }
 }
 

@@ -16,6 +16,32 @@ use super::{Key, Kind, Origin, TierStats};
 /// What the memory tier holds: whatever the entry decoded to.
 type Held = Arc<dyn Any + Send + Sync>;
 
+/// Where the callers of one key meet: the first looks up or compiles while
+/// holding `gate`, and leaves what it found in `found` for the others.
+#[derive(Default)]
+struct Slot {
+    gate: Mutex<()>,
+    found: Mutex<Option<Held>>,
+}
+
+/// Takes the key's slot out of the map when its last caller leaves, even by
+/// a panic.
+struct Leave<'a> {
+    inflight: &'a Mutex<HashMap<Key, Arc<Slot>>>,
+    key: Key,
+    slot: &'a Arc<Slot>,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's reference and ours: nobody else is waiting.
+        if Arc::strong_count(self.slot) == 2 {
+            inflight.remove(&self.key);
+        }
+    }
+}
+
 enum Job {
     Write(Kind, Key, Arc<[u8]>),
     Flush(mpsc::SyncSender<()>),
@@ -27,7 +53,7 @@ pub struct Cache {
     disk: Arc<DiskTier>,
     writer: Mutex<Option<Sender<Job>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
-    inflight: Mutex<HashMap<Key, Arc<Mutex<()>>>>,
+    inflight: Mutex<HashMap<Key, Arc<Slot>>>,
     compiles: [AtomicU64; 2],
 }
 
@@ -120,57 +146,52 @@ impl Cache {
             return Ok((hit, Origin::Memory));
         }
 
-        // One compiler per key: later callers wait here, then find it.
-        let gate = self
+        // One compiler per key: later callers wait for their turn, and take
+        // what the first found or compiled from its slot (memory may not hold
+        // it, nor the disk yet).
+        let slot = self
             .inflight
             .lock()
             .unwrap()
             .entry(key)
             .or_default()
             .clone();
-        let turn = gate.lock().unwrap();
-        let fill = || {
-            // The caller before us may have filled it.
-            let peeked = self.memory.lock().unwrap().peek(&key);
-            if let Some(hit) = peeked.and_then(held) {
-                return Ok((hit, Origin::Memory));
-            }
+        let _leave = Leave {
+            inflight: &self.inflight,
+            key,
+            slot: &slot,
+        };
+        // A caller that panicked while compiling poisoned the gate, and left
+        // nothing in the slot: the next one compiles.
+        let _turn = slot.gate.lock().unwrap_or_else(|e| e.into_inner());
+        let found = slot.found.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(hit) = found.and_then(held) {
+            return Ok((hit, Origin::Memory));
+        }
+        let (artifact, origin, weight) = 'found: {
             if let Some(payload) = self.disk.read(kind, &key) {
                 match decode(&payload) {
-                    Ok(artifact) => {
-                        self.remember(kind, key, &artifact, payload.len() as u64);
-                        return Ok((artifact, Origin::Disk));
-                    }
+                    Ok(artifact) => break 'found (artifact, Origin::Disk, payload.len()),
                     Err(why) => self.disk.reject(kind, &key, &why),
                 }
             }
             let (artifact, payload) = compile()?;
             self.compiles[kind.index()].fetch_add(1, Relaxed);
-            self.remember(kind, key, &artifact, payload.len() as u64);
+            let weight = payload.len();
             if let Some(writer) = self.writer.lock().unwrap().as_ref() {
                 let _ = writer.send(Job::Write(kind, key, payload));
             }
-            Ok((artifact, Origin::Compiled))
+            (artifact, Origin::Compiled, weight)
         };
-        let result = fill();
-        drop(turn);
-        let mut inflight = self.inflight.lock().unwrap();
-        if Arc::strong_count(&gate) == 2 {
-            inflight.remove(&key);
-        }
-        result
+        let held: Held = Arc::new(artifact.clone());
+        *slot.found.lock().unwrap_or_else(|e| e.into_inner()) = Some(held.clone());
+        self.memory
+            .lock()
+            .unwrap()
+            .insert(kind, key, held, weight as u64);
+        Ok((artifact, origin))
     }
 
-    fn remember<T: Clone + Send + Sync + 'static>(
-        &self,
-        kind: Kind,
-        key: Key,
-        artifact: &T,
-        weight: u64,
-    ) {
-        let held: Held = Arc::new(artifact.clone());
-        self.memory.lock().unwrap().insert(kind, key, held, weight);
-    }
     /// Waits until every queued disk write is done.
     pub fn flush(&self) {
         let (done, wait) = mpsc::sync_channel(1);

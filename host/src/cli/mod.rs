@@ -103,7 +103,9 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Handler(e)) => {
-            eprintln!("error[{}]: {e}", e.kind());
+            // The message is the handler's own text: keep its escape
+            // sequences from reaching the terminal.
+            eprintln!("error[{}]: {}", e.kind(), escape_controls(&e.to_string()));
             ExitCode::from(1)
         }
         Err(Failure::Found) => ExitCode::from(1),
@@ -116,6 +118,18 @@ pub fn main() -> ExitCode {
             ExitCode::from(3)
         }
     }
+}
+
+/// `text` with its control characters but newlines and tabs written as
+/// escapes (`\u{1b}`), so that it prints as it reads.
+fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// Logs to stderr, filtered by `default` (an `EnvFilter`; `NEXUS_LOG`
