@@ -878,3 +878,60 @@ fn odd_names_are_neither_counted_nor_in_the_way() {
         "a file the cache does not own is left alone"
     );
 }
+
+/// Four writers with an index each (as four processes would have) share
+/// one directory under a 256 KiB bound: what the files take on disk, in the
+/// blocks `du` and the kubelet count, stays within the bound, plus one 4 KiB
+/// block per writer in flight.
+#[test]
+fn writers_sharing_a_directory_keep_one_bound_in_blocks() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bound = 256 * 1024;
+    let writers: Vec<_> = (0..4u8)
+        .map(|w| {
+            let root = dir.path().to_owned();
+            std::thread::spawn(move || {
+                let cache = Cache::open(&root, 0, bound);
+                for i in 0..200 {
+                    let key = Key::bytecode("guest", &format!("w{w}-{i}.js"), "src", b"");
+                    cache
+                        .bytecode(key, || Ok::<_, Error>(vec![w; 300]))
+                        .unwrap();
+                }
+                cache.flush();
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let found = files(dir.path());
+    let du: u64 = found
+        .iter()
+        .map(|f| f.metadata().unwrap().blocks() * 512)
+        .sum();
+    eprintln!("{} files, {du} bytes in blocks", found.len());
+    assert!(du <= bound + 4 * 4096, "{du} bytes on disk over {bound}");
+    assert!(found.len() >= 40, "the bound is used: {}", found.len());
+}
+
+/// A disk bound too small for the guest component would make every start
+/// compile it: Nexus says so.
+#[test]
+fn a_disk_bound_below_the_guest_component_is_warned_about() {
+    let (mut cmd, _c) = nexus();
+    cmd.env("NEXUS_LOG", "warn");
+    let out = output(
+        cmd.arg("run")
+            .arg(vectors_dir().join("hello.js"))
+            .args(["--max-disk-cache-bytes", "2Mi"]),
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("cannot hold the guest component"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("at least 8Mi"), "{stderr}");
+}

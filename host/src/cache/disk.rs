@@ -15,8 +15,11 @@
 //!   is returned; one that fails is deleted and counted.
 //! - Writes go to a temporary file in the same directory, then rename, so a
 //!   reader (in this process or another) sees a whole entry or none.
-//! - The files this process knows of never add up to more than the budget
-//!   (see [`super::budget`]): least recently used ones are deleted first. The index is rebuilt from
+//! - The directory's files take no more blocks than the budget (see
+//!   [`super::budget`]), counted as a kubelet counts them (allocated
+//!   blocks, temporaries included) and rescanned before every write, so
+//!   that processes sharing the directory keep one bound: least recently
+//!   used entries are deleted first. The index is rebuilt from
 //!   the directory at start-up, by modification time, which a hit refreshes.
 //! - Nothing here fails a caller: an unusable directory or a full disk is
 //!   warned about once per operation, counted, and the entry skipped.
@@ -95,6 +98,16 @@ enum Refused {
     Damaged(Damage),
 }
 
+/// The unit a file system allocates in, for estimating a file's blocks
+/// before it is written.
+const BLOCK: usize = 4096;
+
+/// What `meta`'s file takes on disk: its allocated blocks, which a
+/// kubelet counts against a volume (a 330-byte entry takes 4 KiB).
+fn allocated(meta: &cap_std::fs::Metadata) -> u64 {
+    meta.blocks() * 512
+}
+
 /// No entry is ever larger (a prepared typescript handler's component is
 /// about 50 MB): a larger file is refused unread.
 const MAX_ENTRY: u64 = 1 << 30;
@@ -135,9 +148,12 @@ struct Entry {
     last_access: SystemTime,
 }
 
-/// The files this process knows of, charged to the disk budget.
+/// The directory's files as last scanned, charged to the disk budget by
+/// the blocks they take.
 struct Index {
     entries: HashMap<(Kind, Key), Entry>,
+    /// Temporaries being written (by any process): charged, never evicted.
+    temp_bytes: u64,
     budget: Budget,
     stats: [TierStats; 2],
 }
@@ -146,6 +162,7 @@ impl Index {
     fn new(capacity: u64) -> Self {
         Self {
             entries: HashMap::new(),
+            temp_bytes: 0,
             budget: Budget::new(capacity),
             stats: Default::default(),
         }
@@ -302,9 +319,14 @@ impl DiskTier {
         self.root.join(super::VERSION_DIR).join(path)
     }
 
-    fn rebuild_index(&self, access: Access) {
-        let Some(dir) = &self.dir else { return };
-        let mut index = self.index.lock().unwrap();
+    /// Rebuilds the index from what the directory really holds now (other
+    /// processes write to it too), counting each file's allocated blocks,
+    /// temporaries included; removes temporaries a crashed writer left.
+    /// Hits, misses and evictions so far are kept.
+    fn rescan(&self, dir: &Dir, index: &mut Index, access: Access) {
+        let stats = index.stats;
+        *index = Index::new(index.budget.capacity());
+        index.stats = stats;
         for kind in Kind::ALL {
             let Ok(entries) = dir.read_dir(kind.dir()) else {
                 continue;
@@ -322,14 +344,23 @@ impl DiskTier {
                         .unwrap_or_default();
                     if age > STALE_TEMP && access == Access::Use {
                         let _ = dir.remove_file(Path::new(kind.dir()).join(&name));
+                    } else {
+                        index.temp_bytes += allocated(&meta);
+                        index.budget.charge(allocated(&meta));
                     }
                     continue;
                 }
                 if let Some(key) = kind.key_of(&name) {
-                    index.insert(kind, key, meta.len(), modified);
+                    index.insert(kind, key, allocated(&meta), modified);
                 }
             }
         }
+    }
+
+    fn rebuild_index(&self, access: Access) {
+        let Some(dir) = &self.dir else { return };
+        let mut index = self.index.lock().unwrap();
+        self.rescan(dir, &mut index, access);
         if access == Access::Use {
             self.evict_until_admitted(dir, &mut index, 0);
         }
@@ -439,11 +470,14 @@ impl DiskTier {
     pub fn write(&self, kind: Kind, key: &Key, payload: &[u8]) {
         let Some(dir) = &self.dir else { return };
         let file = format::encode(kind, key, payload);
-        let size = file.len() as u64;
+        let size = file.len().div_ceil(BLOCK) * BLOCK;
+        let size = size as u64;
         let mut index = self.index.lock().unwrap();
         if !index.budget.can_hold(size) {
             return;
         }
+        // What other processes wrote counts too: look before evicting.
+        self.rescan(dir, &mut index, Access::Use);
         self.evict_until_admitted(dir, &mut index, size);
         drop(index);
 
@@ -455,6 +489,7 @@ impl DiskTier {
         });
         match written.and_then(|()| dir.rename(&temp, dir, &path)) {
             Ok(()) => {
+                let size = dir.metadata(&path).map_or(size, |meta| allocated(&meta));
                 let mut index = self.index.lock().unwrap();
                 index.insert(kind, *key, size, SystemTime::now());
                 // Another writer may have filled the budget meanwhile.

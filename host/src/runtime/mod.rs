@@ -28,6 +28,10 @@ use crate::error::{Error, Result};
 use crate::stats::{Metrics, Stats};
 use admission::Admission;
 
+/// The smallest disk cache that holds the guest component (about 4 MB, in
+/// 4 KiB blocks) with room to spare.
+const MIN_DISK_CACHE: u64 = 8 << 20;
+
 /// Compiling may take at least this long, whatever the invocations' timeout.
 const COMPILE_TIME: Duration = Duration::from_secs(30);
 
@@ -103,6 +107,13 @@ impl Runtime {
             config.max_cache_size_bytes,
             config.max_disk_cache_bytes,
         ));
+        if cache.disk_available() && config.max_disk_cache_bytes < MIN_DISK_CACHE {
+            tracing::warn!(
+                "max_disk_cache_bytes = {} cannot hold the guest component (about 4 MB): \
+                 every start will compile it (about 2 s); give the disk cache at least 8Mi",
+                config.max_disk_cache_bytes
+            );
+        }
         let engine = engine::pooled(config.max_instances, compile_memory(&config))?;
         let stats = Arc::new(Stats::new(cache.clone()));
         let record = stats.clone();
