@@ -311,6 +311,9 @@ settings! {
     /// The largest result accepted: bytes, or a quantity like 8Mi
     max_output_bytes => max_output_bytes: u64 as Size = "8Mi",
         env "NEXUS_MAX_OUTPUT_BYTES", value "SIZE", range "1" to "1Gi";
+    /// Console lines a second each handler may send to the host's log (the rest are counted, and summed up in one line)
+    console_lines_per_second => console_lines_per_second: u32 as Count = "100",
+        env "NEXUS_CONSOLE_LINES_PER_SECOND", value "N", range "0" to "1000000";
     /// The address `nexus serve` listens on (port 0: any free port)
     #[serve_only]
     listen => listen: SocketAddr as Addr = "127.0.0.1:8080",

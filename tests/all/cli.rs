@@ -291,3 +291,33 @@ fn handler_text_cannot_drive_the_terminal() {
         "{stderr}"
     );
 }
+
+/// One handler cannot flood the host's log: past its rate, console lines
+/// are counted, and summed up in one line at the end of the call. The
+/// invocation's own record of its lines is unaffected.
+#[test]
+fn console_lines_are_rate_limited_per_handler_with_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chatty.js");
+    std::fs::write(
+        &file,
+        "export default () => { for (let i = 0; i < 100; i++) console.log(`line ${i}`); return 1; }",
+    )
+    .unwrap();
+    let (mut cmd, _c) = nexus();
+    let out = output(
+        cmd.arg("run")
+            .arg(&file)
+            .args(["--console-lines-per-second", "5"]),
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let shown = stderr.matches("line ").count();
+    assert!((5..=6).contains(&shown), "{shown} lines shown: {stderr}");
+    let summary = format!("{} console lines suppressed", 100 - shown);
+    assert!(stderr.contains(&summary), "{stderr}");
+    assert!(
+        stderr.contains("chatty.js"),
+        "tagged with the handler: {stderr}"
+    );
+}

@@ -7,7 +7,7 @@ use wasmtime::component::Component;
 use wasmtime::Engine;
 
 use crate::cache::{Cache, Key, Kind, Origin};
-use crate::engine::{self, Limits, StatsSource};
+use crate::engine::{self, Limits, Shared};
 use crate::error::{Error, Result};
 use crate::guest::GUEST_WASM;
 
@@ -21,7 +21,7 @@ use crate::guest::GUEST_WASM;
 pub(crate) fn guest(
     engine: &Engine,
     cache: &Cache,
-    stats: &StatsSource,
+    shared: &Shared,
 ) -> Result<(Component, Origin)> {
     let key = Key::component(
         GUEST_WASM,
@@ -33,7 +33,7 @@ pub(crate) fn guest(
             target: "nexus::cache",
             "compiling the guest for this machine: the first start on this cache takes a few seconds (about 2 s here)"
         );
-        engine::pre_initialize(GUEST_WASM, stats.clone())
+        engine::pre_initialize(GUEST_WASM, shared.clone())
     })
 }
 
@@ -49,7 +49,7 @@ pub(crate) fn guest(
 pub(crate) fn prepared(
     engine: &Engine,
     cache: &Cache,
-    stats: &StatsSource,
+    shared: &Shared,
     name: &str,
     bytecode: &[u8],
     limits: Limits,
@@ -61,7 +61,7 @@ pub(crate) fn prepared(
         bytecode,
     );
     load(engine, cache, key, || {
-        engine::prepare_handler(GUEST_WASM, name, bytecode, stats.clone(), limits)
+        engine::prepare_handler(GUEST_WASM, name, bytecode, shared.clone(), limits)
     })
 }
 

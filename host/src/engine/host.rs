@@ -9,7 +9,9 @@
 //! clocks and randomness from WASI (`host/build.rs` turned the rest of what
 //! Rust's std links into traps).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
@@ -28,6 +30,70 @@ const LINE_COST: usize = 64;
 
 /// Where the `stats` import reads the runtime's figures.
 pub(crate) type StatsSource = Arc<dyn Fn() -> RuntimeStats + Send + Sync>;
+
+/// What every store of one runtime shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    /// Where `Nexus.stats()` reads.
+    pub stats: StatsSource,
+    /// The console's rate limit, per handler.
+    pub console: Arc<Console>,
+}
+
+/// How many console lines a second each handler may send to the host's log
+/// (a token bucket per handler name, a second's worth deep); the rest are
+/// counted and summed up in one line at the end of their call.
+pub(crate) struct Console {
+    per_second: u32,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Handler names a console remembers before it starts afresh.
+const MAX_BUCKETS: usize = 10_000;
+
+impl Console {
+    pub fn new(per_second: u32) -> Self {
+        Self {
+            per_second,
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// Whether `handler` may log a line now.
+    fn admit(&self, handler: &str) -> bool {
+        if self.per_second == 0 {
+            return false;
+        }
+        let rate = f64::from(self.per_second);
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap();
+        if !buckets.contains_key(handler) {
+            if buckets.len() >= MAX_BUCKETS {
+                buckets.clear();
+            }
+            let full = Bucket {
+                tokens: rate,
+                last: now,
+            };
+            buckets.insert(handler.to_owned(), full);
+        }
+        let bucket = buckets.get_mut(handler).expect("just inserted");
+        let refill = now.duration_since(bucket.last).as_secs_f64() * rate;
+        bucket.tokens = (bucket.tokens + refill).min(rate);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// One `console.*` line from a handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,15 +139,17 @@ pub(crate) struct HostState {
     wasi: Option<WasiCtx>,
     pub(crate) limiter: Limiter,
     table: ResourceTable,
-    stats: StatsSource,
+    shared: Shared,
     handler: String,
     pub(crate) logs: Vec<LogLine>,
     log_bytes: usize,
+    /// Lines the console's rate limit kept out of the host's log.
+    suppressed: u64,
 }
 
 impl HostState {
     /// A fresh state for `handler`'s call, with a memory cap if given.
-    pub(super) fn new(stats: StatsSource, handler: &str, max_memory_bytes: Option<u64>) -> Self {
+    pub(super) fn new(shared: Shared, handler: &str, max_memory_bytes: Option<u64>) -> Self {
         let mut limits = StoreLimitsBuilder::new();
         if let Some(max) = max_memory_bytes {
             limits = limits.memory_size(usize::try_from(max).unwrap_or(usize::MAX));
@@ -93,10 +161,25 @@ impl HostState {
                 refused: false,
             },
             table: ResourceTable::new(),
-            stats,
+            shared,
             handler: handler.to_owned(),
             logs: Vec::new(),
             log_bytes: 0,
+            suppressed: 0,
+        }
+    }
+}
+
+impl Drop for HostState {
+    fn drop(&mut self) {
+        if self.suppressed > 0 {
+            tracing::warn!(
+                target: "nexus::console",
+                handler = self.handler.as_str(),
+                "{} console lines suppressed (over console_lines_per_second = {} for this handler)",
+                self.suppressed,
+                self.shared.console.per_second
+            );
         }
     }
 }
@@ -129,6 +212,11 @@ impl wit::log::Host for HostState {
             (level, message)
         };
         let handler = self.handler.as_str();
+        if !self.shared.console.admit(handler) {
+            self.suppressed += 1;
+            self.logs.push(LogLine { level, message });
+            return;
+        }
         match level {
             Level::Debug => tracing::debug!(target: "nexus::console", handler, "{message}"),
             Level::Info => tracing::info!(target: "nexus::console", handler, "{message}"),
@@ -141,7 +229,7 @@ impl wit::log::Host for HostState {
 
 impl wit::stats::Host for HostState {
     fn get(&mut self) -> RuntimeStats {
-        (self.stats)()
+        (self.shared.stats)()
     }
 }
 
@@ -153,7 +241,11 @@ mod tests {
     use wit::log::Host as _;
 
     fn state() -> HostState {
-        HostState::new(Arc::new(|| unreachable!("no stats here")), "flood.js", None)
+        let shared = Shared {
+            stats: Arc::new(|| unreachable!("no stats here")),
+            console: Arc::new(Console::new(100)),
+        };
+        HostState::new(shared, "flood.js", None)
     }
 
     #[test]
@@ -179,5 +271,21 @@ mod tests {
         assert_eq!(host.logs.len(), 4, "three lines, then the marker");
         assert!(kept < MAX_LOG_BYTES, "{kept}");
         assert_eq!(host.logs[3].level, Level::Warn);
+    }
+}
+
+#[cfg(test)]
+mod console_tests {
+    use super::*;
+
+    #[test]
+    fn each_handler_has_its_own_bucket_a_second_deep() {
+        let console = Console::new(5);
+        let admitted = (0..100).filter(|_| console.admit("a")).count();
+        assert!((5..=6).contains(&admitted), "{admitted}");
+        assert!(console.admit("b"), "another handler is not held back");
+        std::thread::sleep(std::time::Duration::from_millis(450));
+        assert!(console.admit("a"), "tokens come back with time");
+        assert!(!Console::new(0).admit("a"), "0: no console lines at all");
     }
 }

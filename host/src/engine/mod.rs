@@ -24,7 +24,7 @@ mod store;
 pub(crate) use epoch::Ticker;
 pub(crate) use exports::Guest;
 pub use host::LogLine;
-pub(crate) use host::{HostState, StatsSource};
+pub(crate) use host::{Console, HostState, Shared};
 pub(crate) use sandbox::Sandbox;
 pub use sandbox::Timing;
 pub(crate) use snapshot::{pre_initialize, prepare_handler, PREPARED_VARIANT, VARIANT};

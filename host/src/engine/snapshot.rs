@@ -14,7 +14,7 @@ use wasmtime_wizer::{WasmtimeWizerComponent, Wizer};
 
 use super::epoch::Ticker;
 use super::exports::{self, HANDLER};
-use super::host::StatsSource;
+use super::host::Shared;
 use super::store::{self, Limits, Mode, StoreBuilder};
 use crate::bindings::HandlerError;
 use crate::error::{Error, Result};
@@ -28,8 +28,8 @@ pub const VARIANT: &str = "wizer-snapshot-v1";
 pub const PREPARED_VARIANT: &str = "wizer-prepared-v1";
 
 /// The pre-initialized guest, as component bytes.
-pub fn pre_initialize(wasm: &[u8], stats: StatsSource) -> Result<Vec<u8>> {
-    let stores = StoreBuilder::new(&super::for_wizer()?, stats);
+pub fn pre_initialize(wasm: &[u8], shared: Shared) -> Result<Vec<u8>> {
+    let stores = StoreBuilder::new(&super::for_wizer()?, shared);
     on_own_thread(snapshot(&stores, wasm, "wizer-initialize", None))
 }
 
@@ -40,10 +40,10 @@ pub fn prepare_handler(
     wasm: &[u8],
     name: &str,
     bytecode: &[u8],
-    stats: StatsSource,
+    shared: Shared,
     limits: Limits,
 ) -> Result<Vec<u8>> {
-    let stores = StoreBuilder::new(&super::for_wizer()?, stats);
+    let stores = StoreBuilder::new(&super::for_wizer()?, shared);
     let _ticker = Ticker::start(stores.engine());
     on_own_thread(snapshot(&stores, wasm, name, Some((bytecode, limits))))
 }

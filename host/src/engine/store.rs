@@ -10,7 +10,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap};
 
 use super::epoch::{self, NEVER};
-use super::host::{HostState, StatsSource};
+use super::host::{HostState, Shared};
 use crate::bindings::{HandlerError, HandlerRuntime};
 use crate::error::{Error, Result};
 
@@ -46,14 +46,14 @@ pub(crate) fn linker(engine: &Engine, mode: Mode) -> Result<Linker<HostState>> {
 #[derive(Clone)]
 pub(crate) struct StoreBuilder {
     engine: Engine,
-    stats: StatsSource,
+    shared: Shared,
 }
 
 impl StoreBuilder {
-    pub fn new(engine: &Engine, stats: StatsSource) -> Self {
+    pub fn new(engine: &Engine, shared: Shared) -> Self {
         Self {
             engine: engine.clone(),
-            stats,
+            shared,
         }
     }
 
@@ -61,9 +61,9 @@ impl StoreBuilder {
         &self.engine
     }
 
-    /// Where the stores' `stats` import reads the runtime's figures.
-    pub fn stats(&self) -> &StatsSource {
-        &self.stats
+    /// What the stores share: the `stats` import's source, the console.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     /// A store for one call of `handler`, held to `limits`; without limits,
@@ -71,7 +71,7 @@ impl StoreBuilder {
     /// initialization), which runs no handler code: no cap, no deadline.
     pub fn build(&self, handler: &str, limits: Option<Limits>) -> Store<HostState> {
         let state = HostState::new(
-            self.stats.clone(),
+            self.shared.clone(),
             handler,
             limits.map(|l| l.max_memory_bytes),
         );

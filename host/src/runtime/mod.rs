@@ -22,7 +22,7 @@ use crate::bindings::{HandlerError, RuntimeStats};
 use crate::cache::{Cache, Kind, Origin};
 use crate::config::Config;
 use crate::engine::{
-    self, Guest, HostState, Limits, LogLine, Sandbox, StoreBuilder, Ticker, Timing,
+    self, Console, Guest, HostState, Limits, LogLine, Sandbox, Shared, StoreBuilder, Ticker, Timing,
 };
 use crate::error::{Error, Result};
 use crate::stats::{Metrics, Stats};
@@ -117,9 +117,13 @@ impl Runtime {
         let engine = engine::pooled(config.max_instances, compile_memory(&config))?;
         let stats = Arc::new(Stats::new(cache.clone()));
         let record = stats.clone();
-        let stores = StoreBuilder::new(&engine, Arc::new(move || record.record()));
+        let shared = Shared {
+            stats: Arc::new(move || record.record()),
+            console: Arc::new(Console::new(config.console_lines_per_second)),
+        };
+        let stores = StoreBuilder::new(&engine, shared);
         let start = Instant::now();
-        let (component, component_origin) = artifacts::guest(&engine, &cache, stores.stats())?;
+        let (component, component_origin) = artifacts::guest(&engine, &cache, stores.shared())?;
         stats.compiled_if(Kind::Component, component_origin, start);
         tracing::debug!(target: "nexus::cache", artifact = "component", origin = component_origin.as_str(), "guest component");
         let sandbox = Sandbox::new(&stores, &component)?;
@@ -263,7 +267,7 @@ impl Runtime {
         let (component, origin) = artifacts::prepared(
             self.stores.engine(),
             &self.cache,
-            self.stores.stats(),
+            self.stores.shared(),
             &handler.name,
             &handler.bytecode,
             self.limits(None),
