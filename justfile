@@ -28,6 +28,14 @@ bench:
     cargo bench --locked --bench cache
     cargo bench --locked --bench invoke
 
+# nexus serve against Node http peers (vm per request, and direct), with wrk.
+bench-serve:
+    command -v wrk >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null)
+    cd tests/compat && npm install --no-audit --no-fund --silent
+    node tests/compat/make-handlers.mjs target/bench-handlers
+    cargo build --release --locked --bin nexus
+    bash bench/serve.sh target/release/nexus target/bench-handlers
+
 # Real-world npm bundles as handlers: same JSON as Node (needs npm).
 compat:
     cargo build --release --locked --bin nexus

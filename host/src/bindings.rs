@@ -1,4 +1,6 @@
 //! Host-side bindings for the `nexus:handler` world, generated from `wit/`.
+//!
+//! Layer: a leaf; the types every layer above may use.
 
 wasmtime::component::bindgen!({
     world: "handler-runtime",

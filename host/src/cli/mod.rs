@@ -3,6 +3,9 @@
 //! Exit codes: 0 success; 1 the handler failed (its error on stderr), or
 //! `cache verify` found damage; 2 bad usage, a bad setting or an unreadable
 //! file; 3 the host itself failed.
+//!
+//! Layer: the binary's edge, beside `server`; it uses only `nexus_host`'s
+//! public API, and `anyhow` lives here.
 
 mod bench;
 mod cache;

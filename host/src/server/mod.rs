@@ -40,8 +40,13 @@ pub(crate) struct App {
 /// When the address cannot be bound, or the guest or a `--handlers` file
 /// cannot be loaded.
 pub(crate) fn serve(config: Config, handlers_dir: Option<PathBuf>) -> Result<()> {
+    // Invocations run on the blocking pool: one thread per core (and one
+    // more) keeps them from thrashing the cores at high concurrency; the
+    // rest queue, and admission bounds them anyway.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(cores + 1)
         .thread_name("nexus-http")
         .build()
         .context("starting the async runtime")?
