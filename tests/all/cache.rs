@@ -471,10 +471,9 @@ fn the_disk_bound_holds_after_many_distinct_entries() {
     assert!(on_disk <= 5_000);
 }
 
-#[test]
-fn concurrent_lookups_of_one_key_compile_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = Arc::new(Cache::open(dir.path(), 1 << 20, 1 << 20));
+/// Eight threads look up one key at once, each compile taking 50 ms;
+/// answers how many compiled.
+fn compiles_of_eight_concurrent_lookups(cache: &Arc<Cache>) -> u32 {
     let compiles = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let key = Key::bytecode("guest", "same.js", "src", b"");
     let threads: Vec<_> = (0..8)
@@ -494,7 +493,14 @@ fn concurrent_lookups_of_one_key_compile_once() {
     for t in threads {
         assert_eq!(&*t.join().unwrap().0, b"bytecode");
     }
-    assert_eq!(compiles.load(std::sync::atomic::Ordering::SeqCst), 1);
+    compiles.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[test]
+fn concurrent_lookups_of_one_key_compile_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(Cache::open(dir.path(), 1 << 20, 1 << 20));
+    assert_eq!(compiles_of_eight_concurrent_lookups(&cache), 1);
 }
 
 /// With no memory tier to hold the result (`max_cache_size_bytes = 0`),
@@ -505,26 +511,7 @@ fn concurrent_lookups_of_one_key_compile_once() {
 fn compile_once_holds_without_memory_and_survives_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Arc::new(Cache::open(dir.path(), 0, 0));
-    let compiles = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let key = Key::bytecode("guest", "same.js", "src", b"");
-    let threads: Vec<_> = (0..8)
-        .map(|_| {
-            let (cache, compiles) = (cache.clone(), compiles.clone());
-            std::thread::spawn(move || {
-                cache
-                    .bytecode(key, || {
-                        compiles.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        std::thread::sleep(std::time::Duration::from_millis(50));
-                        Ok::<_, Error>(b"bytecode".to_vec())
-                    })
-                    .unwrap()
-            })
-        })
-        .collect();
-    for t in threads {
-        assert_eq!(&*t.join().unwrap().0, b"bytecode");
-    }
-    assert_eq!(compiles.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(compiles_of_eight_concurrent_lookups(&cache), 1);
 
     let other = Key::bytecode("guest", "panics.js", "src", b"");
     let panicked = std::thread::spawn({
