@@ -139,6 +139,46 @@ impl Kind for LogFormat {
     }
 }
 
+/// When `nexus serve` gives a handler its own prepared snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd)]
+pub enum SnapshotPolicy {
+    /// After its first invocations (`snapshot_after`), in the background,
+    /// unless its top level read the clock, randomness or `Nexus.stats()`.
+    Auto,
+    /// At registration, whatever its top level read.
+    Eager,
+    /// Never: every call evaluates the module.
+    Off,
+}
+
+impl SnapshotPolicy {
+    /// `auto`, `eager` or `off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotPolicy::Auto => "auto",
+            SnapshotPolicy::Eager => "eager",
+            SnapshotPolicy::Off => "off",
+        }
+    }
+}
+
+impl Kind for SnapshotPolicy {
+    type Value = SnapshotPolicy;
+    const ACCEPTS: &'static str = "`auto`, `eager` or `off`";
+    fn parse(raw: &RawValue) -> Option<SnapshotPolicy> {
+        match raw {
+            RawValue::Text(text) => [
+                SnapshotPolicy::Auto,
+                SnapshotPolicy::Eager,
+                SnapshotPolicy::Off,
+            ]
+            .into_iter()
+            .find(|p| p.as_str() == text),
+            RawValue::Integer(_) => None,
+        }
+    }
+}
+
 impl Kind for Addr {
     type Value = SocketAddr;
     const ACCEPTS: &'static str = "an IP address and port (127.0.0.1:8080, [::1]:8080, 0.0.0.0:80)";
@@ -326,6 +366,18 @@ settings! {
     #[serve_only]
     grace_period_ms => grace_period: Duration as Millis = "20000",
         env "NEXUS_GRACE_PERIOD_MS", value "MS", range "0" to "600000";
+    /// When a handler gets its own snapshot (its module evaluated ahead, so calls skip that): `auto` after its first calls unless its top level reads the clock, Math.random or Nexus.stats(); `eager` at registration; `off` never
+    #[serve_only]
+    snapshot => snapshot: SnapshotPolicy as SnapshotPolicy = "auto",
+        env "NEXUS_SNAPSHOT", value "POLICY";
+    /// Under `snapshot = auto`, the invocations after which a handler's snapshot is built (in the background)
+    #[serve_only]
+    snapshot_after => snapshot_after: u32 as Count = "3",
+        env "NEXUS_SNAPSHOT_AFTER", value "N", range "1" to "1000000";
+    /// Prepared handlers kept loaded at once; past it, the least recently invoked goes back to the plain path (its snapshot stays in the cache)
+    #[serve_only]
+    max_prepared => max_prepared: u32 as Count = "16",
+        env "NEXUS_MAX_PREPARED", value "N", range "0" to "10000";
     /// How `nexus serve` logs: `text` for people, `json` (one object a line) for clusters
     #[serve_only]
     log_format => log_format: LogFormat as LogFormat = "text",

@@ -44,10 +44,14 @@ pub use artifacts::{Bytecode, CompiledHandler};
 pub use bindings::{CacheStats, Level, RuntimeStats, Tier};
 pub use cache::{Cache, Key, Kind, Op, Origin, TierStats, VerifyReport, FORMAT_VERSION};
 pub use config::{
-    parse_size, CompileOptions, Config, Layer, LogFormat, RawValue, Setting, SETTINGS,
+    parse_size, CompileOptions, Config, Layer, LogFormat, RawValue, Setting, SnapshotPolicy,
+    SETTINGS,
 };
-pub use engine::{LogLine, Timing};
+pub use engine::{LogLine, Observed, Timing};
 pub use error::{Error, Result};
 pub use guest::{GUEST_FINGERPRINT, GUEST_WASM};
-pub use runtime::{check_name, Handler, Handlers, Invocation, PreparedHandler, Runtime};
+pub use runtime::{
+    check_name, Handler, Handlers, Invocation, InvocationPath, PreparedHandler, Runtime, Snapshot,
+    SnapshotCounts,
+};
 pub use stats::{Durations, Metrics};

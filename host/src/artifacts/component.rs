@@ -1,13 +1,11 @@
 //! Components through the cache: the pre-initialized guest, and a handler's
 //! own prepared component.
 
-use std::sync::Arc;
-
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
 use crate::cache::{Cache, Key, Kind, Origin};
-use crate::engine::{self, Limits, Shared};
+use crate::engine::{self, Limits, Observed, Snapshotter};
 use crate::error::{Error, Result};
 use crate::guest::GUEST_WASM;
 
@@ -21,25 +19,33 @@ use crate::guest::GUEST_WASM;
 pub(crate) fn guest(
     engine: &Engine,
     cache: &Cache,
-    shared: &Shared,
+    snapshotter: &Snapshotter,
 ) -> Result<(Component, Origin)> {
     let key = Key::component(
         GUEST_WASM,
         &engine::compatibility_hash(engine),
         engine::VARIANT,
     );
-    load(engine, cache, key, || {
-        tracing::info!(
-            target: "nexus::cache",
-            "compiling the guest for this machine: the first start on this cache takes a few seconds (about 2 s here)"
-        );
-        engine::pre_initialize(GUEST_WASM, shared.clone())
-    })
+    cache.get_or_compile(
+        Kind::Component,
+        key,
+        |payload| deserialize(engine, payload),
+        || {
+            tracing::info!(
+                target: "nexus::cache",
+                "compiling the guest for this machine: the first start on this cache takes a few seconds (about 2 s here)"
+            );
+            let component = compile(engine, &snapshotter.pre_initialize()?)?;
+            let bytes = component.serialize().map_err(Error::engine)?.into();
+            Ok((component, bytes))
+        },
+    )
 }
 
 /// A handler's own component: the guest pre-initialized with `bytecode`'s
 /// module evaluated, compiled for `engine`, through the cache like the guest
-/// itself.
+/// itself, with what its top level [observed](Observed). The cache entry is
+/// that one byte, then the component.
 ///
 /// # Errors
 ///
@@ -49,43 +55,44 @@ pub(crate) fn guest(
 pub(crate) fn prepared(
     engine: &Engine,
     cache: &Cache,
-    shared: &Shared,
+    snapshotter: &Snapshotter,
     name: &str,
     bytecode: &[u8],
     limits: Limits,
-) -> Result<(Component, Origin)> {
+) -> Result<((Component, Observed), Origin)> {
     let key = Key::prepared(
         GUEST_WASM,
         &engine::compatibility_hash(engine),
         engine::PREPARED_VARIANT,
         bytecode,
     );
-    load(engine, cache, key, || {
-        engine::prepare_handler(GUEST_WASM, name, bytecode, shared.clone(), limits)
-    })
-}
-
-/// The component for `key`, else the one `snapshot` makes, compiled.
-fn load(
-    engine: &Engine,
-    cache: &Cache,
-    key: Key,
-    snapshot: impl FnOnce() -> Result<Vec<u8>>,
-) -> Result<(Component, Origin)> {
     cache.get_or_compile(
         Kind::Component,
         key,
         |payload| {
-            // SAFETY: the payload passed its header check (magic, kind, this
-            // key, length, BLAKE3), and the key covers the engine's
-            // compatibility hash: it is exactly what `serialize` wrote for an
-            // engine like this one.
-            unsafe { Component::deserialize(engine, payload) }.map_err(|e| format!("{e:#}"))
+            let (&byte, component) = payload.split_first().ok_or("empty")?;
+            let observed = Observed::from_byte(byte)
+                .ok_or_else(|| format!("unknown observation byte {byte:#04x}"))?;
+            Ok((deserialize(engine, component)?, observed))
         },
         || {
-            let component = Component::new(engine, &snapshot()?).map_err(Error::engine)?;
-            let bytes: Arc<[u8]> = component.serialize().map_err(Error::engine)?.into();
-            Ok((component, bytes))
+            let (snapshot, observed) = snapshotter.prepare(name, bytecode, limits)?;
+            let component = compile(engine, &snapshot)?;
+            let mut bytes = vec![observed.to_byte()];
+            bytes.extend(component.serialize().map_err(Error::engine)?);
+            Ok(((component, observed), bytes.into()))
         },
     )
+}
+
+fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component> {
+    Component::new(engine, wasm).map_err(Error::engine)
+}
+
+fn deserialize(engine: &Engine, payload: &[u8]) -> std::result::Result<Component, String> {
+    // SAFETY: the payload passed its header check (magic, kind, this key,
+    // length, BLAKE3) in a directory only this user can write, and the key
+    // covers the engine's compatibility hash: it is exactly what `serialize`
+    // wrote for an engine like this one.
+    unsafe { Component::deserialize(engine, payload) }.map_err(|e| format!("{e:#}"))
 }

@@ -17,6 +17,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::observe::Watch;
 use crate::bindings::{nexus::handler as wit, Level, RuntimeStats};
 
 /// Console output a handler may keep per call, in bytes and in lines; past
@@ -145,6 +146,9 @@ pub(crate) struct HostState {
     log_bytes: usize,
     /// Lines the console's rate limit kept out of the host's log.
     suppressed: u64,
+    /// Where reads of the clocks, randomness and stats are recorded, while
+    /// a handler is prepared.
+    watch: Option<Watch>,
 }
 
 impl HostState {
@@ -166,7 +170,17 @@ impl HostState {
             logs: Vec::new(),
             log_bytes: 0,
             suppressed: 0,
+            watch: None,
         }
+    }
+
+    /// From now on, records what the guest reads of the clocks, randomness
+    /// and stats (the WASI context is remade to record).
+    pub(crate) fn watch(&mut self) -> Watch {
+        let watch = Watch::default();
+        self.watch = Some(watch.clone());
+        self.wasi = None;
+        watch
     }
 }
 
@@ -187,7 +201,10 @@ impl Drop for HostState {
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()),
+            ctx: self.wasi.get_or_insert_with(|| match &self.watch {
+                Some(watch) => watch.wasi(),
+                None => WasiCtx::builder().build(),
+            }),
             table: &mut self.table,
         }
     }
@@ -229,6 +246,9 @@ impl wit::log::Host for HostState {
 
 impl wit::stats::Host for HostState {
     fn get(&mut self) -> RuntimeStats {
+        if let Some(watch) = &self.watch {
+            watch.stats_read();
+        }
         (self.shared.stats)()
     }
 }

@@ -17,6 +17,7 @@
 mod epoch;
 mod exports;
 mod host;
+mod observe;
 mod sandbox;
 mod snapshot;
 mod store;
@@ -25,9 +26,10 @@ pub(crate) use epoch::Ticker;
 pub(crate) use exports::Guest;
 pub use host::LogLine;
 pub(crate) use host::{Console, HostState, Shared};
+pub use observe::Observed;
 pub(crate) use sandbox::Sandbox;
 pub use sandbox::Timing;
-pub(crate) use snapshot::{pre_initialize, prepare_handler, PREPARED_VARIANT, VARIANT};
+pub(crate) use snapshot::{Snapshotter, PREPARED_VARIANT, VARIANT};
 pub(crate) use store::{Limits, StoreBuilder};
 
 use std::hash::{Hash, Hasher};

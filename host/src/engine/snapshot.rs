@@ -2,55 +2,129 @@
 //! call its `wizer-initialize` export (QuickJS's runtime and context are
 //! created and kept), and snapshot the result into a new component whose
 //! fresh instances start with QuickJS ready. A prepared handler's snapshot
-//! also calls `prepare`, so its module is evaluated before the snapshot.
+//! also calls `prepare`, so its module is evaluated before the snapshot, and
+//! answers what that evaluation [observed](Observed).
+//!
+//! Instrumenting the guest and compiling the instrumented component do not
+//! depend on the handler: [`Snapshotter`] does them once per process, on
+//! first use, so each snapshot after that pays only for instantiating,
+//! evaluating and rewriting.
 //!
 //! The snapshot also freezes QuickJS's random state; the guest reseeds
 //! `Math.random` from the host at the start of every invocation.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 
-use wasmtime::component::Component;
-use wasmtime_wizer::{WasmtimeWizerComponent, Wizer};
+use wasmtime::component::{Component, Linker};
+use wasmtime_wizer::{ComponentContext, WasmtimeWizerComponent, Wizer};
 
 use super::epoch::Ticker;
 use super::exports::{self, HANDLER};
-use super::host::Shared;
+use super::host::{HostState, Shared};
+use super::observe::Observed;
 use super::store::{self, Limits, Mode, StoreBuilder};
 use crate::bindings::HandlerError;
 use crate::error::{Error, Result};
+use crate::guest::GUEST_WASM;
 
 /// Names the snapshot format in component cache keys: bump it when what
 /// `wizer-initialize` does changes.
 pub const VARIANT: &str = "wizer-snapshot-v1";
 
 /// Names per-handler snapshots (`wizer-initialize`, then `prepare`) in
-/// component cache keys.
-pub const PREPARED_VARIANT: &str = "wizer-prepared-v1";
+/// component cache keys; v2 entries start with the [`Observed`] byte.
+pub const PREPARED_VARIANT: &str = "wizer-prepared-v2";
 
-/// The pre-initialized guest, as component bytes.
-pub fn pre_initialize(wasm: &[u8], shared: Shared) -> Result<Vec<u8>> {
-    let stores = StoreBuilder::new(&super::for_wizer()?, shared);
-    on_own_thread(snapshot(&stores, wasm, "wizer-initialize", None))
+const INIT: &str = "wizer-initialize";
+
+/// Makes snapshots of the guest, instrumenting it once, on first use.
+pub(crate) struct Snapshotter {
+    shared: Shared,
+    instrumented: Mutex<Option<Arc<Instrumented>>>,
 }
 
-/// The guest pre-initialized and then with `bytecode`'s module evaluated
-/// (`prepare`), as component bytes: a handler's own component. The module's
-/// top-level code is the handler's, so it runs under `limits`.
-pub fn prepare_handler(
-    wasm: &[u8],
-    name: &str,
-    bytecode: &[u8],
-    shared: Shared,
-    limits: Limits,
-) -> Result<Vec<u8>> {
-    let stores = StoreBuilder::new(&super::for_wizer()?, shared);
-    let _ticker = Ticker::start(stores.engine());
-    on_own_thread(snapshot(&stores, wasm, name, Some((bytecode, limits))))
+/// The handler-independent half of a snapshot: the guest instrumented and
+/// compiled, on an engine of its own.
+struct Instrumented {
+    stores: StoreBuilder,
+    cx: ComponentContext<'static>,
+    component: Component,
+    linker: Linker<HostState>,
+}
+
+fn wizer() -> Wizer {
+    let mut wizer = Wizer::new();
+    wizer.init_func(INIT).keep_init_func(true);
+    wizer
+}
+
+fn failed(e: wasmtime::Error) -> Error {
+    Error::Engine(anyhow::anyhow!("pre-initializing the guest: {e:#}"))
+}
+
+impl Snapshotter {
+    /// Snapshots whose stores share `shared` (`Nexus.stats()`, the console).
+    pub fn new(shared: Shared) -> Self {
+        Self {
+            shared,
+            instrumented: Mutex::default(),
+        }
+    }
+
+    fn instrumented(&self) -> Result<Arc<Instrumented>> {
+        let mut slot = self.instrumented.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ready) = &*slot {
+            return Ok(ready.clone());
+        }
+        let engine = super::for_wizer()?;
+        let (cx, wasm) = wizer().instrument_component(GUEST_WASM).map_err(failed)?;
+        let ready = Arc::new(Instrumented {
+            component: Component::new(&engine, &wasm).map_err(failed)?,
+            linker: store::linker(&engine, Mode::Async)?,
+            stores: StoreBuilder::new(&engine, self.shared.clone()),
+            cx,
+        });
+        *slot = Some(ready.clone());
+        Ok(ready)
+    }
+
+    /// The pre-initialized guest, as component bytes.
+    pub fn pre_initialize(&self) -> Result<Vec<u8>> {
+        let instrumented = self.instrumented()?;
+        on_own_thread(async move {
+            instrumented
+                .snapshot(INIT, None)
+                .await
+                .map(|(bytes, _)| bytes)
+        })
+    }
+
+    /// The guest pre-initialized and then with `bytecode`'s module evaluated
+    /// (`prepare`), as component bytes: a handler's own component. The
+    /// module's top-level code is the handler's, so it runs under `limits`;
+    /// what it read of the world comes back with the bytes.
+    pub fn prepare(
+        &self,
+        name: &str,
+        bytecode: &[u8],
+        limits: Limits,
+    ) -> Result<(Vec<u8>, Observed)> {
+        let instrumented = self.instrumented()?;
+        // The top level runs under a deadline; epochs tick only while it does.
+        let _ticker = Ticker::start(instrumented.stores.engine());
+        on_own_thread(async move {
+            let (bytes, observed) = instrumented
+                .snapshot(name, Some((bytecode, limits)))
+                .await?;
+            Ok((bytes, observed.expect("prepare watches")))
+        })
+    }
 }
 
 /// Wizer drives the component through an async store; keep its executor
 /// on a thread of its own, so this works inside or outside tokio.
-fn on_own_thread(work: impl Future<Output = Result<Vec<u8>>> + Send) -> Result<Vec<u8>> {
+fn on_own_thread<T: Send>(work: impl Future<Output = Result<T>> + Send) -> Result<T> {
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
@@ -68,55 +142,57 @@ fn on_own_thread(work: impl Future<Output = Result<Vec<u8>>> + Send) -> Result<V
     })
 }
 
-/// Instruments `wasm`, instantiates it, calls `wizer-initialize` and, given
-/// bytecode, `prepare` (within its limits), then snapshots the instance.
-async fn snapshot(
-    stores: &StoreBuilder,
-    wasm: &[u8],
-    name: &str,
-    prepare: Option<(&[u8], Limits)>,
-) -> Result<Vec<u8>> {
-    let failed =
-        |e: wasmtime::Error| Error::Engine(anyhow::anyhow!("pre-initializing the guest: {e:#}"));
-    let mut wizer = Wizer::new();
-    wizer.init_func("wizer-initialize").keep_init_func(true);
-    let (cx, instrumented) = wizer.instrument_component(wasm).map_err(failed)?;
-    let component = Component::new(stores.engine(), &instrumented).map_err(failed)?;
-    let linker = store::linker(stores.engine(), Mode::Async)?;
-    // The memory cap holds from the start; the guest's own initialization
-    // is not held to the handler's timeout, `prepare` is.
-    let mut store = stores.build(name, prepare.map(|(_, limits)| limits));
-    store::set_deadline(&mut store, None);
-    let instance = linker
-        .instantiate_async(&mut store, &component)
-        .await
-        .map_err(failed)?;
-    let init = instance
-        .get_typed_func::<(), ()>(&mut store, "wizer-initialize")
-        .map_err(failed)?;
-    init.call_async(&mut store, ()).await.map_err(failed)?;
-
-    if let Some((bytecode, limits)) = prepare {
-        let prepare = exports::find(&component, HANDLER, "prepare").map_err(failed)?;
-        let prepare = instance
-            .get_typed_func::<(&[u8],), (std::result::Result<(), HandlerError>,)>(
-                &mut store, prepare,
-            )
+impl Instrumented {
+    /// Instantiates the instrumented guest, calls `wizer-initialize` and,
+    /// given bytecode, `prepare` (within its limits, watching its reads),
+    /// then snapshots the instance.
+    async fn snapshot(
+        &self,
+        name: &str,
+        prepare: Option<(&[u8], Limits)>,
+    ) -> Result<(Vec<u8>, Option<Observed>)> {
+        // The memory cap holds from the start; the guest's own initialization
+        // is not held to the handler's timeout, `prepare` is.
+        let mut store = self.stores.build(name, prepare.map(|(_, limits)| limits));
+        store::set_deadline(&mut store, None);
+        let instance = self
+            .linker
+            .instantiate_async(&mut store, &self.component)
+            .await
             .map_err(failed)?;
-        // Deadlines count from now: initializing above took time of its own.
-        store::set_deadline(&mut store, Some(limits));
-        let outcome = prepare.call_async(&mut store, (bytecode,)).await;
-        store::verdict(&store, limits, outcome.map(|(r,)| r))?;
-    }
+        let init = instance
+            .get_typed_func::<(), ()>(&mut store, INIT)
+            .map_err(failed)?;
+        init.call_async(&mut store, ()).await.map_err(failed)?;
 
-    wizer
-        .snapshot_component(
-            &cx,
-            &mut WasmtimeWizerComponent {
-                store: &mut store,
-                instance,
-            },
-        )
-        .await
-        .map_err(failed)
+        let mut observed = None;
+        if let Some((bytecode, limits)) = prepare {
+            let prepare = exports::find(&self.component, HANDLER, "prepare").map_err(failed)?;
+            let prepare = instance
+                .get_typed_func::<(&[u8],), (std::result::Result<(), HandlerError>,)>(
+                    &mut store, prepare,
+                )
+                .map_err(failed)?;
+            // Only the handler's own top level counts: creating QuickJS's
+            // context above read the clock too.
+            let watch = store.data_mut().watch();
+            // Deadlines count from now: initializing above took time of its own.
+            store::set_deadline(&mut store, Some(limits));
+            let outcome = prepare.call_async(&mut store, (bytecode,)).await;
+            store::verdict(&store, limits, outcome.map(|(r,)| r))?;
+            observed = Some(watch.observed());
+        }
+
+        let bytes = wizer()
+            .snapshot_component(
+                &self.cx,
+                &mut WasmtimeWizerComponent {
+                    store: &mut store,
+                    instance,
+                },
+            )
+            .await
+            .map_err(failed)?;
+        Ok((bytes, observed))
+    }
 }

@@ -61,11 +61,6 @@ impl StoreBuilder {
         &self.engine
     }
 
-    /// What the stores share: the `stats` import's source, the console.
-    pub fn shared(&self) -> &Shared {
-        &self.shared
-    }
-
     /// A store for one call of `handler`, held to `limits`; without limits,
     /// a store for the host's own work (checking exports, the guest's own
     /// initialization), which runs no handler code: no cap, no deadline.

@@ -1,14 +1,17 @@
 //! Handlers registered by name: what `nexus serve` serves. Registering
 //! compiles through the cache; re-registering a name swaps the handler in
 //! one step, so calls already running finish on the version they started
-//! with.
+//! with. Each handler's calls take its snapshot once the policy
+//! ([`snapshots`](super::snapshots)) has loaded one, the plain path until
+//! then.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use super::{Invocation, Runtime};
+use super::snapshots::{Slot, Snapshot, SnapshotCounts, Snapshots};
+use super::{Invocation, InvocationPath, Runtime};
 use crate::artifacts::CompiledHandler;
 use crate::error::{Error, Result};
 
@@ -49,6 +52,13 @@ pub struct Handler {
     /// show, so it shares cache entries with `nexus run <name>.js`).
     pub compiled: CompiledHandler,
     invocations: AtomicU64,
+    snapshot: Arc<Slot>,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Slot").field(&self.state()).finish()
+    }
 }
 
 impl Handler {
@@ -56,21 +66,43 @@ impl Handler {
     pub fn invocations(&self) -> u64 {
         self.invocations.load(Relaxed)
     }
+
+    /// Where its snapshot stands (and why, if refused or failed).
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot.state()
+    }
+
+    /// The path its next call takes.
+    pub fn path(&self) -> InvocationPath {
+        match self.snapshot.prepared() {
+            Some(_) => InvocationPath::Prepared,
+            None => InvocationPath::Plain,
+        }
+    }
 }
 
-/// Handlers by name, over one runtime. `Send + Sync`.
+/// Handlers by name, over one runtime, with the snapshot policy of its
+/// settings (`snapshot`, `snapshot_after`, `max_prepared`). `Send + Sync`.
 pub struct Handlers {
     runtime: Arc<Runtime>,
     by_name: RwLock<BTreeMap<String, Arc<Handler>>>,
+    snapshots: Snapshots,
 }
 
 impl Handlers {
-    /// No handlers yet, over `runtime`.
+    /// No handlers yet, over `runtime`; starts the snapshot worker unless
+    /// snapshots are off.
     pub fn new(runtime: Arc<Runtime>) -> Self {
         Self {
+            snapshots: Snapshots::start(runtime.clone()),
             runtime,
             by_name: RwLock::default(),
         }
+    }
+
+    /// How snapshot builds ended so far.
+    pub fn snapshot_counts(&self) -> SnapshotCounts {
+        self.snapshots.counts()
     }
 
     /// The runtime the handlers run on.
@@ -90,6 +122,7 @@ impl Handlers {
         let compiled = self.runtime.compile(&format!("{name}.js"), source)?;
         let handler = Arc::new(Handler {
             name: name.to_owned(),
+            snapshot: self.snapshots.slot(compiled.clone()),
             compiled,
             invocations: AtomicU64::new(0),
         });
@@ -116,8 +149,9 @@ impl Handlers {
         self.by_name.read().unwrap().values().cloned().collect()
     }
 
-    /// Runs `handler` with `input` (JSON) in a fresh instance; `timeout`
-    /// may shorten the configured timeout, never lengthen it.
+    /// Runs `handler` with `input` (JSON) in a fresh instance of its
+    /// snapshot if one is loaded, else of the shared guest; `timeout` may
+    /// shorten the configured timeout, never lengthen it.
     ///
     /// # Errors
     ///
@@ -128,11 +162,31 @@ impl Handlers {
         input: &str,
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
-        handler.invocations.fetch_add(1, Relaxed);
+        self.invoke_routed(handler, input, timeout).1
+    }
+
+    /// [`invoke`](Self::invoke), answering the path the call took whatever
+    /// its outcome.
+    pub fn invoke_routed(
+        &self,
+        handler: &Handler,
+        input: &str,
+        timeout: Option<Duration>,
+    ) -> (InvocationPath, Result<Invocation>) {
+        let invocations = handler.invocations.fetch_add(1, Relaxed) + 1;
         let limit = self.runtime.config().timeout;
         let timeout = timeout.map(|t| t.min(limit));
-        self.runtime
-            .invoke_with_timeout(&handler.compiled, input, timeout)
+        match self.snapshots.route(&handler.snapshot, invocations) {
+            Some(prepared) => (
+                InvocationPath::Prepared,
+                self.runtime.invoke_prepared(&prepared, input, timeout),
+            ),
+            None => (
+                InvocationPath::Plain,
+                self.runtime
+                    .invoke_with_timeout(&handler.compiled, input, timeout),
+            ),
+        }
     }
 }
 

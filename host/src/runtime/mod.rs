@@ -9,8 +9,10 @@
 
 mod admission;
 mod handlers;
+mod snapshots;
 
 pub use handlers::{check_name, Handler, Handlers};
+pub use snapshots::{Snapshot, SnapshotCounts};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +24,8 @@ use crate::bindings::{HandlerError, RuntimeStats};
 use crate::cache::{Cache, Kind, Origin};
 use crate::config::Config;
 use crate::engine::{
-    self, Console, Guest, HostState, Limits, LogLine, Sandbox, Shared, StoreBuilder, Ticker, Timing,
+    self, Console, Guest, HostState, Limits, LogLine, Observed, Sandbox, Shared, Snapshotter,
+    StoreBuilder, Ticker, Timing,
 };
 use crate::error::{Error, Result};
 use crate::stats::{Metrics, Stats};
@@ -54,6 +57,27 @@ pub struct Invocation {
     pub logs: Vec<LogLine>,
     /// Where the invocation's time went.
     pub timing: Timing,
+    /// Which component ran it.
+    pub path: InvocationPath,
+}
+
+/// Which component an invocation ran in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvocationPath {
+    /// The shared guest, which loaded and evaluated the handler's bytecode.
+    Plain,
+    /// The handler's own [prepared](Runtime::prepare) component.
+    Prepared,
+}
+
+impl InvocationPath {
+    /// `plain` or `prepared`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvocationPath::Plain => "plain",
+            InvocationPath::Prepared => "prepared",
+        }
+    }
 }
 
 /// A handler with its own pre-initialized component; see
@@ -64,6 +88,9 @@ pub struct PreparedHandler {
     pub name: String,
     /// Where its component came from.
     pub origin: Origin,
+    /// What its module's top level read of the world while it was
+    /// evaluated for the snapshot (each call sees those values frozen).
+    pub observed: Observed,
     sandbox: Arc<Sandbox>,
 }
 
@@ -72,6 +99,7 @@ impl std::fmt::Debug for PreparedHandler {
         f.debug_struct("PreparedHandler")
             .field("name", &self.name)
             .field("origin", &self.origin)
+            .field("observed", &self.observed)
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +109,7 @@ pub struct Runtime {
     config: Config,
     stores: StoreBuilder,
     sandbox: Sandbox,
+    snapshotter: Snapshotter,
     cache: Arc<Cache>,
     stats: Arc<Stats>,
     admission: Admission,
@@ -121,9 +150,10 @@ impl Runtime {
             stats: Arc::new(move || record.record()),
             console: Arc::new(Console::new(config.console_lines_per_second)),
         };
+        let snapshotter = Snapshotter::new(shared.clone());
         let stores = StoreBuilder::new(&engine, shared);
         let start = Instant::now();
-        let (component, component_origin) = artifacts::guest(&engine, &cache, stores.shared())?;
+        let (component, component_origin) = artifacts::guest(&engine, &cache, &snapshotter)?;
         stats.compiled_if(Kind::Component, component_origin, start);
         tracing::debug!(target: "nexus::cache", artifact = "component", origin = component_origin.as_str(), "guest component");
         let sandbox = Sandbox::new(&stores, &component)?;
@@ -133,6 +163,7 @@ impl Runtime {
             config,
             stores,
             sandbox,
+            snapshotter,
             cache,
             stats,
             component_origin,
@@ -263,11 +294,18 @@ impl Runtime {
     /// [`Error::Engine`] if snapshotting or compiling fails.
     pub fn prepare(&self, handler: &CompiledHandler) -> Result<PreparedHandler> {
         let _permit = self.admission.enter()?;
+        self.prepare_unadmitted(handler)
+    }
+
+    /// [`prepare`](Self::prepare) without taking an instance slot: for a
+    /// background worker, which runs one build at a time and whose build
+    /// instantiates on an engine of its own.
+    pub(crate) fn prepare_unadmitted(&self, handler: &CompiledHandler) -> Result<PreparedHandler> {
         let start = Instant::now();
-        let (component, origin) = artifacts::prepared(
+        let ((component, observed), origin) = artifacts::prepared(
             self.stores.engine(),
             &self.cache,
-            self.stores.shared(),
+            &self.snapshotter,
             &handler.name,
             &handler.bytecode,
             self.limits(None),
@@ -276,6 +314,7 @@ impl Runtime {
         Ok(PreparedHandler {
             name: handler.name.clone(),
             origin,
+            observed,
             sandbox: Arc::new(Sandbox::new(&self.stores, &component)?),
         })
     }
@@ -292,9 +331,14 @@ impl Runtime {
         input: &str,
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
-        self.run(&handler.sandbox, &handler.name, timeout, |guest, store| {
-            guest.invoke_prepared(store, input)
-        })
+        let path = InvocationPath::Prepared;
+        self.run(
+            &handler.sandbox,
+            &handler.name,
+            path,
+            timeout,
+            |guest, store| guest.invoke_prepared(store, input),
+        )
     }
 
     /// Runs precompiled bytecode, with the same limits as
@@ -322,7 +366,8 @@ impl Runtime {
         input: &str,
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
-        self.run(&self.sandbox, name, timeout, |guest, store| {
+        let path = InvocationPath::Plain;
+        self.run(&self.sandbox, name, path, timeout, |guest, store| {
             guest.invoke(store, bytecode, input)
         })
     }
@@ -333,6 +378,7 @@ impl Runtime {
         &self,
         sandbox: &Sandbox,
         name: &str,
+        path: InvocationPath,
         timeout: Option<Duration>,
         call: impl FnOnce(
             &Guest<'_>,
@@ -355,6 +401,7 @@ impl Runtime {
                 output,
                 logs,
                 timing,
+                path,
             })
         });
         self.stats.executed(&result, took);

@@ -15,6 +15,15 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
+    /// A blocking task that panicked or was cancelled.
+    pub fn worker(e: tokio::task::JoinError) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the worker failed: {e}"),
+        )
+    }
+
     pub fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Self {
         let mut fields = Map::new();
         fields.insert("kind".into(), json!(kind));

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use nexus_host::{Durations, Handlers, Kind, Op, TierStats};
+use nexus_host::{Durations, Handlers, InvocationPath, Kind, Op, TierStats};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
@@ -94,6 +94,12 @@ const FAMILIES: &[(&str, MetricType, &str, &[&str])] = &[
         MetricType::GAUGE,
         "Registered handlers by the path their calls take.",
         &["path"],
+    ),
+    (
+        "nexus_snapshots_total",
+        MetricType::COUNTER,
+        "Per-handler snapshot builds by outcome (built, loaded from the cache, refused under auto, failed), and snapshots unloaded to keep within max_prepared.",
+        &["outcome"],
     ),
 ];
 
@@ -272,13 +278,32 @@ impl Collector for RuntimeCollector {
             &[],
             Value::Gauge(runtime.active_instances().into()),
         );
-        let count = handlers.list().len();
-        add(
-            "nexus_handlers",
-            &[("path", "plain")],
-            Value::Gauge(count as f64),
-        );
-        add("nexus_handlers", &[("path", "prepared")], Value::Gauge(0.0));
+        let list = handlers.list();
+        let prepared = list
+            .iter()
+            .filter(|h| h.path() == InvocationPath::Prepared)
+            .count();
+        for (path, count) in [("plain", list.len() - prepared), ("prepared", prepared)] {
+            add(
+                "nexus_handlers",
+                &[("path", path)],
+                Value::Gauge(count as f64),
+            );
+        }
+        let counts = handlers.snapshot_counts();
+        for (outcome, n) in [
+            ("built", counts.built),
+            ("loaded", counts.loaded),
+            ("refused", counts.refused),
+            ("failed", counts.failed),
+            ("unloaded", counts.unloaded),
+        ] {
+            add(
+                "nexus_snapshots_total",
+                &[("outcome", outcome)],
+                Value::Counter(n),
+            );
+        }
 
         FAMILIES
             .iter()

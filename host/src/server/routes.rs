@@ -66,24 +66,24 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("the worker failed: {e}"),
-            )
-        })?
+        .map_err(ApiError::worker)?
         .map_err(ApiError::from)
 }
 
 fn describe(handler: &Handler) -> Value {
-    json!({
+    let snapshot = handler.snapshot();
+    let mut described = json!({
         "name": handler.name,
         "key": handler.compiled.key.to_hex(),
         "bytecode_bytes": handler.compiled.bytecode.len(),
         "invocations": handler.invocations(),
-        "path": "plain",
-    })
+        "path": handler.path().as_str(),
+        "snapshot": snapshot.as_str(),
+    });
+    if let Some(reason) = snapshot.reason() {
+        described["snapshot_reason"] = reason.into();
+    }
+    described
 }
 
 /// `PUT /handlers/{name}`: the body is the module's source.
@@ -133,14 +133,20 @@ pub(crate) async fn invoke(
         .get(&name)
         .ok_or_else(|| ApiError::not_found(&name))?;
     let start = Instant::now();
-    let invocation = blocking(move || handlers.invoke(&handler, &input, timeout)).await?;
-    let mut response = (
-        [(header::CONTENT_TYPE, "application/json")],
-        invocation.output,
-    )
-        .into_response();
+    let (path, invocation) =
+        tokio::task::spawn_blocking(move || handlers.invoke_routed(&handler, &input, timeout))
+            .await
+            .map_err(ApiError::worker)?;
+    let mut response = match invocation {
+        Ok(invocation) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            invocation.output,
+        )
+            .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    };
     let headers = response.headers_mut();
-    headers.insert("x-nexus-path", HeaderValue::from_static("plain"));
+    headers.insert("x-nexus-path", HeaderValue::from_static(path.as_str()));
     let micros = start.elapsed().as_micros().to_string();
     headers.insert(
         "x-nexus-duration-us",

@@ -1,0 +1,337 @@
+//! Automatic per-handler snapshots: the policy over [`Runtime::prepare`].
+//!
+//! Each registered handler has a [`Slot`]: its snapshot's state and, once
+//! built, its prepared component. One background thread, at a lower CPU
+//! priority, builds snapshots one at a time from a bounded queue, so builds
+//! never take an instance slot or more than one core from invocations.
+//!
+//! Invariants:
+//! - Under `auto`, a handler is switched to its snapshot only if its top
+//!   level read nothing that differs between instances ([`Observed`]), so
+//!   answers are the same before and after the switch.
+//! - A build that fails leaves the handler on the plain path: the failure
+//!   is logged once, counted and shown, never an invocation's error.
+//! - At most `max_prepared` snapshots are loaded; past that, the least
+//!   recently invoked is unloaded (its component stays in the cache, from
+//!   which a later build loads it without snapshotting again).
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+
+use super::{PreparedHandler, Runtime};
+use crate::artifacts::CompiledHandler;
+use crate::cache::Origin;
+use crate::config::SnapshotPolicy;
+
+/// Builds that may wait for the worker; past that, a handler is asked
+/// again on a later invocation.
+const QUEUE: usize = 256;
+
+/// Where a handler's snapshot stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Snapshot {
+    /// Snapshots are off (`snapshot = off`, or `max_prepared = 0`).
+    Off,
+    /// Under `auto`: built after this many invocations.
+    Waiting {
+        /// The invocations that trigger the build.
+        after: u32,
+    },
+    /// Waiting for the worker.
+    Queued,
+    /// The worker is building or loading it.
+    Building,
+    /// Loaded: calls run in it.
+    Prepared,
+    /// Unloaded to keep within `max_prepared`; the next call asks for it
+    /// again, from the cache.
+    Unloaded,
+    /// Under `auto`, not used: the top level read something that differs
+    /// between instances.
+    Refused(String),
+    /// The build failed; calls stay on the plain path.
+    Failed(String),
+}
+
+impl Snapshot {
+    /// The state as one word: `off`, `waiting`, `queued`, `building`,
+    /// `prepared`, `unloaded`, `refused`, `failed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Snapshot::Off => "off",
+            Snapshot::Waiting { .. } => "waiting",
+            Snapshot::Queued => "queued",
+            Snapshot::Building => "building",
+            Snapshot::Prepared => "prepared",
+            Snapshot::Unloaded => "unloaded",
+            Snapshot::Refused(_) => "refused",
+            Snapshot::Failed(_) => "failed",
+        }
+    }
+
+    /// Why it was refused or failed.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Snapshot::Refused(why) | Snapshot::Failed(why) => Some(why),
+            _ => None,
+        }
+    }
+}
+
+/// How builds ended since the start, and how many snapshots were unloaded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotCounts {
+    /// Snapshotted and compiled.
+    pub built: u64,
+    /// Found in the cache: no snapshot taken.
+    pub loaded: u64,
+    /// Not used under `auto`: the top level read the clock, randomness or
+    /// stats.
+    pub refused: u64,
+    /// The top level threw, ran out of time or memory, or the engine failed.
+    pub failed: u64,
+    /// Unloaded to keep within `max_prepared`.
+    pub unloaded: u64,
+}
+
+#[derive(Default)]
+struct Counts {
+    built: AtomicU64,
+    loaded: AtomicU64,
+    refused: AtomicU64,
+    failed: AtomicU64,
+    unloaded: AtomicU64,
+}
+
+/// One handler's snapshot.
+pub(crate) struct Slot {
+    compiled: CompiledHandler,
+    state: Mutex<Snapshot>,
+    prepared: RwLock<Option<Arc<PreparedHandler>>>,
+    /// When it was last invoked prepared, on the policy's own clock.
+    last_used: AtomicU64,
+}
+
+impl Slot {
+    pub fn state(&self) -> Snapshot {
+        self.state.lock().unwrap().clone()
+    }
+
+    fn set(&self, state: Snapshot) {
+        *self.state.lock().unwrap() = state;
+    }
+
+    pub fn prepared(&self) -> Option<Arc<PreparedHandler>> {
+        self.prepared.read().unwrap().clone()
+    }
+}
+
+/// The policy and its worker's queue.
+pub(crate) struct Snapshots {
+    policy: SnapshotPolicy,
+    after: u32,
+    queue: SyncSender<Weak<Slot>>,
+    counts: Arc<Counts>,
+    clock: AtomicU64,
+}
+
+impl Snapshots {
+    /// The policy of `runtime`'s settings, with its worker started.
+    pub fn start(runtime: Arc<Runtime>) -> Self {
+        let config = runtime.config().clone();
+        let policy = if config.max_prepared == 0 {
+            SnapshotPolicy::Off
+        } else {
+            config.snapshot
+        };
+        let (queue, jobs) = mpsc::sync_channel(QUEUE);
+        let counts = Arc::new(Counts::default());
+        let worker = Worker {
+            policy,
+            max_prepared: config.max_prepared as usize,
+            loaded: Vec::new(),
+            counts: counts.clone(),
+            runtime,
+        };
+        if policy != SnapshotPolicy::Off {
+            let spawned = std::thread::Builder::new()
+                .name("nexus-snapshots".into())
+                .spawn(move || worker.run(jobs));
+            if let Err(e) = spawned {
+                tracing::warn!(
+                    "cannot start the snapshot worker ({e}): every call takes the plain path"
+                );
+            }
+        }
+        Self {
+            after: config.snapshot_after,
+            policy,
+            queue,
+            counts,
+            clock: AtomicU64::new(0),
+        }
+    }
+
+    /// A slot for a newly registered handler; under `eager`, its build is
+    /// queued now.
+    pub fn slot(&self, compiled: CompiledHandler) -> Arc<Slot> {
+        let state = match self.policy {
+            SnapshotPolicy::Off => Snapshot::Off,
+            SnapshotPolicy::Auto => Snapshot::Waiting { after: self.after },
+            SnapshotPolicy::Eager => Snapshot::Queued,
+        };
+        let slot = Arc::new(Slot {
+            compiled,
+            state: Mutex::new(state),
+            prepared: RwLock::default(),
+            last_used: AtomicU64::new(0),
+        });
+        if self.policy == SnapshotPolicy::Eager {
+            self.enqueue(&slot, Snapshot::Waiting { after: 0 });
+        }
+        slot
+    }
+
+    /// The prepared component to run this call in, if loaded; else, where
+    /// `invocations` (this one included) reached the threshold, queues the
+    /// build.
+    pub fn route(&self, slot: &Arc<Slot>, invocations: u64) -> Option<Arc<PreparedHandler>> {
+        if let Some(prepared) = slot.prepared() {
+            slot.last_used
+                .store(self.clock.fetch_add(1, Relaxed) + 1, Relaxed);
+            return Some(prepared);
+        }
+        let threshold = match self.policy {
+            SnapshotPolicy::Off => return None,
+            SnapshotPolicy::Auto => self.after,
+            // Only if the build could not be queued at registration.
+            SnapshotPolicy::Eager => 0,
+        };
+        if invocations < u64::from(threshold) {
+            return None;
+        }
+        let mut state = slot.state.lock().unwrap();
+        if matches!(*state, Snapshot::Waiting { .. } | Snapshot::Unloaded) {
+            let before = std::mem::replace(&mut *state, Snapshot::Queued);
+            drop(state);
+            self.enqueue(slot, before);
+        }
+        None
+    }
+
+    /// Queues `slot`'s build; when the queue is full, puts back the state
+    /// it had, so a later call asks again.
+    fn enqueue(&self, slot: &Arc<Slot>, before: Snapshot) {
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            self.queue.try_send(Arc::downgrade(slot))
+        {
+            slot.set(before);
+        }
+    }
+
+    pub fn counts(&self) -> SnapshotCounts {
+        let c = &self.counts;
+        SnapshotCounts {
+            built: c.built.load(Relaxed),
+            loaded: c.loaded.load(Relaxed),
+            refused: c.refused.load(Relaxed),
+            failed: c.failed.load(Relaxed),
+            unloaded: c.unloaded.load(Relaxed),
+        }
+    }
+}
+
+/// The background builder: one build at a time.
+struct Worker {
+    policy: SnapshotPolicy,
+    max_prepared: usize,
+    /// The slots with a loaded snapshot; a removed handler's goes dead.
+    loaded: Vec<Weak<Slot>>,
+    counts: Arc<Counts>,
+    runtime: Arc<Runtime>,
+}
+
+impl Worker {
+    fn run(mut self, jobs: Receiver<Weak<Slot>>) {
+        // Builds take seconds of CPU: let invocations go first.
+        if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
+            tracing::debug!("snapshot worker keeps its priority: {e}");
+        }
+        // Ends when the handlers (and so the queue's sender) are dropped.
+        for job in jobs {
+            // A handler removed or replaced since it was queued is gone.
+            if let Some(slot) = job.upgrade() {
+                self.build(&slot);
+            }
+        }
+    }
+
+    fn build(&mut self, slot: &Arc<Slot>) {
+        slot.set(Snapshot::Building);
+        let name = slot.compiled.name.as_str();
+        let counts = &self.counts;
+        match self.runtime.prepare_unadmitted(&slot.compiled) {
+            Ok(prepared) => match prepared.observed.reason() {
+                Some(why) if self.policy == SnapshotPolicy::Auto => {
+                    counts.refused.fetch_add(1, Relaxed);
+                    tracing::info!(target: "nexus::snapshot", handler = name, "not used under snapshot = auto: {why}; calls stay on the plain path");
+                    slot.set(Snapshot::Refused(why));
+                }
+                _ => {
+                    let outcome = match prepared.origin {
+                        Origin::Compiled => &counts.built,
+                        Origin::Memory | Origin::Disk => &counts.loaded,
+                    };
+                    outcome.fetch_add(1, Relaxed);
+                    tracing::debug!(target: "nexus::snapshot", handler = name, origin = prepared.origin.as_str(), "prepared");
+                    self.install(slot, prepared);
+                }
+            },
+            Err(e) => {
+                counts.failed.fetch_add(1, Relaxed);
+                let why = format!("{} ({})", e, e.kind());
+                tracing::warn!(target: "nexus::snapshot", handler = name, "snapshot failed; calls stay on the plain path: {why}");
+                slot.set(Snapshot::Failed(why));
+            }
+        }
+    }
+
+    /// Loads `prepared` into `slot`, then unloads the least recently
+    /// invoked snapshots past `max_prepared`.
+    fn install(&mut self, slot: &Arc<Slot>, prepared: PreparedHandler) {
+        let newest = self
+            .loaded
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|s| s.last_used.load(Relaxed))
+            .max()
+            .unwrap_or(0);
+        // It has not been invoked prepared yet: count it as recent as the
+        // most recent, so it is not the first to go.
+        slot.last_used.store(newest, Relaxed);
+        *slot.prepared.write().unwrap() = Some(Arc::new(prepared));
+        slot.set(Snapshot::Prepared);
+        self.loaded.retain(|s| s.strong_count() > 0);
+        self.loaded.push(Arc::downgrade(slot));
+        while self.loaded.len() > self.max_prepared {
+            let this = Arc::downgrade(slot);
+            let Some((index, _)) = self
+                .loaded
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !s.ptr_eq(&this))
+                .map(|(i, s)| (i, s.upgrade().map_or(0, |s| s.last_used.load(Relaxed))))
+                .min_by_key(|(_, used)| *used)
+            else {
+                break;
+            };
+            if let Some(old) = self.loaded.swap_remove(index).upgrade() {
+                *old.prepared.write().unwrap() = None;
+                old.set(Snapshot::Unloaded);
+                self.counts.unloaded.fetch_add(1, Relaxed);
+                tracing::debug!(target: "nexus::snapshot", handler = old.compiled.name.as_str(), "unloaded (max_prepared)");
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! `nexus serve`'s automatic per-handler snapshots, over HTTP: `auto`
+//! switches a handler to its snapshot with the same answers, keeps handlers
+//! whose top level reads the world on the plain path, and survives a
+//! failing build; `eager` and `off`; the `max_prepared` bound; restarts.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::server::{handlers_dir, sample, serve, Server};
+
+/// A top level that computes something (a table), and reads nothing that
+/// differs between instances.
+const PURE: &str = "
+const squares = Array.from({ length: 10 }, (_, i) => i * i);
+export default (ctx) => ({ n: ctx.n, square: squares[ctx.n], sum: squares.reduce((a, b) => a + b) });
+";
+const CLOCK: &str =
+    "const started = Date.now(); export default () => ({ started: typeof started })";
+const RANDOM: &str = "const r = Math.random(); export default () => ({ below_one: r < 1 })";
+const STATS: &str = "const s = Nexus.stats(); export default () => typeof s.executions";
+const THROWS: &str = "throw new TypeError('not at the top level, please'); export default () => 1;";
+
+/// `GET /handlers/{name}` once the snapshot has settled (not queued or
+/// building); builds in a debug build take seconds each.
+fn settled(server: &Server, name: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let handler = server
+            .request("GET", &format!("/handlers/{name}"), b"")
+            .json();
+        let state = handler["snapshot"].as_str().unwrap().to_owned();
+        if !["queued", "building"].contains(&state.as_str()) {
+            return handler;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "{name}'s snapshot never settled: {handler}\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Invokes `name` with `input`; answers the status, the path header and the
+/// JSON body.
+fn invoke(server: &Server, name: &str, input: &str) -> (u16, String, Value) {
+    let reply = server.request(
+        "POST",
+        &format!("/handlers/{name}/invoke"),
+        input.as_bytes(),
+    );
+    let path = reply.header("x-nexus-path").unwrap_or("none").to_owned();
+    (reply.status, path, reply.json())
+}
+
+fn snapshots(server: &Server, outcome: &str) -> f64 {
+    let metrics = server.request("GET", "/metrics", b"").text();
+    sample(
+        &metrics,
+        &format!(r#"nexus_snapshots_total{{outcome="{outcome}"}}"#),
+    )
+}
+
+#[test]
+fn auto_switches_pure_handlers_and_keeps_readers_of_the_world_and_failures_plain() {
+    let server = serve(
+        &[
+            ("pure.js", PURE),
+            ("clock.js", CLOCK),
+            ("random.js", RANDOM),
+            ("stats.js", STATS),
+            ("throws.js", THROWS),
+        ],
+        &["--snapshot-after", "2"],
+    );
+    let names = ["pure", "clock", "random", "stats", "throws"];
+    let mut before = Vec::new();
+    for name in names {
+        assert_eq!(settled(&server, name)["snapshot"], "waiting", "{name}");
+        for n in [3, 4] {
+            let (status, path, body) = invoke(&server, name, &format!(r#"{{"n":{n}}}"#));
+            assert_eq!(path, "plain", "{name} before its snapshot");
+            before.push((name, n, status, body));
+        }
+    }
+
+    let pure = settled(&server, "pure");
+    assert_eq!(
+        (&pure["snapshot"], &pure["path"]),
+        (&json!("prepared"), &json!("prepared"))
+    );
+    for (name, reads) in [
+        ("clock", "Date.now()"),
+        ("random", "Math.random()"),
+        ("stats", "Nexus.stats()"),
+    ] {
+        let handler = settled(&server, name);
+        assert_eq!(handler["snapshot"], "refused", "{handler}");
+        assert_eq!(handler["path"], "plain", "{handler}");
+        let reason = handler["snapshot_reason"].as_str().unwrap();
+        assert!(reason.contains(reads), "{name}: {reason}");
+    }
+    let throws = settled(&server, "throws");
+    assert_eq!(
+        (&throws["snapshot"], &throws["path"]),
+        (&json!("failed"), &json!("plain"))
+    );
+    let reason = throws["snapshot_reason"].as_str().unwrap();
+    assert!(reason.contains("not at the top level, please"), "{reason}");
+
+    // Byte for byte the same answers, on the path each handler is on now.
+    for (name, n, status, body) in &before {
+        let (again, path, answer) = invoke(&server, name, &format!(r#"{{"n":{n}}}"#));
+        let expected_path = if *name == "pure" { "prepared" } else { "plain" };
+        assert_eq!(path, expected_path, "{name}");
+        assert_eq!((again, &answer), (*status, body), "{name} with n={n}");
+    }
+    assert_eq!(
+        invoke(&server, "throws", "{}").2["error"]["kind"],
+        "runtime_error",
+        "a failed build is not the invocation's error: it fails as it always did"
+    );
+
+    assert_eq!(snapshots(&server, "built"), 1.0);
+    assert_eq!(snapshots(&server, "refused"), 3.0);
+    assert_eq!(snapshots(&server, "failed"), 1.0);
+    let metrics = server.request("GET", "/metrics", b"").text();
+    assert_eq!(sample(&metrics, r#"nexus_handlers{path="prepared"}"#), 1.0);
+    assert_eq!(sample(&metrics, r#"nexus_handlers{path="plain"}"#), 4.0);
+    let log = server.log();
+    assert_eq!(
+        log.matches("snapshot failed").count(),
+        1,
+        "logged once: {log}"
+    );
+}
+
+#[test]
+fn eager_snapshots_at_registration_whatever_the_top_level_read_and_off_never() {
+    let eager = serve(
+        &[("clock.js", CLOCK), ("pure.js", PURE)],
+        &["--snapshot", "eager"],
+    );
+    for name in ["clock", "pure"] {
+        let handler = settled(&eager, name);
+        assert_eq!(handler["snapshot"], "prepared", "{handler}");
+        assert_eq!(handler["invocations"], 0, "built before any call");
+    }
+    let (status, path, body) = invoke(&eager, "clock", "{}");
+    assert_eq!(
+        (status, path.as_str(), body),
+        (200, "prepared", json!({ "started": "number" }))
+    );
+    let now_frozen = "const t = Date.now(); export default () => t";
+    let registered = eager.request("PUT", "/handlers/frozen", now_frozen.as_bytes());
+    assert_eq!(registered.status, 201);
+    assert_eq!(settled(&eager, "frozen")["snapshot"], "prepared");
+    let first = invoke(&eager, "frozen", "{}").2;
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        invoke(&eager, "frozen", "{}").2,
+        first,
+        "eager freezes the top level's clock"
+    );
+
+    let off = serve(&[("pure.js", PURE)], &["--snapshot", "off"]);
+    for _ in 0..5 {
+        assert_eq!(invoke(&off, "pure", r#"{"n":2}"#).1, "plain");
+    }
+    let handler = settled(&off, "pure");
+    assert_eq!(
+        (&handler["snapshot"], &handler["path"]),
+        (&json!("off"), &json!("plain"))
+    );
+    assert_eq!(snapshots(&off, "built"), 0.0);
+}
+
+#[test]
+fn at_most_max_prepared_are_loaded_and_an_unloaded_one_comes_back_from_the_cache() {
+    let server = serve(
+        &[
+            ("a.js", PURE),
+            ("b.js", "export default (ctx) => ({ b: ctx.n })"),
+        ],
+        &["--snapshot-after", "1", "--max-prepared", "1"],
+    );
+    assert_eq!(invoke(&server, "a", r#"{"n":1}"#).2["square"], 1);
+    assert_eq!(settled(&server, "a")["snapshot"], "prepared");
+    assert_eq!(invoke(&server, "b", r#"{"n":2}"#).2, json!({ "b": 2 }));
+    assert_eq!(settled(&server, "b")["snapshot"], "prepared");
+    let a = settled(&server, "a");
+    assert_eq!(
+        (&a["snapshot"], &a["path"]),
+        (&json!("unloaded"), &json!("plain"))
+    );
+    assert_eq!(snapshots(&server, "unloaded"), 1.0);
+
+    // Back on the plain path, with the same answer; then loaded again.
+    let (_, path, body) = invoke(&server, "a", r#"{"n":3}"#);
+    assert_eq!((path.as_str(), &body["square"]), ("plain", &json!(9)));
+    assert_eq!(settled(&server, "a")["snapshot"], "prepared");
+    assert_eq!(invoke(&server, "a", r#"{"n":3}"#).1, "prepared");
+    assert_eq!(settled(&server, "b")["snapshot"], "unloaded");
+    assert_eq!(
+        snapshots(&server, "built"),
+        2.0,
+        "a was not snapshotted twice"
+    );
+    assert_eq!(snapshots(&server, "loaded"), 1.0);
+}
+
+#[test]
+fn a_restart_loads_snapshots_from_the_cache_and_builds_nothing() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = handlers_dir(&[("pure.js", PURE)]);
+    let args = [
+        "--handlers",
+        dir.path().to_str().unwrap(),
+        "--snapshot-after",
+        "1",
+    ];
+    let mut first = Server::start(cache.path(), &args).ready();
+    invoke(&first, "pure", r#"{"n":5}"#);
+    assert_eq!(settled(&first, "pure")["snapshot"], "prepared");
+    assert_eq!(snapshots(&first, "built"), 1.0);
+    assert!(first.terminate().success());
+
+    let second = Server::start(cache.path(), &args).ready();
+    let (_, _, answer) = invoke(&second, "pure", r#"{"n":5}"#);
+    assert_eq!(answer["square"], 25);
+    assert_eq!(settled(&second, "pure")["snapshot"], "prepared");
+    assert_eq!(invoke(&second, "pure", r#"{"n":5}"#).2, answer);
+    assert_eq!(snapshots(&second, "built"), 0.0);
+    assert_eq!(snapshots(&second, "loaded"), 1.0);
+    let metrics = second.request("GET", "/metrics", b"").text();
+    for artifact in ["bytecode", "component"] {
+        let misses = format!(r#"nexus_cache_misses_total{{artifact="{artifact}"}}"#);
+        assert_eq!(sample(&metrics, &misses), 0.0, "{artifact}");
+    }
+}
