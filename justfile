@@ -27,6 +27,7 @@ bench:
     node tests/compat/make-handlers.mjs target/bench-handlers
     cargo bench --locked --bench cache
     cargo bench --locked --bench invoke
+    cargo bench --locked --bench snapshot
 
 # nexus serve against Node http peers (vm per request, and direct), with wrk.
 bench-serve:

@@ -23,6 +23,16 @@ for _ in $(seq 600); do curl -sf http://127.0.0.1:18081/readyz >/dev/null && bre
 node bench/serve-peer.mjs vm 18082 "$work/h/trivial.js" & node bench/serve-peer.mjs direct 18083 "$work/h/trivial.js" &
 node bench/serve-peer.mjs vm 18084 "$work/h/lodash.js" & node bench/serve-peer.mjs direct 18085 "$work/h/lodash.js" &
 sleep 2
+# Under snapshot = auto, a handler gets its snapshot after its first calls:
+# make those calls, and wait for the snapshots, before measuring.
+for handler in ${HANDLERS:-trivial lodash}; do
+  for _ in 1 2 3; do curl -sf "http://127.0.0.1:18081/handlers/$handler/invoke" --data-binary "@$work/$handler.input.json" >/dev/null; done
+  for _ in $(seq 1200); do
+    state=$(curl -sf "http://127.0.0.1:18081/handlers/$handler" | sed -n 's/.*"snapshot":"\([a-z]*\)".*/\1/p')
+    case $state in queued|building|waiting) sleep 0.1 ;; *) break ;; esac
+  done
+  echo "$handler: snapshot $state" >&2
+done
 
 # One wrk run: prints "req/s p50_ms p99_ms".
 run() { # URL CONNECTIONS BODY_FILE
