@@ -26,6 +26,7 @@ fn main() {
     for path in [
         "guest/src",
         "guest/Cargo.toml",
+        "guest/build.rs",
         "wit",
         "Cargo.lock",
         "host/build",

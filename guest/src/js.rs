@@ -7,6 +7,7 @@
 
 mod errors;
 mod globals;
+mod stack;
 
 use std::cell::{OnceCell, RefCell};
 
@@ -16,10 +17,6 @@ use rquickjs::{
 
 use crate::exports::nexus::handler::compiler::CompileOptions;
 use crate::nexus::handler::types::HandlerError;
-
-/// QuickJS's own stack limit, well inside the wasm stack, so deep recursion
-/// is a catchable `RangeError` rather than a trap.
-const MAX_STACK_SIZE: usize = 512 * 1024;
 
 struct Js {
     // Field order matters: the context must drop before its runtime.
@@ -37,9 +34,19 @@ fn with_ctx<R>(f: impl FnOnce(Ctx<'_>) -> R) -> R {
     JS.with(|cell| {
         let js = cell.get_or_init(|| {
             let runtime = Runtime::new().expect("QuickJS runtime");
-            runtime.set_max_stack_size(MAX_STACK_SIZE);
             let context = Context::full(&runtime).expect("QuickJS context");
-            context.with(|ctx| globals::install(&ctx).expect("install globals"));
+            context.with(|ctx| {
+                // Deep recursion is then a catchable `RangeError`, well
+                // before the wasm stack would trap.
+                // SAFETY: this context's live runtime; no JavaScript runs.
+                let limited =
+                    unsafe { stack::install(rquickjs::qjs::JS_GetRuntime(ctx.as_raw().as_ptr())) };
+                assert!(
+                    limited,
+                    "QuickJS's stack fields were not found: the stack check is off"
+                );
+                globals::install(&ctx).expect("install globals")
+            });
             Js {
                 context,
                 _runtime: runtime,
@@ -129,9 +136,42 @@ pub fn invoke_prepared(input: &str) -> Result<String, HandlerError> {
     })
 }
 
+/// The deepest input accepted. QuickJS's JSON parser recurses in C, where
+/// its stack check does not see the wasm stack: far deeper input would trap.
+const MAX_INPUT_DEPTH: usize = 10_000;
+
 fn parse_input<'js>(ctx: &Ctx<'js>, input: &str) -> Result<Value<'js>, HandlerError> {
+    if let Some(depth) = nesting_over(input, MAX_INPUT_DEPTH) {
+        return Err(HandlerError::InvalidInput(format!(
+            "the input is nested {depth} levels deep; at most {MAX_INPUT_DEPTH} are accepted"
+        )));
+    }
     ctx.json_parse(input)
         .map_err(|e| HandlerError::InvalidInput(errors::describe(ctx, e)))
+}
+
+/// The depth of `[` and `{` nesting outside strings, if it goes past `max`
+/// (what JSON.parse would recurse through).
+fn nesting_over(json: &str, max: usize) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for byte in json.bytes() {
+        match (in_string, escaped, byte) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') => in_string = false,
+            (true, false, _) => {}
+            (false, _, b'"') => in_string = true,
+            (false, _, b'[' | b'{') => {
+                depth += 1;
+                if depth > max {
+                    return Some(depth);
+                }
+            }
+            (false, _, b']' | b'}') => depth = depth.saturating_sub(1),
+            (false, _, _) => {}
+        }
+    }
+    None
 }
 
 /// Loads and evaluates a module; answers its default export.

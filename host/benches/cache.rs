@@ -56,6 +56,17 @@ fn nexus_run(handler: &Path, input: &Path, cache: &Path) {
 }
 
 fn main() {
+    // Calls run on the calling thread's stack: give it what a wasm call
+    // needs (nexus_host::THREAD_STACK), or each would move to a helper.
+    std::thread::Builder::new()
+        .stack_size(nexus_host::THREAD_STACK)
+        .spawn(bench)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn bench() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()

@@ -72,20 +72,37 @@ fn throughput(invoke: &Invoke) -> f64 {
     let threads: Vec<_> = (0..2)
         .map(|_| {
             let invoke = invoke.clone();
-            std::thread::spawn(move || {
-                let mut n = 0u64;
-                while Instant::now() < end {
-                    invoke().unwrap();
-                    n += 1;
-                }
-                n
-            })
+            std::thread::Builder::new()
+                .stack_size(nexus_host::THREAD_STACK)
+                .spawn(move || {
+                    let mut n = 0u64;
+                    while Instant::now() < end {
+                        invoke().unwrap();
+                        n += 1;
+                    }
+                    n
+                })
         })
         .collect();
-    threads.into_iter().map(|t| t.join().unwrap()).sum::<u64>() as f64 / SECONDS as f64
+    threads
+        .into_iter()
+        .map(|t| t.unwrap().join().unwrap())
+        .sum::<u64>() as f64
+        / SECONDS as f64
 }
 
 fn main() {
+    // Calls run on the calling thread's stack: give it what a wasm call
+    // needs (nexus_host::THREAD_STACK), or each would move to a helper.
+    std::thread::Builder::new()
+        .stack_size(nexus_host::THREAD_STACK)
+        .spawn(bench)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn bench() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()

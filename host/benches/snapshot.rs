@@ -45,7 +45,10 @@ fn main() {
     let mut round = 0;
     for (name, path) in &handlers {
         let Ok(source) = std::fs::read_to_string(path) else {
-            println!("| {name} | {} missing: run `just bench` | | |", path.display());
+            println!(
+                "| {name} | {} missing: run `just bench` | | |",
+                path.display()
+            );
             continue;
         };
         let (mut first, mut later) = (Vec::new(), Vec::new());

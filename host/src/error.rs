@@ -61,7 +61,7 @@ pub enum Error {
         limit: u64,
     },
     /// Unbounded recursion, or recursion too deep for the handler's stack.
-    #[error("the handler overflowed its stack (unbounded recursion?)")]
+    #[error("the handler overflowed the wasm stack (recursion inside a built-in, too deep for QuickJS to catch)")]
     StackOverflow,
     /// The result is larger than the runtime accepts.
     #[error(

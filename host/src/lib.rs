@@ -47,7 +47,7 @@ pub use config::{
     parse_size, CompileOptions, Config, Layer, LogFormat, RawValue, Setting, SnapshotPolicy,
     SETTINGS,
 };
-pub use engine::{LogLine, Observed, Timing};
+pub use engine::{LogLine, Observed, Timing, THREAD_STACK};
 pub use error::{Error, Result};
 pub use guest::{GUEST_FINGERPRINT, GUEST_WASM};
 pub use runtime::{

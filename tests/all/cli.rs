@@ -132,6 +132,11 @@ fn hostile_handlers_through_the_cli_exit_1_naming_the_kind() {
         (
             "recurse.js",
             "function f(n) { return f(n + 1) + 1; }\nexport default () => f(0);",
+            "runtime_error",
+        ),
+        (
+            "deep.js",
+            "export default () => JSON.parse('['.repeat(1e6))",
             "stack_overflow",
         ),
         (

@@ -11,6 +11,9 @@ const LOOP_AFTER_AWAIT: &str = "export default async () => { await null; while (
 const BOMB: &str =
     "export default () => { const a = []; for (;;) a.push(new ArrayBuffer(1 << 20)); }";
 const RECURSE: &str = "function f(n) { return f(n + 1) + 1; }\nexport default () => f(0);";
+/// Recursion in C that QuickJS's stack check cannot see (its JSON parser
+/// in a million nested arrays): the wasm stack runs out.
+const DEEP_ARRAY: &str = "export default () => JSON.parse('['.repeat(1e6))";
 const HUGE: &str = "export default () => 'x'.repeat(4 * 1024 * 1024)";
 const GOOD: &str = "export default (ctx) => ({ twice: ctx.n * 2 })";
 
@@ -52,11 +55,12 @@ fn assert_still_serving() {
 
 #[test]
 fn each_hostile_handler_gets_its_own_error_and_the_next_call_is_fine() {
-    let cases: [(&str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str); 6] = [
         ("loop.js", LOOP, "timeout"),
         ("loop-await.js", LOOP_AFTER_AWAIT, "timeout"),
         ("bomb.js", BOMB, "out_of_memory"),
-        ("recurse.js", RECURSE, "stack_overflow"),
+        ("recurse.js", RECURSE, "runtime_error"),
+        ("deep-array.js", DEEP_ARRAY, "stack_overflow"),
         ("huge.js", HUGE, "output_too_large"),
     ];
     for (name, source, kind) in cases {
@@ -72,6 +76,64 @@ fn each_hostile_handler_gets_its_own_error_and_the_next_call_is_fine() {
         Error::OutOfMemory { limit } => assert_eq!(limit, 32 << 20),
         other => panic!("{other}"),
     }
+}
+
+/// Deep recursion is QuickJS's catchable `RangeError` (not a trap that
+/// ends the call): a handler can catch it and answer; at least 5 000 nested
+/// calls work, as do deeply nested inputs.
+#[test]
+fn deep_recursion_is_a_catchable_range_error_and_five_thousand_calls_work() {
+    let rt = limited();
+    let depth = rt
+        .compile(
+            "depth.js",
+            "function f(n) { return n === 0 ? 0 : 1 + f(n - 1); }
+             export default (ctx) => {
+               let caught = null;
+               try { f(1e7); } catch (e) { caught = `${e.name}: ${e.message}`; }
+               return { nested: f(ctx.n), caught };
+             };",
+        )
+        .unwrap();
+    let answer = rt.invoke(&depth, r#"{"n":5000}"#).unwrap().output;
+    assert_eq!(
+        answer,
+        r#"{"nested":5000,"caught":"RangeError: Maximum call stack size exceeded"}"#
+    );
+    match rt
+        .compile("r.js", RECURSE)
+        .and_then(|h| rt.invoke(&h, "{}"))
+    {
+        Err(Error::Runtime { name, message, .. }) => {
+            assert_eq!(
+                (name.as_str(), message.as_str()),
+                ("RangeError", "Maximum call stack size exceeded")
+            );
+        }
+        other => panic!("uncaught, it is the handler's exception: {other:?}"),
+    }
+
+    let echo = rt
+        .compile(
+            "echo.js",
+            "export default (ctx) => JSON.stringify(ctx).length",
+        )
+        .unwrap();
+    let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    assert_eq!(rt.invoke(&echo, &nested(10_000)).unwrap().output, "20000");
+    let brackets_in_a_string = format!(r#"["{}"]"#, "[{".repeat(50_000));
+    assert_eq!(
+        rt.invoke(&echo, &brackets_in_a_string).unwrap().output,
+        "100004",
+        "brackets inside a string are not nesting"
+    );
+    for n in [100_000, 1_000_000] {
+        match rt.invoke(&echo, &nested(n)) {
+            Err(Error::InvalidInput(why)) => assert!(why.contains("at most 10000"), "{why}"),
+            other => panic!("{n} deep: {other:?}"),
+        }
+    }
+    assert_still_serving();
 }
 
 /// Parsing a bundle takes more memory than running it (a 9 MB one needs

@@ -20,6 +20,7 @@ mod host;
 mod observe;
 mod sandbox;
 mod snapshot;
+mod stack;
 mod store;
 
 pub(crate) use epoch::Ticker;
@@ -30,6 +31,7 @@ pub use observe::Observed;
 pub(crate) use sandbox::Sandbox;
 pub use sandbox::Timing;
 pub(crate) use snapshot::{Snapshotter, PREPARED_VARIANT, VARIANT};
+pub use stack::THREAD_STACK;
 pub(crate) use store::{Limits, StoreBuilder};
 
 use std::hash::{Hash, Hasher};
@@ -56,6 +58,8 @@ pub(crate) fn pooled(max_instances: u32, largest_memory: u64) -> Result<Engine> 
         .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
         .max_memories_per_component(MEMORIES_PER_COMPONENT)
         .max_tables_per_component(TABLES_PER_COMPONENT)
+        // Async stacks: none is ever used, as calls are synchronous.
+        .total_stacks(1)
         .max_memory_size(largest_memory as usize)
         // Reused slots keep this much of the pre-initialized heap resident:
         // a fresh instance then starts without page faults.
@@ -69,6 +73,10 @@ pub(crate) fn pooled(max_instances: u32, largest_memory: u64) -> Result<Engine> 
     config
         .wasm_component_model(true)
         .epoch_interruption(true)
+        .max_wasm_stack(stack::WASM_STACK)
+        // Not used (calls here are synchronous, on the caller's stack), but
+        // may not be smaller than the wasm stack.
+        .async_stack_size(stack::WASM_STACK + (2 << 20))
         .memory_init_cow(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config).map_err(Error::engine)
@@ -79,7 +87,13 @@ pub(crate) fn pooled(max_instances: u32, largest_memory: u64) -> Result<Engine> 
 /// top-level code.
 pub(crate) fn for_wizer() -> Result<Engine> {
     let mut config = wasmtime::Config::new();
-    config.wasm_component_model(true).epoch_interruption(true);
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        // The handler's top level may recurse as deep here as in a call;
+        // Wizer runs it on a fiber of this size.
+        .max_wasm_stack(stack::WASM_STACK)
+        .async_stack_size(stack::WASM_STACK + (2 << 20));
     Engine::new(&config).map_err(Error::engine)
 }
 

@@ -76,6 +76,22 @@ impl Sandbox {
         handler: &str,
         limits: Limits,
         f: impl FnOnce(
+                &Guest<'_>,
+                &mut Store<HostState>,
+            ) -> wasmtime::Result<std::result::Result<T, HandlerError>>
+            + Send,
+    ) -> Result<(T, Vec<LogLine>, Timing)>
+    where
+        T: Send,
+    {
+        super::stack::with_stack(|| self.call_here(handler, limits, f))
+    }
+
+    fn call_here<T>(
+        &self,
+        handler: &str,
+        limits: Limits,
+        f: impl FnOnce(
             &Guest<'_>,
             &mut Store<HostState>,
         ) -> wasmtime::Result<std::result::Result<T, HandlerError>>,

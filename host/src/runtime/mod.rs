@@ -381,9 +381,10 @@ impl Runtime {
         path: InvocationPath,
         timeout: Option<Duration>,
         call: impl FnOnce(
-            &Guest<'_>,
-            &mut Store<HostState>,
-        ) -> wasmtime::Result<std::result::Result<String, HandlerError>>,
+                &Guest<'_>,
+                &mut Store<HostState>,
+            ) -> wasmtime::Result<std::result::Result<String, HandlerError>>
+            + Send,
     ) -> Result<Invocation> {
         let mut took = Duration::ZERO;
         let result = self.admission.enter().and_then(|_permit| {

@@ -47,6 +47,7 @@ pub(crate) fn serve(config: Config, handlers_dir: Option<PathBuf>) -> Result<()>
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(cores + 1)
+        .thread_stack_size(nexus_host::THREAD_STACK)
         .thread_name("nexus-http")
         .build()
         .context("starting the async runtime")?
