@@ -14,7 +14,10 @@
 //! - A file is read whole and passes [`format::decode`] before its payload
 //!   is returned; one that fails is deleted and counted.
 //! - Writes go to a temporary file in the same directory, then rename, so a
-//!   reader (in this process or another) sees a whole entry or none.
+//!   reader (in this process or another) sees a whole entry or none. The
+//!   writer holds an `flock` on its temporary until it is renamed: one that
+//!   nobody holds was left by a writer that died (SIGKILL), and the next
+//!   rescan removes it.
 //! - The directory's files take no more blocks than the budget (see
 //!   [`super::budget`]), counted as a kubelet counts them (allocated
 //!   blocks, temporaries included) and rescanned before every write, so
@@ -36,6 +39,7 @@ use std::os::unix::fs::DirBuilderExt as _;
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
+use rustix::fs::{FlockOperation, OFlags};
 
 use super::budget::Budget;
 use super::format::{self, Damage};
@@ -339,11 +343,12 @@ impl DiskTier {
                     .map(|t| t.into_std())
                     .unwrap_or(SystemTime::UNIX_EPOCH);
                 if is_temp(&name) {
+                    let path = Path::new(kind.dir()).join(&name);
                     let age = SystemTime::now()
                         .duration_since(modified)
                         .unwrap_or_default();
-                    if age > STALE_TEMP && access == Access::Use {
-                        let _ = dir.remove_file(Path::new(kind.dir()).join(&name));
+                    if access == Access::Use && (age > STALE_TEMP || !Self::held(dir, &path)) {
+                        let _ = dir.remove_file(&path);
                     } else {
                         index.temp_bytes += allocated(&meta);
                         index.budget.charge(allocated(&meta));
@@ -355,6 +360,19 @@ impl DiskTier {
                 }
             }
         }
+    }
+
+    /// Whether a live writer holds the temporary at `path` (its lock).
+    fn held(dir: &Dir, path: &Path) -> bool {
+        let mut options = cap_std::fs::OpenOptions::new();
+        options
+            .read(true)
+            .custom_flags(OFlags::NONBLOCK.bits() as i32);
+        let Ok(file) = dir.open_with(path, &options) else {
+            return true;
+        };
+        // A lock taken here is let go when `file` closes, at once.
+        rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive).is_err()
     }
 
     fn rebuild_index(&self, access: Access) {
@@ -526,6 +544,13 @@ impl DiskTier {
             let temp = Path::new(kind.dir()).join(format!(".tmp-{}-{nonce:016x}", key.to_hex()));
             match dir.open_with(&temp, &options) {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 3 => tries += 1,
+                // Held until the file is closed, after its rename: a
+                // temporary nobody holds is a dead writer's leftover.
+                Ok(file) => {
+                    let locked = rustix::fs::flock(&file, FlockOperation::LockExclusive)
+                        .map_err(io::Error::from);
+                    return (temp, locked.map(|()| file));
+                }
                 created => return (temp, created),
             }
         }

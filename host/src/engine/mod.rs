@@ -65,6 +65,10 @@ pub(crate) fn pooled(max_instances: u32, largest_memory: u64) -> Result<Engine> 
         // a fresh instance then starts without page faults.
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(KEEP_RESIDENT)
+        // Reuse warm slots before touching cold ones: the slots ever used
+        // (each keeping up to KEEP_RESIDENT resident) are then no more than
+        // the most instances ever alive at once, not every slot in the pool.
+        .max_unused_warm_slots(0)
         // Linux 6.7+: reset only the pages an instance dirtied, not the
         // whole resident range; elsewhere this quietly falls back.
         .pagemap_scan(Enabled::Auto);
