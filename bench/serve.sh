@@ -20,6 +20,12 @@ cp "$handlers/lodash.input.json" "$work/lodash.input.json"
 
 "$nexus" serve --handlers "$work/h" --listen 127.0.0.1:18081 --cache-dir "$work/cache" >/dev/null 2>"$work/nexus.log" &
 for _ in $(seq 600); do curl -sf http://127.0.0.1:18081/readyz >/dev/null && break; sleep 0.1; done
+# lodash's top level reads the clock (its shortOut heuristic calls Date.now),
+# so `auto` keeps it plain; a second server snapshots it anyway (`eager`).
+mkdir -p "$work/eager"
+cp "$work/h/lodash.js" "$work/eager/lodash.js"
+"$nexus" serve --handlers "$work/eager" --listen 127.0.0.1:18086 --cache-dir "$work/cache" --snapshot eager >/dev/null 2>"$work/nexus-eager.log" &
+for _ in $(seq 600); do curl -sf http://127.0.0.1:18086/readyz >/dev/null && break; sleep 0.1; done
 node bench/serve-peer.mjs vm 18082 "$work/h/trivial.js" & node bench/serve-peer.mjs direct 18083 "$work/h/trivial.js" &
 node bench/serve-peer.mjs vm 18084 "$work/h/lodash.js" & node bench/serve-peer.mjs direct 18085 "$work/h/lodash.js" &
 sleep 2
@@ -33,6 +39,11 @@ for handler in ${HANDLERS:-trivial lodash}; do
   done
   echo "$handler: snapshot $state" >&2
 done
+for _ in $(seq 1200); do
+  state=$(curl -sf "http://127.0.0.1:18086/handlers/lodash" | sed -n 's/.*"snapshot":"\([a-z]*\)".*/\1/p')
+  case $state in queued|building|waiting) sleep 0.1 ;; *) break ;; esac
+done
+echo "lodash (eager): snapshot $state" >&2
 
 # One wrk run: prints "req/s p50_ms p99_ms".
 run() { # URL CONNECTIONS BODY_FILE
@@ -44,14 +55,16 @@ run() { # URL CONNECTIONS BODY_FILE
 
 echo "| handler | connections | nexus req/s (p50, p99 ms) | node vm req/s (p50, p99) | node direct req/s (p50, p99) | nexus / node vm | nexus / node direct |"
 echo "|---|---|---|---|---|---|---|"
-for handler in ${HANDLERS:-trivial lodash}; do
+for row in ${ROWS:-trivial lodash lodash-eager}; do
+  handler=${row%-eager} port=18081
+  [ "$row" = lodash-eager ] && port=18086
   if [ $handler = trivial ]; then vm=18082 direct=18083; else vm=18084 direct=18085; fi
   for c in 1 64; do
-    read -r n_rps n_50 n_99 < <(run "http://127.0.0.1:18081/handlers/$handler/invoke" "$c" "$work/$handler.input.json")
+    read -r n_rps n_50 n_99 < <(run "http://127.0.0.1:$port/handlers/$handler/invoke" "$c" "$work/$handler.input.json")
     read -r v_rps v_50 v_99 < <(run "http://127.0.0.1:$vm/" "$c" "$work/$handler.input.json")
     read -r d_rps d_50 d_99 < <(run "http://127.0.0.1:$direct/" "$c" "$work/$handler.input.json")
     printf "| %s | %s | %s (%s, %s) | %s (%s, %s) | %s (%s, %s) | %.2f× | %.2f× |\n" \
-      "$handler" "$c" "$n_rps" "$n_50" "$n_99" "$v_rps" "$v_50" "$v_99" "$d_rps" "$d_50" "$d_99" \
+      "$row" "$c" "$n_rps" "$n_50" "$n_99" "$v_rps" "$v_50" "$v_99" "$d_rps" "$d_50" "$d_99" \
       "$(echo "$n_rps / $v_rps" | bc -l)" "$(echo "$n_rps / $d_rps" | bc -l)"
   done
 done
