@@ -5,6 +5,8 @@
 //! Needs the compat handlers: `node tests/compat/make-handlers.mjs
 //! target/bench-handlers` (the `bench` recipe runs it).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -56,14 +58,7 @@ fn nexus_run(handler: &Path, input: &Path, cache: &Path) {
 }
 
 fn main() {
-    // Calls run on the calling thread's stack: give it what a wasm call
-    // needs (nexus_host::THREAD_STACK), or each would move to a helper.
-    std::thread::Builder::new()
-        .stack_size(nexus_host::THREAD_STACK)
-        .spawn(bench)
-        .unwrap()
-        .join()
-        .unwrap();
+    common::on_big_stack(bench);
 }
 
 fn bench() {

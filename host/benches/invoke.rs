@@ -5,6 +5,8 @@
 //! the module's bytecode in every call) and a prepared handler (its own
 //! snapshot, the module evaluated once, before it).
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -92,14 +94,7 @@ fn throughput(invoke: &Invoke) -> f64 {
 }
 
 fn main() {
-    // Calls run on the calling thread's stack: give it what a wasm call
-    // needs (nexus_host::THREAD_STACK), or each would move to a helper.
-    std::thread::Builder::new()
-        .stack_size(nexus_host::THREAD_STACK)
-        .spawn(bench)
-        .unwrap()
-        .join()
-        .unwrap();
+    common::on_big_stack(bench);
 }
 
 fn bench() {

@@ -5,6 +5,8 @@
 //! `just compat`. Each build is of a new handler name, so of new bytecode:
 //! nothing comes from the cache. Prints a markdown table of medians.
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,10 @@ fn median(mut samples: Vec<Duration>) -> f64 {
 }
 
 fn main() {
+    common::on_big_stack(bench);
+}
+
+fn bench() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()

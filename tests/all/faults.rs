@@ -13,22 +13,7 @@ use nexus_host::{Cache, Config, Key, Kind, Origin, Runtime};
 use serde_json::Value;
 
 use crate::server::{handlers_dir, Server};
-
-/// A small deterministic generator: every run mutates alike.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use crate::support::Rng;
 
 fn seconds(var: &str, default: u64) -> Duration {
     Duration::from_secs(

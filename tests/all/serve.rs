@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::server::{handlers_dir, read_reply, sample, serve, signal, Server};
+use crate::support::Rng;
 
 const DOUBLE: &str = "export default (ctx) => ({ twice: ctx.n * 2 })";
 
@@ -512,26 +513,6 @@ fn two_hundred_concurrent_requests_each_get_their_own_answer() {
             assert_eq!((status, answer), (200, json!({ "twice": n * 2 })));
         }
     });
-}
-
-/// A small deterministic generator: the storm is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[(self.next() % items.len() as u64) as usize]
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
 }
 
 #[test]

@@ -1,0 +1,13 @@
+//! What the benchmarks share.
+
+/// Runs `bench` on a thread with the stack a wasm call needs
+/// (`nexus_host::THREAD_STACK`): calls run on the calling thread's stack,
+/// and from a smaller one each would move to a helper thread.
+pub fn on_big_stack(bench: fn()) {
+    std::thread::Builder::new()
+        .stack_size(nexus_host::THREAD_STACK)
+        .spawn(bench)
+        .unwrap()
+        .join()
+        .unwrap();
+}
