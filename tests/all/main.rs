@@ -9,6 +9,7 @@
 mod bench;
 mod cache;
 mod cli;
+mod deploy;
 mod faults;
 mod isolation;
 mod limits;

@@ -1,0 +1,371 @@
+//! `deploy/kubernetes`, offline: `kubectl kustomize` renders it, the
+//! rendered objects keep the invariants the design asks for (the cache
+//! volume, the disk bound below it, the memory arithmetic, probes, ports,
+//! security), and `nexus serve` started with the ConfigMap's `nexus.toml`
+//! and the Deployment's environment answers the probes and the scrape.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nexus_host::parse_size;
+use serde_json::Value;
+
+use crate::server::Server;
+
+fn kubernetes_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes")
+}
+
+/// The rendered objects, as JSON (through `kubectl kustomize`, then
+/// PyYAML, both on this machine image).
+fn rendered() -> Vec<Value> {
+    let yaml = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(kubernetes_dir())
+        .output()
+        .expect("kubectl is needed to render deploy/kubernetes (see scripts/setup.sh)");
+    assert!(
+        yaml.status.success(),
+        "kubectl kustomize failed: {}",
+        String::from_utf8_lossy(&yaml.stderr)
+    );
+    let mut python = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, yaml; json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout)",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 with PyYAML");
+    use std::io::Write;
+    python
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&yaml.stdout)
+        .unwrap();
+    let json = python.wait_with_output().unwrap();
+    assert!(json.status.success());
+    serde_json::from_slice(&json.stdout).unwrap()
+}
+
+fn object<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} rendered"))
+}
+
+fn quantity(value: &Value) -> u64 {
+    parse_size(value.as_str().unwrap()).unwrap()
+}
+
+/// The ConfigMap's `nexus.toml`.
+fn settings(objects: &[Value]) -> toml::Table {
+    let config = objects
+        .iter()
+        .find(|o| {
+            o["kind"] == "ConfigMap"
+                && o["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("nexus-config")
+        })
+        .unwrap();
+    config["data"]["nexus.toml"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn size(settings: &toml::Table, key: &str) -> u64 {
+    match &settings[key] {
+        toml::Value::String(s) => parse_size(s).unwrap(),
+        toml::Value::Integer(n) => *n as u64,
+        other => panic!("{key} = {other}"),
+    }
+}
+
+#[test]
+fn the_rendered_manifests_keep_the_designs_invariants() {
+    let objects = rendered();
+    let kinds: Vec<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    let settings = settings(&objects);
+    let pod = &object(&objects, "Deployment")["spec"]["template"];
+    let spec = &pod["spec"];
+    let container = &spec["containers"][0];
+
+    // The cache: a memory-backed 128Mi emptyDir at /tmp/nexus-cache, which
+    // NEXUS_CACHE_DIR and the config name.
+    let volume = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "cache")
+        .unwrap();
+    assert_eq!(volume["emptyDir"]["medium"], "Memory");
+    let volume_bytes = quantity(&volume["emptyDir"]["sizeLimit"]);
+    assert_eq!(volume_bytes, 128 << 20);
+    let mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "cache")
+        .unwrap();
+    assert_eq!(mount["mountPath"], "/tmp/nexus-cache");
+    let env = |name: &str| {
+        container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["value"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(env("NEXUS_CACHE_DIR").as_deref(), Some("/tmp/nexus-cache"));
+    assert_eq!(settings["cache_dir"].as_str(), Some("/tmp/nexus-cache"));
+
+    // The disk bound (in blocks) below the volume; the memory cache 64Mi.
+    let disk = size(&settings, "max_disk_cache_bytes");
+    assert!(
+        disk < volume_bytes,
+        "disk bound {disk} not below the volume"
+    );
+    let cache = size(&settings, "max_cache_size_bytes");
+    assert_eq!(cache, 64 << 20);
+
+    // The memory limit holds the volume (memory-backed: it counts), the
+    // memory cache, the running instances (cores + 1 at the CPU limit, each
+    // up to max_memory_bytes), the loaded snapshots, the process, and room.
+    let limits = &container["resources"]["limits"];
+    let memory_limit = quantity(&limits["memory"]);
+    let cores: u64 = limits["cpu"].as_str().unwrap().parse().unwrap();
+    let instances = (cores + 1) * size(&settings, "max_memory_bytes");
+    let snapshots = size(&settings, "max_prepared") * (6 << 20);
+    let process = 100 << 20;
+    let needed = volume_bytes + cache + instances + snapshots + process;
+    assert!(
+        memory_limit >= needed + (64 << 20),
+        "memory limit {memory_limit} leaves under 64Mi over {needed}"
+    );
+    assert_eq!(
+        quantity(&container["resources"]["requests"]["memory"]),
+        memory_limit
+    );
+
+    // Probes, ports, the scrape.
+    let port = container["ports"][0]["containerPort"].as_u64().unwrap();
+    let listen: std::net::SocketAddr = settings["listen"].as_str().unwrap().parse().unwrap();
+    assert_eq!(u64::from(listen.port()), port);
+    assert!(
+        listen.ip().is_unspecified(),
+        "the pod listens on every address"
+    );
+    assert_eq!(container["ports"][0]["name"], "http");
+    for (probe, path) in [
+        ("startupProbe", "/readyz"),
+        ("readinessProbe", "/readyz"),
+        ("livenessProbe", "/healthz"),
+    ] {
+        assert_eq!(container[probe]["httpGet"]["path"], path, "{probe}");
+        assert_eq!(container[probe]["httpGet"]["port"], "http", "{probe}");
+    }
+    let annotations = &pod["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], port.to_string());
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+    let service = object(&objects, "Service");
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "http");
+
+    // Locked down.
+    assert_eq!(spec["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        spec["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let security = &container["securityContext"];
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert!(spec["affinity"]["podAntiAffinity"].is_object());
+
+    // The kubelet's SIGKILL comes after the server's grace period.
+    let grace_ms = size(&settings, "grace_period_ms");
+    let termination = spec["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(
+        termination * 1000 > grace_ms,
+        "{termination} s vs {grace_ms} ms"
+    );
+
+    // The selectors match the pods.
+    let labels = &pod["metadata"]["labels"];
+    assert_eq!(
+        &object(&objects, "Deployment")["spec"]["selector"]["matchLabels"],
+        labels
+    );
+    assert_eq!(&service["spec"]["selector"], labels);
+    assert_eq!(
+        &object(&objects, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        labels
+    );
+    let hpa = object(&objects, "HorizontalPodAutoscaler");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "nexus");
+}
+
+#[test]
+fn nexus_serve_with_the_configmap_and_the_deployments_environment_answers_probes_and_scrape() {
+    let objects = rendered();
+    let pod = &object(&objects, "Deployment")["spec"]["template"];
+    let container = &pod["spec"]["containers"][0];
+    let config_dir = tempfile::tempdir().unwrap();
+    let handlers_dir = tempfile::tempdir().unwrap();
+    for map in objects.iter().filter(|o| o["kind"] == "ConfigMap") {
+        let into = if map["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("nexus-handlers")
+        {
+            handlers_dir.path()
+        } else {
+            config_dir.path()
+        };
+        for (file, text) in map["data"].as_object().unwrap() {
+            std::fs::write(into.join(file), text.as_str().unwrap()).unwrap();
+        }
+    }
+    // The Deployment's environment, its paths pointed at the test's
+    // directories; the harness listens on a free loopback port and passes
+    // its own --cache-dir, which beats NEXUS_CACHE_DIR.
+    let mut env: Vec<(String, String)> = Vec::new();
+    for var in container["env"].as_array().unwrap() {
+        let (name, value) = (
+            var["name"].as_str().unwrap(),
+            var["value"].as_str().unwrap(),
+        );
+        let value = match name {
+            "NEXUS_CONFIG" => config_dir.path().join("nexus.toml").display().to_string(),
+            _ => value.to_owned(),
+        };
+        env.push((name.to_owned(), value));
+    }
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            a.as_str()
+                .unwrap()
+                .replace("/etc/nexus/handlers", handlers_dir.path().to_str().unwrap())
+        })
+        .collect();
+    assert_eq!(args[0], "serve");
+    let cache = tempfile::tempdir().unwrap();
+    let env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let args: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+    let server = Server::start_with(cache.path(), &args, &env).ready();
+
+    for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+        let path = container[probe]["httpGet"]["path"].as_str().unwrap();
+        assert_eq!(
+            server.request("GET", path, b"").status,
+            200,
+            "{probe} {path}"
+        );
+    }
+    let hello = server.request("POST", "/handlers/hello/invoke", br#"{"name":"k8s"}"#);
+    assert_eq!(hello.json()["message"], "Hello, k8s!");
+    let path = pod["metadata"]["annotations"]["prometheus.io/path"]
+        .as_str()
+        .unwrap();
+    let scrape = server.request("GET", path, b"");
+    assert_eq!(scrape.status, 200);
+    assert!(scrape
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = scrape.text();
+    assert!(
+        text.contains("nexus_cache_hit_rate{artifact=\"bytecode\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("nexus_executions_total{outcome=\"ok\"} 1"),
+        "{text}"
+    );
+    // The config's log format took: one JSON object a line.
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with('{') && l.contains("\"ready\"")),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_configmaps_handler_is_the_example() {
+    assert_eq!(
+        std::fs::read_to_string(kubernetes_dir().join("handlers/hello.js")).unwrap(),
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello.js")).unwrap(),
+        "deploy/kubernetes/handlers/hello.js is a copy of examples/hello.js (kustomize reads only below its directory)"
+    );
+}
+
+/// The Containerfile cannot be built here (no container daemon on these
+/// machines): read it. Two stages; the builder runs the setup script and a
+/// locked release build; the runtime stage copies only the binary and runs
+/// it as a non-root user.
+#[test]
+fn the_containerfile_builds_in_two_stages_and_runs_only_the_binary_as_non_root() {
+    let text = std::fs::read_to_string(kubernetes_dir().join("../Containerfile")).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    let stages: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with("FROM "))
+        .collect();
+    assert_eq!(stages.len(), 2, "{stages:?}");
+    let (builder, runtime) = (
+        lines[stages[0]..stages[1]].join("\n"),
+        lines[stages[1]..].join("\n"),
+    );
+    assert!(builder.contains("AS build"));
+    assert!(builder.contains("bash scripts/setup.sh"));
+    assert!(builder.contains("cargo build --release --locked --bin nexus"));
+    let copies: Vec<&str> = runtime.lines().filter(|l| l.starts_with("COPY")).collect();
+    assert_eq!(
+        copies,
+        ["COPY --from=build /out/nexus /usr/local/bin/nexus"]
+    );
+    let user = runtime
+        .lines()
+        .find_map(|l| l.strip_prefix("USER "))
+        .unwrap();
+    assert!(
+        !user.starts_with("0") && !user.starts_with("root"),
+        "{user}"
+    );
+    let objects = rendered();
+    let uid = object(&objects, "Deployment")["spec"]["template"]["spec"]["securityContext"]
+        ["runAsUser"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        user.split(':').next().unwrap(),
+        uid.to_string(),
+        "the Deployment runs the image's user"
+    );
+}
