@@ -3,7 +3,10 @@
 #   - the Rust target wasm32-wasip2, and rustfmt and clippy (`just lint`);
 #   - clang-19 with a wasm32 backend, llvm-ar-19 and WASI libc headers
 #     (Debian packages), unless WASI_SDK_PATH points at a WASI SDK;
-#   - `just`, the task runner (from PyPI, else crates.io).
+#   - `just`, the task runner (from PyPI, else crates.io);
+#   - for the deploy tests: kubectl (on this machine image), Debian's
+#     `prometheus` (the server and promtool), PyYAML and
+#     `kubernetes-validate` (PyPI).
 # Safe to run again: each step checks first.
 set -euo pipefail
 
@@ -53,3 +56,22 @@ if ! command -v just >/dev/null; then
     cargo install -q just --locked
   fi
 fi
+
+# The deploy tests: a real Prometheus and promtool, and the Kubernetes
+# API schemas. kubectl comes with this machine image.
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    say "missing: prometheus; install it as root: apt-get install -y prometheus"
+    exit 1
+  fi
+  say "installing prometheus (server and promtool)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends prometheus >/dev/null
+fi
+if ! python3 -c 'import yaml, kubernetes_validate' 2>/dev/null; then
+  say "installing kubernetes-validate and PyYAML"
+  pip3 install -q kubernetes-validate pyyaml
+  command -v pyenv >/dev/null && pyenv rehash || true
+fi
+command -v kubectl >/dev/null || say "kubectl not found: the deploy tests need it (kubectl with kustomize, v1.32)"

@@ -12,13 +12,13 @@ use serde_json::Value;
 
 use crate::server::Server;
 
-fn kubernetes_dir() -> PathBuf {
+pub fn kubernetes_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes")
 }
 
 /// The rendered objects, as JSON (through `kubectl kustomize`, then
 /// PyYAML, both on this machine image).
-fn rendered() -> Vec<Value> {
+pub fn rendered() -> Vec<Value> {
     let yaml = Command::new("kubectl")
         .arg("kustomize")
         .arg(kubernetes_dir())
@@ -50,7 +50,7 @@ fn rendered() -> Vec<Value> {
     serde_json::from_slice(&json.stdout).unwrap()
 }
 
-fn object<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+pub fn object<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
     objects
         .iter()
         .find(|o| o["kind"] == kind)

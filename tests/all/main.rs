@@ -13,6 +13,7 @@ mod deploy;
 mod faults;
 mod isolation;
 mod limits;
+mod monitoring;
 mod node;
 mod prepared;
 mod serve;

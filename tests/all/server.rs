@@ -264,3 +264,15 @@ pub fn sample(text: &str, series: &str) -> f64 {
         .parse()
         .unwrap()
 }
+
+/// `GET path` from any HTTP server on `addr` (Prometheus, in the deploy
+/// tests), with the same client as [`Server::request`].
+pub fn get(addr: SocketAddr, path: &str) -> Option<Reply> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    let head = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).ok()?;
+    read_reply(&mut stream)
+}
