@@ -51,7 +51,7 @@ pub use engine::{LogLine, Observed, Timing, THREAD_STACK};
 pub use error::{Error, Result};
 pub use guest::{GUEST_FINGERPRINT, GUEST_WASM};
 pub use runtime::{
-    check_name, Handler, Handlers, Invocation, InvocationPath, PreparedHandler, Runtime, Snapshot,
-    SnapshotCounts,
+    check_name, handler_files, Handler, Handlers, Invocation, InvocationPath, PreparedHandler,
+    Runtime, Snapshot, SnapshotCounts,
 };
 pub use stats::{Durations, Metrics};

@@ -239,3 +239,66 @@ fn a_restart_loads_snapshots_from_the_cache_and_builds_nothing() {
         assert_eq!(sample(&metrics, &misses), 0.0, "{artifact}");
     }
 }
+
+#[test]
+fn cache_warm_leaves_serve_nothing_to_compile_or_snapshot() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = handlers_dir(&[("pure.js", PURE), ("clock.js", CLOCK)]);
+    let handlers = dir.path().to_str().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nexus"))
+        .args([
+            "cache",
+            "warm",
+            "--json",
+            "--handlers",
+            handlers,
+            "--cache-dir",
+        ])
+        .arg(cache.path())
+        .env_remove("NEXUS_LOG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let warmed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(warmed["guest"], "compiled");
+    let names: Vec<&str> = warmed["handlers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            assert_eq!(
+                (&h["bytecode"], &h["snapshot"]),
+                (&json!("compiled"), &json!("compiled")),
+                "{h}"
+            );
+            h["name"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(names, ["clock", "pure"]);
+    assert!(warmed["handlers"][0]["snapshot_reason"]
+        .as_str()
+        .unwrap()
+        .contains("clock"));
+
+    let server = Server::start(
+        cache.path(),
+        &["--handlers", handlers, "--snapshot-after", "1"],
+    )
+    .ready();
+    assert_eq!(invoke(&server, "pure", r#"{"n":3}"#).2["square"], 9);
+    invoke(&server, "clock", "{}");
+    assert_eq!(settled(&server, "pure")["snapshot"], "prepared");
+    assert_eq!(settled(&server, "clock")["snapshot"], "refused");
+    assert_eq!(snapshots(&server, "built"), 0.0, "nothing snapshotted");
+    assert_eq!(snapshots(&server, "loaded"), 1.0);
+    assert_eq!(snapshots(&server, "refused"), 1.0);
+    let metrics = server.request("GET", "/metrics", b"").text();
+    for artifact in ["bytecode", "component"] {
+        let misses = format!(r#"nexus_cache_misses_total{{artifact="{artifact}"}}"#);
+        assert_eq!(sample(&metrics, &misses), 0.0, "{artifact}");
+    }
+}

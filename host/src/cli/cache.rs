@@ -1,12 +1,14 @@
 //! `nexus cache stats|verify|clear`.
 
 use anyhow::Context;
+use std::path::PathBuf;
+
 use clap::{Args, Subcommand};
-use nexus_host::{Cache, Kind};
-use serde_json::json;
+use nexus_host::{handler_files, Cache, Kind, Runtime};
+use serde_json::{json, Value};
 
 use super::settings::Settings;
-use super::{host, usage, Failure};
+use super::{escape_controls, host, usage, Failure};
 
 #[derive(Subcommand)]
 pub(crate) enum CacheCommand {
@@ -17,6 +19,19 @@ pub(crate) enum CacheCommand {
     Verify(CacheArgs),
     /// Remove every file the cache owns, and nothing else in the directory.
     Clear(CacheArgs),
+    /// Compile the guest, and each `--handlers` file's bytecode and
+    /// snapshot, into the cache directory, then exit: a later `nexus serve`
+    /// on it compiles nothing. Exits 1 if a handler does not compile.
+    Warm(WarmArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct WarmArgs {
+    /// Every `*.js` file here, as `nexus serve --handlers` registers them.
+    #[arg(long, value_name = "DIR")]
+    handlers: Option<PathBuf>,
+    #[command(flatten)]
+    args: CacheArgs,
 }
 
 #[derive(Args)]
@@ -32,6 +47,7 @@ pub(crate) struct CacheArgs {
 pub(crate) fn cache(command: CacheCommand) -> Result<(), Failure> {
     let args = match &command {
         CacheCommand::Stats(a) | CacheCommand::Verify(a) | CacheCommand::Clear(a) => a,
+        CacheCommand::Warm(warm_args) => return warm(warm_args),
     };
     let json = args.json;
     let config = Settings::resolve(args.settings.clone())?;
@@ -100,6 +116,7 @@ pub(crate) fn cache(command: CacheCommand) -> Result<(), Failure> {
                 return Err(Failure::Found);
             }
         }
+        CacheCommand::Warm(_) => unreachable!("answered above"),
         CacheCommand::Clear(_) => {
             let removed = cache
                 .clear()
@@ -111,6 +128,84 @@ pub(crate) fn cache(command: CacheCommand) -> Result<(), Failure> {
                 println!("removed {removed} cache files from {dir}");
             }
         }
+    }
+    Ok(())
+}
+
+/// `nexus cache warm`: the guest, then each handler's bytecode and snapshot
+/// (whatever its top level reads: `snapshot = auto` decides at serve time,
+/// from what is stored beside it), through the cache.
+fn warm(warm: &WarmArgs) -> Result<(), Failure> {
+    let config = Settings::resolve(warm.args.settings.clone())?;
+    let dir = config.cache_dir.display().to_string();
+    let runtime = Runtime::new(config)?;
+    if let Some(why) = runtime.cache().disk_unavailable() {
+        return Err(usage(anyhow::anyhow!("cannot warm {dir}: {why}")));
+    }
+    let mut handlers = Vec::new();
+    let mut failed = false;
+    let files = match &warm.handlers {
+        Some(folder) => handler_files(folder)
+            .with_context(|| format!("cannot read the handlers directory {}", folder.display()))
+            .map_err(usage)?,
+        None => Vec::new(),
+    };
+    for (name, path) in files {
+        let source = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))
+            .map_err(usage)?;
+        let entry = match runtime.compile(&format!("{name}.js"), &source) {
+            Err(e) => {
+                failed = true;
+                json!({ "name": name, "error": e.to_string() })
+            }
+            Ok(compiled) => match runtime.prepare(&compiled) {
+                Ok(prepared) => json!({
+                    "name": name,
+                    "bytecode": compiled.origin.as_str(),
+                    "snapshot": prepared.origin.as_str(),
+                    "snapshot_reason": prepared.observed.reason(),
+                }),
+                // Still served, on the plain path: not a failure of warm.
+                Err(e) => json!({
+                    "name": name,
+                    "bytecode": compiled.origin.as_str(),
+                    "snapshot_error": e.to_string(),
+                }),
+            },
+        };
+        handlers.push(entry);
+    }
+    runtime.cache().flush();
+    let guest = runtime.component_origin().as_str();
+    if warm.args.json {
+        println!(
+            "{}",
+            json!({ "dir": dir, "guest": guest, "handlers": handlers })
+        );
+    } else {
+        println!("{dir}: guest {guest}");
+        for h in &handlers {
+            let name = h["name"].as_str().unwrap_or_default();
+            match (&h["error"], &h["snapshot_error"]) {
+                (Value::String(e), _) => {
+                    println!("  {name}: does not compile: {}", escape_controls(e))
+                }
+                (_, Value::String(e)) => println!(
+                    "  {name}: bytecode {}; no snapshot (its calls will take the plain path): {}",
+                    h["bytecode"].as_str().unwrap_or_default(),
+                    escape_controls(e)
+                ),
+                _ => println!(
+                    "  {name}: bytecode {}, snapshot {}",
+                    h["bytecode"].as_str().unwrap_or_default(),
+                    h["snapshot"].as_str().unwrap_or_default()
+                ),
+            }
+        }
+    }
+    if failed {
+        return Err(Failure::Found);
     }
     Ok(())
 }

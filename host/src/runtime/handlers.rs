@@ -6,6 +6,7 @@
 //! then.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -41,6 +42,26 @@ pub fn check_name(name: &str) -> Result<()> {
         return refuse("only a-z, 0-9, `_` and `-` are allowed");
     }
     Ok(())
+}
+
+/// The `*.js` files in `dir`, sorted, each with the name it registers
+/// under (its file stem): what `nexus serve --handlers` and `nexus cache
+/// warm --handlers` load.
+///
+/// # Errors
+///
+/// When `dir` cannot be read.
+pub fn handler_files(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "js") && path.is_file())
+        .filter_map(|path| {
+            let name = path.file_stem()?.to_string_lossy().into_owned();
+            Some((name, path))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// One registered handler.

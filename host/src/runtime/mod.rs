@@ -11,7 +11,7 @@ mod admission;
 mod handlers;
 mod snapshots;
 
-pub use handlers::{check_name, Handler, Handlers};
+pub use handlers::{check_name, handler_files, Handler, Handlers};
 pub use snapshots::{Snapshot, SnapshotCounts};
 
 use std::sync::Arc;

@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use nexus_host::{Config, Handlers, Runtime};
+use nexus_host::{handler_files, Config, Handlers, Runtime};
 use tokio::sync::{oneshot, Notify};
 
 use metrics::Metrics;
@@ -144,12 +144,9 @@ fn load(config: Config, dir: Option<&Path>) -> Result<Handlers> {
     let runtime = Runtime::new(config).context("loading the guest")?;
     let handlers = Handlers::new(Arc::new(runtime));
     let Some(dir) = dir else { return Ok(handlers) };
-    for path in handler_files(dir)? {
-        let name = path
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+    let files = handler_files(dir)
+        .with_context(|| format!("cannot read the handlers directory {}", dir.display()))?;
+    for (name, path) in files {
         let source = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let (handler, _) = handlers
@@ -160,24 +157,13 @@ fn load(config: Config, dir: Option<&Path>) -> Result<Handlers> {
     Ok(handlers)
 }
 
-/// The `*.js` files in `dir`, by name.
-fn handler_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read the handlers directory {}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|e| e == "js") && path.is_file())
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
 /// The name the start-up `curl` line uses: `hello` if registered, else
 /// the first.
 fn first_handler(dir: &Path) -> Option<String> {
     let names: Vec<String> = handler_files(dir)
         .ok()?
-        .iter()
-        .filter_map(|p| Some(p.file_stem()?.to_string_lossy().into_owned()))
+        .into_iter()
+        .map(|(name, _)| name)
         .collect();
     names
         .iter()
