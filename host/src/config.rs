@@ -91,11 +91,12 @@ impl Setting {
             Some((lo, hi)) => format!(" [range: {lo} to {hi}]"),
             None => String::new(),
         };
+        let default = Some((self.default)()).filter(|d| !d.is_empty());
         format!(
             "{} [env: {}]{range} [default: {}]",
             self.help.trim(),
             self.env,
-            (self.default)()
+            default.as_deref().unwrap_or("none")
         )
     }
 }
@@ -115,6 +116,8 @@ struct Millis;
 struct Count;
 /// A filesystem path.
 struct PathKind;
+/// A filesystem path, or nothing (empty).
+struct OptionalPath;
 /// A socket address.
 struct Addr;
 
@@ -236,6 +239,17 @@ impl Kind for PathKind {
     }
 }
 
+impl Kind for OptionalPath {
+    type Value = Option<PathBuf>;
+    const ACCEPTS: &'static str = "a directory path, or nothing";
+    fn parse(raw: &RawValue) -> Option<Option<PathBuf>> {
+        match raw {
+            RawValue::Text(text) => Some(Some(PathBuf::from(text)).filter(|_| !text.is_empty())),
+            RawValue::Integer(_) => None,
+        }
+    }
+}
+
 /// `raw` as `K`, within `range` (texts `K` parses): else the setting's
 /// error.
 fn parse<K: Kind>(
@@ -330,6 +344,9 @@ settings! {
     /// The cache directory: only its owner may write it, since it holds native code
     cache_dir => cache_dir: PathBuf as PathKind = default_cache_dir(),
         env "NEXUS_CACHE_DIR", value "DIR";
+    /// A read-only cache directory made ahead (`nexus cache warm`, e.g. in an image), looked up after the cache directory; a hit is verified, then copied into the cache directory. Its owner must be this user or root, and nobody else may write it
+    seed_dir => seed_dir: Option<PathBuf> as OptionalPath = "",
+        env "NEXUS_SEED_DIR", value "DIR";
     /// Memory cache bound, all artifacts together: bytes, or a quantity like 64Mi
     max_cache_size_bytes => max_cache_size_bytes: u64 as Size = "64Mi",
         env "NEXUS_MAX_CACHE_SIZE_BYTES", value "SIZE", range "0" to "1Ti";

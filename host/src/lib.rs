@@ -42,7 +42,9 @@ mod trim_imports;
 
 pub use artifacts::{Bytecode, CompiledHandler};
 pub use bindings::{CacheStats, Level, RuntimeStats, Tier};
-pub use cache::{Cache, Key, Kind, Op, Origin, TierStats, VerifyReport, FORMAT_VERSION};
+pub use cache::{
+    Cache, Key, Kind, Op, Origin, SeedEntries, TierStats, VerifyReport, FORMAT_VERSION,
+};
 pub use config::{
     parse_size, CompileOptions, Config, Layer, LogFormat, RawValue, Setting, SnapshotPolicy,
     SETTINGS,

@@ -1,8 +1,9 @@
 //! `deploy/kubernetes`, offline: `kubectl kustomize` renders it, the
 //! rendered objects keep the invariants the design asks for (the cache
 //! volume, the disk bound below it, the memory arithmetic, probes, ports,
-//! security), and `nexus serve` started with the ConfigMap's `nexus.toml`
-//! and the Deployment's environment answers the probes and the scrape.
+//! security), and `nexus serve` started as the pod starts it (the
+//! ConfigMap's `nexus.toml`, the Deployment's environment and user, the
+//! image's seed) answers the probes and the scrape, and compiles nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -225,13 +226,97 @@ fn the_rendered_manifests_keep_the_designs_invariants() {
     assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "nexus");
 }
 
+/// The Containerfile's two stages, comments left out: the builder's lines
+/// and the runtime's.
+fn containerfile() -> (Vec<String>, Vec<String>) {
+    let text = std::fs::read_to_string(kubernetes_dir().join("../Containerfile")).unwrap();
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    let stages: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with("FROM "))
+        .collect();
+    assert_eq!(stages.len(), 2, "two stages: {stages:?}");
+    (
+        lines[stages[0]..stages[1]].to_vec(),
+        lines[stages[1]..].to_vec(),
+    )
+}
+
+/// The builder's `RUN` that makes the seed, its continuation lines joined.
+fn seed_command(builder: &[String]) -> String {
+    let text = builder.join("\n").replace("\\\n", " ");
+    text.lines()
+        .find(|l| l.starts_with("RUN ") && l.contains("nexus cache warm"))
+        .expect("the builder runs `nexus cache warm`")
+        .trim_start_matches("RUN ")
+        .to_owned()
+}
+
+/// The runtime stage's `ENV` value of `name`.
+fn image_env(runtime: &[String], name: &str) -> Option<String> {
+    runtime.iter().find_map(|l| {
+        let (var, value) = l.strip_prefix("ENV ")?.split_once('=')?;
+        (var == name).then(|| value.to_owned())
+    })
+}
+
+/// A directory the pod's user may enter and read, like an image's.
+fn world_readable() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// The pod as deployed, short of a container runtime: the image's seed
+/// made by the Containerfile's own command, the ConfigMap's `nexus.toml`
+/// and handlers, the Deployment's arguments and environment and the
+/// image's, and (when the tests run as root) the Deployment's user, which
+/// is not root and trusts the seed only because root owns it. The probes
+/// and the scrape answer as Kubernetes and Prometheus expect, and the pod
+/// compiles nothing: the guest, the handler and its snapshot all come
+/// from the seed.
 #[test]
-fn nexus_serve_with_the_configmap_and_the_deployments_environment_answers_probes_and_scrape() {
+fn the_pod_as_deployed_starts_warm_from_the_images_seed_and_answers_probes_and_scrape() {
+    use std::os::unix::fs::PermissionsExt;
     let objects = rendered();
     let pod = &object(&objects, "Deployment")["spec"]["template"];
     let container = &pod["spec"]["containers"][0];
-    let config_dir = tempfile::tempdir().unwrap();
-    let handlers_dir = tempfile::tempdir().unwrap();
+
+    // The image: the binary (copied, so that the pod's user can run it
+    // wherever this checkout is) and the seed, made as the builder makes it.
+    let (builder, runtime) = containerfile();
+    let image = world_readable();
+    let nexus = image.path().join("nexus");
+    std::fs::copy(env!("CARGO_BIN_EXE_nexus"), &nexus).unwrap();
+    let seed = image.path().join("seed");
+    let command = seed_command(&builder)
+        .replace("/out/nexus", nexus.to_str().unwrap())
+        .replace("/out/seed", seed.to_str().unwrap());
+    let made = Command::new("sh")
+        .args(["-c", &command])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .env_remove("NEXUS_LOG")
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let image_seed = image_env(&runtime, "NEXUS_SEED_DIR").expect("the image sets NEXUS_SEED_DIR");
+    assert!(
+        runtime
+            .iter()
+            .any(|l| l == &format!("COPY --from=build /out/seed {image_seed}")),
+        "the seed is copied where NEXUS_SEED_DIR points"
+    );
+
+    let config_dir = world_readable();
+    let handlers_dir = world_readable();
     for map in objects.iter().filter(|o| o["kind"] == "ConfigMap") {
         let into = if map["metadata"]["name"]
             .as_str()
@@ -246,10 +331,11 @@ fn nexus_serve_with_the_configmap_and_the_deployments_environment_answers_probes
             std::fs::write(into.join(file), text.as_str().unwrap()).unwrap();
         }
     }
-    // The Deployment's environment, its paths pointed at the test's
-    // directories; the harness listens on a free loopback port and passes
-    // its own --cache-dir, which beats NEXUS_CACHE_DIR.
-    let mut env: Vec<(String, String)> = Vec::new();
+    // The image's environment, then the Deployment's, their paths pointed
+    // at the test's directories; the harness listens on a free loopback
+    // port and passes its own --cache-dir, which beats NEXUS_CACHE_DIR.
+    let mut env: Vec<(String, String)> =
+        vec![("NEXUS_SEED_DIR".into(), seed.display().to_string())];
     for var in container["env"].as_array().unwrap() {
         let (name, value) = (
             var["name"].as_str().unwrap(),
@@ -272,10 +358,25 @@ fn nexus_serve_with_the_configmap_and_the_deployments_environment_answers_probes
         })
         .collect();
     assert_eq!(args[0], "serve");
-    let cache = tempfile::tempdir().unwrap();
+    // An emptyDir's root is open to all (0777); the cache keeps its files
+    // in a private directory inside it.
+    let cache = world_readable();
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     let args: Vec<&str> = args[1..].iter().map(String::as_str).collect();
-    let server = Server::start_with(cache.path(), &args, &env).ready();
+    let security = &pod["spec"]["securityContext"];
+    let launcher = if rustix::process::geteuid().is_root() {
+        let mut setpriv = Command::new("setpriv");
+        setpriv
+            .arg(format!("--reuid={}", security["runAsUser"]))
+            .arg(format!("--regid={}", security["runAsGroup"]))
+            .arg("--clear-groups")
+            .arg(&nexus);
+        setpriv
+    } else {
+        Command::new(&nexus)
+    };
+    let server = Server::launch(launcher, cache.path(), &args, &env).ready();
 
     for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
         let path = container[probe]["httpGet"]["path"].as_str().unwrap();
@@ -285,8 +386,14 @@ fn nexus_serve_with_the_configmap_and_the_deployments_environment_answers_probes
             "{probe} {path}"
         );
     }
-    let hello = server.request("POST", "/handlers/hello/invoke", br#"{"name":"k8s"}"#);
-    assert_eq!(hello.json()["message"], "Hello, k8s!");
+    for _ in 0..3 {
+        let hello = server.request("POST", "/handlers/hello/invoke", br#"{"name":"k8s"}"#);
+        assert_eq!(hello.json()["message"], "Hello, k8s!");
+    }
+    assert_eq!(
+        crate::snapshots::settled(&server, "hello")["snapshot"],
+        "prepared"
+    );
     let path = pod["metadata"]["annotations"]["prometheus.io/path"]
         .as_str()
         .unwrap();
@@ -298,12 +405,31 @@ fn nexus_serve_with_the_configmap_and_the_deployments_environment_answers_probes
         .starts_with("text/plain; version=0.0.4"));
     let text = scrape.text();
     assert!(
-        text.contains("nexus_cache_hit_rate{artifact=\"bytecode\"}"),
+        text.contains("nexus_cache_hit_rate{artifact=\"bytecode\"} 1"),
         "{text}"
     );
     assert!(
-        text.contains("nexus_executions_total{outcome=\"ok\"} 1"),
+        text.contains("nexus_executions_total{outcome=\"ok\"} 3"),
         "{text}"
+    );
+    // Warm: nothing compiled, nothing snapshotted; the seed answered.
+    for artifact in ["bytecode", "component"] {
+        let series = |name: &str, tier: &str| {
+            crate::server::sample(&text, &format!(r#"{name}{{artifact="{artifact}"{tier}}}"#))
+        };
+        assert_eq!(series("nexus_cache_misses_total", ""), 0.0, "{artifact}");
+        assert!(
+            series("nexus_cache_hits_total", r#",tier="seed""#) >= 1.0,
+            "{artifact}"
+        );
+    }
+    assert_eq!(
+        crate::server::sample(&text, r#"nexus_snapshots_total{outcome="built"}"#),
+        0.0
+    );
+    assert_eq!(
+        crate::server::sample(&text, r#"nexus_snapshots_total{outcome="loaded"}"#),
+        1.0
     );
     // The config's log format took: one JSON object a line.
     let log = server.log();
@@ -312,6 +438,7 @@ fn nexus_serve_with_the_configmap_and_the_deployments_environment_answers_probes
             .any(|l| l.starts_with('{') && l.contains("\"ready\"")),
         "{log}"
     );
+    assert!(log.contains("seed directory in use"), "{log}");
 }
 
 #[test]
@@ -325,30 +452,23 @@ fn the_configmaps_handler_is_the_example() {
 
 /// The Containerfile cannot be built here (no container daemon on these
 /// machines): read it. Two stages; the builder runs the setup script and a
-/// locked release build; the runtime stage copies only the binary and runs
-/// it as a non-root user.
+/// locked release build, then makes the seed (run for real by the test
+/// above); the runtime stage copies only the binary and the seed, and runs
+/// as a non-root user.
 #[test]
-fn the_containerfile_builds_in_two_stages_and_runs_only_the_binary_as_non_root() {
-    let text = std::fs::read_to_string(kubernetes_dir().join("../Containerfile")).unwrap();
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .collect();
-    let stages: Vec<usize> = (0..lines.len())
-        .filter(|&i| lines[i].starts_with("FROM "))
-        .collect();
-    assert_eq!(stages.len(), 2, "{stages:?}");
-    let (builder, runtime) = (
-        lines[stages[0]..stages[1]].join("\n"),
-        lines[stages[1]..].join("\n"),
-    );
+fn the_containerfile_builds_in_two_stages_and_runs_only_the_binary_and_its_seed_as_non_root() {
+    let (builder, runtime) = containerfile();
+    let (builder, runtime) = (builder.join("\n"), runtime.join("\n"));
     assert!(builder.contains("AS build"));
     assert!(builder.contains("bash scripts/setup.sh"));
     assert!(builder.contains("cargo build --release --locked --bin nexus"));
     let copies: Vec<&str> = runtime.lines().filter(|l| l.starts_with("COPY")).collect();
     assert_eq!(
         copies,
-        ["COPY --from=build /out/nexus /usr/local/bin/nexus"]
+        [
+            "COPY --from=build /out/nexus /usr/local/bin/nexus",
+            "COPY --from=build /out/seed /usr/share/nexus/seed"
+        ]
     );
     let user = runtime
         .lines()

@@ -16,6 +16,7 @@ mod limits;
 mod monitoring;
 mod node;
 mod prepared;
+mod seed;
 mod serve;
 mod server;
 mod settings;

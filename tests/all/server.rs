@@ -50,7 +50,14 @@ impl Server {
     }
 
     pub fn start_with(cache: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nexus"))
+        Self::launch(Command::new(env!("CARGO_BIN_EXE_nexus")), cache, args, env)
+    }
+
+    /// As [`start_with`](Self::start_with), through `nexus`: a command
+    /// that runs the binary and takes `serve …` as its arguments (such as
+    /// `setpriv … /path/to/nexus`).
+    pub fn launch(mut nexus: Command, cache: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut child = nexus
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--cache-dir"])
             .arg(cache)

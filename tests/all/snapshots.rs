@@ -23,7 +23,7 @@ const THROWS: &str = "throw new TypeError('not at the top level, please'); expor
 
 /// `GET /handlers/{name}` once the snapshot has settled (not queued or
 /// building); builds in a debug build take seconds each.
-fn settled(server: &Server, name: &str) -> Value {
+pub fn settled(server: &Server, name: &str) -> Value {
     let start = Instant::now();
     loop {
         let handler = server

@@ -31,6 +31,9 @@ pub(crate) fn guest(
         key,
         |payload| deserialize(engine, payload),
         || {
+            if let Some(why) = seed_miss(engine, cache) {
+                tracing::warn!(target: "nexus::cache", "the seed directory has no guest component for this engine: {why}");
+            }
             tracing::info!(
                 target: "nexus::cache",
                 "compiling the guest for this machine: the first start on this cache takes a few seconds (about 2 s here)"
@@ -83,6 +86,49 @@ pub(crate) fn prepared(
             Ok(((component, observed), bytes.into()))
         },
     )
+}
+
+/// Why a seed directory did not have the guest for `engine`, if there is a
+/// seed: the components it holds were made for another engine (another CPU,
+/// wasmtime or configuration: the key covers the engine's compatibility
+/// hash, and wasmtime says what differs) or by another build of Nexus.
+fn seed_miss(engine: &Engine, cache: &Cache) -> Option<String> {
+    let seed = cache.seed_entries(Kind::Component)?;
+    let Some(key) = seed.keys.first() else {
+        return Some(
+            "it holds no components (make it with `nexus cache warm` and NEXUS_CACHE_DIR set to it)"
+                .to_owned(),
+        );
+    };
+    let held = seed.keys.len();
+    Some(match seed.payload(key) {
+        None => format!(
+            "it holds {held} component(s), and {} does not verify",
+            key.to_hex()
+        ),
+        // A prepared handler's entry starts with its observation byte. The
+        // file is verified and the seed trusted like the cache directory;
+        // wasmtime checks the engine's settings before it maps any code.
+        Some(payload) => match deserialize(engine, native_code(&payload)) {
+            Ok(_) => format!(
+                "its {held} component(s) load on this engine, but none is this build's guest: \
+                 was the seed made by another build of `nexus`?"
+            ),
+            Err(e) => format!(
+                "its {held} component(s) were compiled for another engine (another CPU, wasmtime \
+                 or configuration): {e}"
+            ),
+        },
+    })
+}
+
+/// The serialized component in a component entry: all of a guest's, all
+/// but the first (observation) byte of a prepared handler's.
+fn native_code(payload: &[u8]) -> &[u8] {
+    match Engine::detect_precompiled(payload) {
+        Some(_) => payload,
+        None => payload.get(1..).unwrap_or_default(),
+    }
 }
 
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component> {

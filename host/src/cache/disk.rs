@@ -24,6 +24,11 @@
 //!   that processes sharing the directory keep one bound: least recently
 //!   used entries are deleted first. The index is rebuilt from
 //!   the directory at start-up, by modification time, which a hit refreshes.
+//! - A seed directory ([`DiskTier::seed`]) is a cache directory made ahead
+//!   and only ever read: root may own it (an image's files), and then its
+//!   files must be safe too (owned by root or this user, writable by nobody
+//!   else). Nothing in it is written, touched or removed; a damaged entry
+//!   is refused and counted, and the caller compiles instead.
 //! - Nothing here fails a caller: an unusable directory or a full disk is
 //!   warned about once per operation, counted, and the entry skipped.
 
@@ -49,18 +54,33 @@ use super::{Key, Kind, TierStats};
 /// enter, list or write it.
 const PRIVATE: u32 = 0o700;
 
+/// Who may own what the cache reads native code from: this user; for a
+/// seed directory (made at image build time, read by a non-root user),
+/// root too.
+fn trusted_owner(uid: u32, access: Access) -> bool {
+    uid == rustix::process::geteuid().as_raw() || (access == Access::Seed && uid == 0)
+}
+
 /// Refuses a directory another user owns or group or others may write:
 /// whoever can write it can plant native code, which the host maps as
 /// executable (see `DESIGN.md`'s trust boundary).
-fn trust(path: &Path, meta: &cap_std::fs::Metadata) -> io::Result<()> {
+fn trust(path: &Path, meta: &cap_std::fs::Metadata, access: Access) -> io::Result<()> {
     let me = rustix::process::geteuid().as_raw();
     let refuse = |why: String| {
+        let fix = match access {
+            Access::Seed => {
+                "fix: make it owned by root or by this user, and `chmod -R go-w` it; \
+                 a seed is written once, by `nexus cache warm`, then only read"
+            }
+            _ => {
+                "fix: `chmod go-w` it as its owner, or choose a directory only you can write \
+                 with --cache-dir / NEXUS_CACHE_DIR"
+            }
+        };
         Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
-                "{} {why}: anyone who can write it could plant native code, so it is not used \
-                 (fix: `chmod go-w` it as its owner, or choose a directory only you can write \
-                 with --cache-dir / NEXUS_CACHE_DIR)",
+                "{} {why}: anyone who can write it could plant native code, so it is not used ({fix})",
                 path.display()
             ),
         ))
@@ -68,11 +88,12 @@ fn trust(path: &Path, meta: &cap_std::fs::Metadata) -> io::Result<()> {
     if !meta.is_dir() {
         return refuse("is not a directory".to_owned());
     }
-    if meta.uid() != me {
-        return refuse(format!(
-            "is owned by uid {}, not by this user (uid {me})",
-            meta.uid()
-        ));
+    if !trusted_owner(meta.uid(), access) {
+        let whom = match access {
+            Access::Seed => format!("this user (uid {me}) or root"),
+            _ => format!("this user (uid {me})"),
+        };
+        return refuse(format!("is owned by uid {}, not by {whom}", meta.uid()));
     }
     if meta.mode() & 0o022 != 0 {
         return refuse(format!(
@@ -83,12 +104,13 @@ fn trust(path: &Path, meta: &cap_std::fs::Metadata) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether a tier is used (created, evicted to its bound) or only looked
-/// at.
+/// Whether a tier is used (created, evicted to its bound), only looked at,
+/// or a read-only seed: never written, nothing in it ever removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
     Use,
     Inspect,
+    Seed,
 }
 
 /// Whether `name` is a writer's temporary (`.tmp-…`).
@@ -215,6 +237,7 @@ pub(super) struct DiskTier {
     root: PathBuf,
     /// Why the directory could not be used.
     unavailable: Option<String>,
+    access: Access,
     /// The largest file read: no entry may be larger.
     read_limit: u64,
     index: Mutex<Index>,
@@ -239,15 +262,22 @@ impl DiskTier {
         Self::open_as(root, capacity, Access::Inspect)
     }
 
+    /// Opens a seed directory: a cache directory made ahead, only ever
+    /// read. Root may own it; its files are trusted like its directories.
+    pub fn seed(root: &Path) -> DiskTier {
+        Self::open_as(root, MAX_ENTRY, Access::Seed)
+    }
+
     fn open_as(root: &Path, capacity: u64, access: Access) -> DiskTier {
         let mut tier = DiskTier {
             dir: None,
             root_dir: None,
             root: root.to_owned(),
             unavailable: None,
+            access,
             read_limit: match access {
                 Access::Use => capacity.min(MAX_ENTRY),
-                Access::Inspect => MAX_ENTRY,
+                Access::Inspect | Access::Seed => MAX_ENTRY,
             },
             index: Mutex::new(Index::new(capacity)),
             corrupt: Default::default(),
@@ -261,6 +291,8 @@ impl DiskTier {
                 tier.dir = Some(dir);
                 tier.rebuild_index(access);
             }
+            // A seed's caller says why it is not used, in its own words.
+            Err(e) if access == Access::Seed => tier.unavailable = Some(e.to_string()),
             Err(e) => {
                 tier.failed(Op::Open, &e);
                 tier.unavailable = Some(e.to_string());
@@ -294,14 +326,14 @@ impl DiskTier {
         let dir = root_dir
             .open_dir(super::VERSION_DIR)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", version.display())))?;
-        trust(&version, &dir.dir_metadata()?)?;
+        trust(&version, &dir.dir_metadata()?, access)?;
         for kind in Kind::ALL {
             if access == Access::Use {
                 dir.create_dir_with(kind.dir(), &private)?;
             }
             match dir.metadata(kind.dir()) {
-                Ok(meta) => trust(&version.join(kind.dir()), &meta)?,
-                Err(e) if e.kind() == io::ErrorKind::NotFound && access == Access::Inspect => {}
+                Ok(meta) => trust(&version.join(kind.dir()), &meta, access)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && access != Access::Use => {}
                 Err(e) => return Err(e),
             }
         }
@@ -415,7 +447,9 @@ impl DiskTier {
                 let payload = payload.to_vec();
                 let now = SystemTime::now();
                 // Best effort: the next process sees this access too.
-                let _ = file.into_std().set_modified(now);
+                if self.access == Access::Use {
+                    let _ = file.into_std().set_modified(now);
+                }
                 let mut index = self.index.lock().unwrap();
                 index.insert(kind, *key, bytes.len() as u64, now);
                 index.stats[kind.index()].hits += 1;
@@ -443,6 +477,19 @@ impl DiskTier {
         if !meta.is_file() {
             return Err(Refused::Damaged(Damage::NotAFile));
         }
+        // A cache directory's files are private to its 0700 directories; a
+        // seed's are readable by all, and each must be as safe as its
+        // directory.
+        if self.access == Access::Seed
+            && (!trusted_owner(meta.uid(), self.access) || meta.mode() & 0o022 != 0)
+        {
+            return Err(Refused::Damaged(Damage::Untrusted(format!(
+                "owned by uid {} with mode {:o}: a seed's files must be owned by root or this \
+                 user, and writable by nobody else",
+                meta.uid(),
+                meta.mode() & 0o7777
+            ))));
+        }
         let limit = self.read_limit;
         if meta.len() > limit {
             return Err(Refused::Damaged(Damage::TooLarge {
@@ -463,24 +510,53 @@ impl DiskTier {
     pub fn reject(&self, kind: Kind, key: &Key, why: &str) {
         if let Some(dir) = &self.dir {
             let path = Self::path(kind, key);
-            tracing::warn!(file = %self.shown(&path).display(), "cache entry refused by its loader: {why}; removed");
             self.corrupt[kind.index()].fetch_add(1, Relaxed);
-            if let Err(e) = dir.remove_file(&path) {
-                self.failed(Op::Remove, &e);
+            if self.access == Access::Seed {
+                tracing::warn!(file = %self.shown(&path).display(), "seed entry refused by its loader: {why}; ignored (the seed is only read), compiling instead");
+            } else {
+                tracing::warn!(file = %self.shown(&path).display(), "cache entry refused by its loader: {why}; removed");
+                if let Err(e) = dir.remove_file(&path) {
+                    self.failed(Op::Remove, &e);
+                }
             }
             self.index.lock().unwrap().remove(kind, key);
         }
     }
 
     fn discard(&self, dir: &Dir, kind: Kind, key: &Key, path: &Path, damage: &Damage) {
-        tracing::warn!(file = %self.shown(path).display(), "damaged cache entry ({damage}); removed, will recompile");
         self.corrupt[kind.index()].fetch_add(1, Relaxed);
+        self.index.lock().unwrap().remove(kind, key);
+        if self.access == Access::Seed {
+            tracing::warn!(file = %self.shown(path).display(), "seed entry refused ({damage}); ignored (the seed is only read), compiling instead");
+            return;
+        }
+        tracing::warn!(file = %self.shown(path).display(), "damaged cache entry ({damage}); removed, will recompile");
         if let Err(e) = dir.remove_file(path) {
             if e.kind() != io::ErrorKind::NotFound {
                 self.failed(Op::Remove, &e);
             }
         }
-        self.index.lock().unwrap().remove(kind, key);
+    }
+
+    /// An entry's verified payload, or `None`; counts nothing, changes
+    /// nothing: for explaining a miss.
+    pub fn peek(&self, kind: Kind, key: &Key) -> Option<Vec<u8>> {
+        let dir = self.dir.as_ref()?;
+        let (_, bytes) = self.read_entry(dir, &Self::path(kind, key)).ok()?;
+        format::decode(kind, key, &bytes).ok().map(<[u8]>::to_vec)
+    }
+
+    /// The keys of `kind` the directory held when last scanned.
+    pub fn keys(&self, kind: Kind) -> Vec<Key> {
+        let index = self.index.lock().unwrap();
+        let mut keys: Vec<Key> = index
+            .entries
+            .keys()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, key)| *key)
+            .collect();
+        keys.sort();
+        keys
     }
 
     /// Stores the entry atomically, evicting least recently used files to

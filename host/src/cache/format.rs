@@ -41,6 +41,8 @@ pub enum Damage {
         size: u64,
         limit: u64,
     },
+    /// In a seed directory, a file someone else could have written.
+    Untrusted(String),
 }
 
 impl fmt::Display for Damage {
@@ -56,6 +58,7 @@ impl fmt::Display for Damage {
             }
             Damage::Checksum => f.write_str("payload checksum mismatch"),
             Damage::NotAFile => f.write_str("not a regular file (a FIFO, device or directory)"),
+            Damage::Untrusted(why) => f.write_str(why),
             Damage::TooLarge { size, limit } => {
                 write!(f, "{size} bytes, over the {limit}-byte limit on an entry")
             }

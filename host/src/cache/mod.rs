@@ -1,6 +1,7 @@
 //! The two-tier cache of compiled artifacts: bytes and keys.
 //!
-//! Lookup goes memory → disk (verified, then promoted) → compile, once per
+//! Lookup goes memory → disk (verified, then promoted) → a read-only seed
+//! directory, if there is one (verified, then promoted) → compile, once per
 //! key even under concurrent requests; a compiled artifact is stored in both
 //! tiers, the disk write done by a background thread.
 //!
@@ -18,7 +19,7 @@ mod tiers;
 
 pub use disk::{Op, VerifyReport};
 pub use key::Key;
-pub use tiers::Cache;
+pub use tiers::{Cache, SeedEntries};
 
 /// Bump when the file format or what a key covers changes: old entries then
 /// become unreachable by key.
@@ -83,16 +84,20 @@ pub enum Origin {
     Memory,
     /// A verified file had it; it is now in memory too.
     Disk,
+    /// The seed directory had it; it is now in memory and in the cache
+    /// directory too.
+    Seed,
     /// Neither tier had it: it was compiled, and stored in both.
     Compiled,
 }
 
 impl Origin {
-    /// The label: `memory`, `disk` or `compiled`.
+    /// The label: `memory`, `disk`, `seed` or `compiled`.
     pub fn as_str(self) -> &'static str {
         match self {
             Origin::Memory => "memory",
             Origin::Disk => "disk",
+            Origin::Seed => "seed",
             Origin::Compiled => "compiled",
         }
     }

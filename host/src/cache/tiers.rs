@@ -1,5 +1,9 @@
-//! The two tiers together: lookup, single-flight compilation, promotion, and
+//! The tiers together: lookup, single-flight compilation, promotion, and
 //! the background disk writer.
+//!
+//! Lookup order: memory, the cache directory, the seed directory (if any),
+//! then compile. A disk or seed hit is promoted: into memory, and a seed
+//! hit into the cache directory too, so the seed is read once per entry.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -51,6 +55,7 @@ enum Job {
 pub struct Cache {
     memory: Mutex<MemoryTier<Held>>,
     disk: Arc<DiskTier>,
+    seed: Option<DiskTier>,
     writer: Mutex<Option<Sender<Job>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     inflight: Mutex<HashMap<Key, Arc<Slot>>>,
@@ -74,6 +79,30 @@ impl Cache {
         Self::with_disk(DiskTier::inspect(dir, disk_bytes), 0)
     }
 
+    /// Adds a seed directory (see [`DiskTier::seed`]), looked up after the
+    /// cache directory. A seed that cannot be used is warned about once,
+    /// with why, and left out.
+    pub fn with_seed(mut self, seed: &Path) -> Cache {
+        let tier = DiskTier::seed(seed);
+        match tier.unavailable() {
+            Some(why) => tracing::warn!(
+                seed = %seed.display(),
+                "seed directory not used: {why}; artifacts it would hold are compiled here"
+            ),
+            None => {
+                let count = |kind| tier.keys(kind).len();
+                tracing::info!(
+                    seed = %seed.display(),
+                    components = count(Kind::Component),
+                    bytecode = count(Kind::Bytecode),
+                    "seed directory in use"
+                );
+                self.seed = Some(tier);
+            }
+        }
+        self
+    }
+
     fn with_disk(disk: DiskTier, memory_bytes: u64) -> Cache {
         let disk = Arc::new(disk);
         let (tx, rx) = mpsc::channel::<Job>();
@@ -94,6 +123,7 @@ impl Cache {
         Cache {
             memory: Mutex::new(MemoryTier::new(memory_bytes)),
             disk,
+            seed: None,
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(thread)),
             inflight: Mutex::default(),
@@ -175,12 +205,22 @@ impl Cache {
                     Err(why) => self.disk.reject(kind, &key, &why),
                 }
             }
+            if let Some(seed) = &self.seed {
+                if let Some(payload) = seed.read(kind, &key) {
+                    match decode(&payload) {
+                        Ok(artifact) => {
+                            let weight = payload.len();
+                            self.store(kind, key, payload.into());
+                            break 'found (artifact, Origin::Seed, weight);
+                        }
+                        Err(why) => seed.reject(kind, &key, &why),
+                    }
+                }
+            }
             let (artifact, payload) = compile()?;
             self.compiles[kind.index()].fetch_add(1, Relaxed);
             let weight = payload.len();
-            if let Some(writer) = self.writer.lock().unwrap().as_ref() {
-                let _ = writer.send(Job::Write(kind, key, payload));
-            }
+            self.store(kind, key, payload);
             (artifact, Origin::Compiled, weight)
         };
         let held: Held = Arc::new(artifact.clone());
@@ -190,6 +230,13 @@ impl Cache {
             .unwrap()
             .insert(kind, key, held, weight as u64);
         Ok((artifact, origin))
+    }
+
+    /// Queues the entry's write to the cache directory.
+    fn store(&self, kind: Kind, key: Key, payload: Arc<[u8]>) {
+        if let Some(writer) = self.writer.lock().unwrap().as_ref() {
+            let _ = writer.send(Job::Write(kind, key, payload));
+        }
     }
 
     /// Waits until every queued disk write is done.
@@ -223,9 +270,27 @@ impl Cache {
         self.disk.stats(kind)
     }
 
-    /// Files of `kind` refused as damaged since start-up.
+    /// The seed directory's figures for `kind`, if one is in use.
+    pub fn seed_stats(&self, kind: Kind) -> Option<TierStats> {
+        self.seed.as_ref().map(|seed| seed.stats(kind))
+    }
+
+    /// The seed directory's keys of `kind`, and a way to read each entry's
+    /// verified payload without counting it: to explain why the seed did
+    /// not have what was asked for. `None` without a seed.
+    pub fn seed_entries(&self, kind: Kind) -> Option<SeedEntries<'_>> {
+        let seed = self.seed.as_ref()?;
+        Some(SeedEntries {
+            seed,
+            kind,
+            keys: seed.keys(kind),
+        })
+    }
+
+    /// Files of `kind` refused as damaged since start-up, in the cache
+    /// directory and the seed.
     pub fn corrupt(&self, kind: Kind) -> u64 {
-        self.disk.corrupt(kind)
+        self.disk.corrupt(kind) + self.seed.as_ref().map_or(0, |seed| seed.corrupt(kind))
     }
 
     /// Disk failures of `op` since start-up.
@@ -273,6 +338,22 @@ impl Cache {
             return 0.0;
         }
         lookups.saturating_sub(self.compiles(kind)) as f64 / lookups as f64
+    }
+}
+
+/// A seed directory's entries of one kind, as
+/// [`Cache::seed_entries`] gives them.
+pub struct SeedEntries<'a> {
+    seed: &'a DiskTier,
+    kind: Kind,
+    /// The entries' keys.
+    pub keys: Vec<Key>,
+}
+
+impl SeedEntries<'_> {
+    /// The verified payload of the entry for `key`, if it reads and checks.
+    pub fn payload(&self, key: &Key) -> Option<Vec<u8>> {
+        self.seed.peek(self.kind, key)
     }
 }
 

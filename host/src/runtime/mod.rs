@@ -131,11 +131,15 @@ impl Runtime {
     /// the engine or the guest component cannot be set up.
     pub fn new(config: Config) -> Result<Self> {
         config.validate()?;
-        let cache = Arc::new(Cache::open(
+        let mut cache = Cache::open(
             &config.cache_dir,
             config.max_cache_size_bytes,
             config.max_disk_cache_bytes,
-        ));
+        );
+        if let Some(seed) = &config.seed_dir {
+            cache = cache.with_seed(seed);
+        }
+        let cache = Arc::new(cache);
         if cache.disk_available() && config.max_disk_cache_bytes < MIN_DISK_CACHE {
             tracing::warn!(
                 "max_disk_cache_bytes = {} cannot hold the guest component (about 4 MB): \

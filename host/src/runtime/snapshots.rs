@@ -281,7 +281,7 @@ impl Worker {
                 _ => {
                     let outcome = match prepared.origin {
                         Origin::Compiled => &counts.built,
-                        Origin::Memory | Origin::Disk => &counts.loaded,
+                        Origin::Memory | Origin::Disk | Origin::Seed => &counts.loaded,
                     };
                     outcome.fetch_add(1, Relaxed);
                     tracing::debug!(target: "nexus::snapshot", handler = name, origin = prepared.origin.as_str(), "prepared");

@@ -14,13 +14,13 @@ const FAMILIES: &[(&str, MetricType, &str, &[&str])] = &[
     (
         "nexus_cache_hits_total",
         MetricType::COUNTER,
-        "Lookups a cache tier answered.",
+        "Lookups a cache tier answered: memory, disk (the cache directory) or seed (the read-only seed directory).",
         &["artifact", "tier"],
     ),
     (
         "nexus_cache_misses_total",
         MetricType::COUNTER,
-        "Lookups neither tier answered: the artifact was compiled.",
+        "Lookups no tier answered: the artifact was compiled.",
         &["artifact"],
     ),
     (
@@ -56,7 +56,7 @@ const FAMILIES: &[(&str, MetricType, &str, &[&str])] = &[
     (
         "nexus_cache_corrupt_total",
         MetricType::COUNTER,
-        "Damaged cache files found, removed and recompiled.",
+        "Damaged cache files found and recompiled (removed; in the read-only seed, ignored).",
         &["artifact"],
     ),
     (
@@ -201,10 +201,11 @@ impl Collector for RuntimeCollector {
         };
         for kind in [Kind::Bytecode, Kind::Component] {
             let artifact = kind.as_str();
-            let tiers: [(&str, TierStats); 2] = [
+            let mut tiers: Vec<(&str, TierStats)> = vec![
                 ("memory", cache.memory_stats(kind)),
                 ("disk", cache.disk_stats(kind)),
             ];
+            tiers.extend(cache.seed_stats(kind).map(|seed| ("seed", seed)));
             for (tier, t) in tiers {
                 let labels = [("artifact", artifact), ("tier", tier)];
                 add("nexus_cache_hits_total", &labels, Value::Counter(t.hits));
