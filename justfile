@@ -31,6 +31,9 @@ bench:
     cargo bench --locked --bench cache
     cargo bench --locked --bench invoke
     cargo bench --locked --bench snapshot
+    cargo build --release --locked --bin nexus
+    bash bench/sizes.sh target/release/nexus examples/hello.js target/bench-handlers/*.js
+    bash bench/startup.sh target/release/nexus examples
 
 # nexus serve against Node http peers (vm per request, and direct), with wrk.
 bench-serve:
