@@ -43,6 +43,13 @@ bench-serve:
     cargo build --release --locked --bin nexus
     bash bench/serve.sh target/release/nexus target/bench-handlers
 
+# The guest's world, as wasm-tools reads it from the component nexus writes.
+inspect:
+    command -v wasm-tools >/dev/null || cargo install wasm-tools --locked
+    cargo build --release --locked --bin nexus
+    target/release/nexus component -o target/nexus_guest.wasm
+    wasm-tools component wit target/nexus_guest.wasm
+
 # Real-world npm bundles as handlers: same JSON as Node (needs npm).
 compat:
     cargo build --release --locked --bin nexus

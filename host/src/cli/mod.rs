@@ -9,6 +9,7 @@
 
 mod bench;
 mod cache;
+mod component;
 mod run;
 mod serve;
 mod settings;
@@ -62,6 +63,15 @@ enum Command {
     /// Inspect or manage the cache directory.
     #[command(subcommand)]
     Cache(cache::CacheCommand),
+    /// Write the guest component the host runs (the plain build, or the
+    /// pre-initialized snapshot), for jco, `wasm-tools component wit` and
+    /// other hosts.
+    ///
+    /// Prints the file, its size and the guest build's BLAKE3 fingerprint
+    /// (the one bytecode cache keys cover).
+    #[command(after_help = "Examples:\n  nexus component -o nexus_guest.wasm\n  \
+        wasm-tools component wit nexus_guest.wasm")]
+    Component(component::ComponentArgs),
     /// Serve handlers over HTTP: register, invoke, list and remove them;
     /// /stats, /metrics (Prometheus), /healthz and /readyz.
     ///
@@ -101,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Compile(args) => run::compile(args),
         Command::Bench(args) => bench::bench(args),
         Command::Cache(command) => cache::cache(command),
+        Command::Component(args) => component::component(args),
         Command::Serve(args) => serve::serve(args),
     };
     match result {

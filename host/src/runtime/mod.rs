@@ -431,6 +431,17 @@ impl Runtime {
             .map_err(|e| Error::Trap(format!("invocation task failed: {e}")))?
     }
 
+    /// The guest pre-initialized (QuickJS's runtime and context created,
+    /// then snapshotted): the component this runtime compiles and
+    /// instantiates, before Cranelift. For other hosts and tools.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] if pre-initializing fails.
+    pub fn pre_initialized_guest(&self) -> Result<Vec<u8>> {
+        self.snapshotter.pre_initialize()
+    }
+
     /// The runtime's figures, as handlers see them through `Nexus.stats()`.
     pub fn stats(&self) -> RuntimeStats {
         self.stats.record()

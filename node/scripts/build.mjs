@@ -1,0 +1,56 @@
+// Build step: writes the guest component exactly as the host runs it
+// (`nexus component`), then transpiles it with jco into dist/guest.
+// Nothing generated is checked in.
+//
+// The `nexus` binary: $NEXUS_BIN, else the workspace's newest build
+// (target/release or target/debug).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { blake3 } from '@noble/hashes/blake3.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const dist = join(root, 'dist');
+
+export function nexusBinary() {
+  if (process.env.NEXUS_BIN) return process.env.NEXUS_BIN;
+  const builds = ['release', 'debug']
+    .map((profile) => join(root, '..', 'target', profile, 'nexus'))
+    .filter((path) => existsSync(path))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  if (builds.length === 0) {
+    throw new Error('no nexus binary: build it (cargo build --bin nexus) or set NEXUS_BIN');
+  }
+  return builds[0];
+}
+
+function run(file, args, env = {}) {
+  execFileSync(file, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const nexus = nexusBinary();
+  rmSync(dist, { recursive: true, force: true });
+  mkdirSync(dist, { recursive: true });
+  const plain = join(dist, 'nexus_guest.wasm');
+  const pre = join(dist, 'nexus_guest.pre.wasm');
+  // Pre-initializing compiles nothing into a cache; keep its directory out
+  // of the user's.
+  const cache = mkdtempSync(join(tmpdir(), 'nexus-build-'));
+  try {
+    run(nexus, ['component', '-o', plain]);
+    run(nexus, ['component', '--pre-initialized', '-o', pre], { NEXUS_CACHE_DIR: cache });
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+  }
+  // Bytecode keys name the guest build by the plain component's BLAKE3,
+  // as the host's GUEST_FINGERPRINT does.
+  const fingerprint = bytesToHex(blake3(readFileSync(plain)));
+  const jco = join(root, 'node_modules', '.bin', 'jco');
+  run(jco, ['transpile', pre, '-o', join(dist, 'guest'), '--name', 'guest', '--instantiation', 'sync', '--quiet']);
+  writeFileSync(join(dist, 'guest.json'), JSON.stringify({ fingerprint, nexus }, null, 2) + '\n');
+  console.log(`dist/guest: the pre-initialized guest ${fingerprint}, from ${nexus}`);
+}

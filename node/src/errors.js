@@ -1,0 +1,53 @@
+// Errors with the Rust host's kinds and fields (`compile_error` with file,
+// line and column; `runtime_error` with name, message and stack; `timeout`
+// with limit_ms; ...), as `GET`/`POST` errors and `Error::kind()` name them.
+
+export class NexusError extends Error {
+  /**
+   * @param {string} kind the host's error kind
+   * @param {string} message
+   * @param {Record<string, unknown>} [fields] the kind's own fields
+   */
+  constructor(kind, message, fields = {}) {
+    super(message);
+    this.name = 'NexusError';
+    this.kind = kind;
+    Object.assign(this, fields);
+    this.fields = fields;
+  }
+
+  /** `{kind, message, ...fields}`, as the host's HTTP errors carry them. */
+  toJSON() {
+    return { kind: this.kind, message: this.message, ...this.fields };
+  }
+}
+
+/** The guest's `handler-error` variant (jco's `{tag, val}`) as a NexusError. */
+export function fromGuest(error) {
+  const { tag, val } = error;
+  switch (tag) {
+    case 'compile':
+      return new NexusError('compile_error', val.message, { file: val.file, line: val.line, column: val.column });
+    case 'runtime':
+      return new NexusError('runtime_error', val.message, { name: val.name, stack: val.stack });
+    case 'invalid-input':
+      return new NexusError('invalid_input', val);
+    case 'invalid-output':
+      return new NexusError('invalid_output', val);
+    case 'invalid-bytecode':
+      return new NexusError('invalid_bytecode', val);
+    case 'invalid-module':
+      return new NexusError('invalid_module', val);
+    default:
+      return new NexusError('trap', `unknown guest error ${tag}`);
+  }
+}
+
+/** Plain data for postMessage, and back. */
+export function toWire(e) {
+  return { kind: e.kind, message: e.message, fields: e.fields };
+}
+
+export function fromWire(w) {
+  return new NexusError(w.kind, w.message, w.fields);
+}

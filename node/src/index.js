@@ -1,0 +1,176 @@
+// Nexus from Node: the host's guest component under jco, with a bytecode
+// cache shared with the Rust host (the same keys, files and directory).
+//
+//   import { createRuntime } from 'nexus-runtime';
+//   const runtime = await createRuntime({ cacheDir: '/tmp/nexus-cache' });
+//   const handler = await runtime.compile('hello.js', source);
+//   const { output } = await runtime.invoke(handler, { name: 'Ada' });
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { bytecodeKey, DiskTier, MemoryTier, tierStats } from './cache.js';
+import { resolveConfig } from './config.js';
+import { NexusError } from './errors.js';
+import { buildInfo, compileModules } from './guest.js';
+import { Pool } from './pool.js';
+
+export { NexusError } from './errors.js';
+export { parseSize } from './config.js';
+
+// Compiling is not the handler's code running, but a large bundle takes a
+// while: it gets at least this long.
+const MIN_COMPILE_TIMEOUT_MS = 30_000;
+
+class Runtime {
+  constructor(config, modules, fingerprint, guestBytes) {
+    this.config = config;
+    this.fingerprint = fingerprint;
+    this.pool = new Pool(config.maxInstances, modules);
+    this.memory = new MemoryTier(config.maxCacheSizeBytes);
+    this.disk = new DiskTier(config.cacheDir, (line) => this.log('warn', line, 'nexus'));
+    this.inflight = new Map();
+    this.counts = { compiles: 0, executions: 0, failures: 0, timeouts: 0, instances: 0 };
+    this.guestBytes = guestBytes;
+  }
+
+  log(level, message, handler) {
+    if (this.config.onLog) this.config.onLog(level, message, handler);
+  }
+
+  /**
+   * `source`'s bytecode under `name`: from memory, else a verified file in
+   * the cache directory, else compiled in a fresh instance (and stored in
+   * both). `name` is what stack traces show, and part of the key:
+   * `nexus run hello.js` names its handler `hello.js`.
+   *
+   * @returns {Promise<{name: string, key: string, origin: 'memory'|'disk'|'compiled', bytecode: Uint8Array}>}
+   */
+  async compile(name, source) {
+    if (typeof name !== 'string' || typeof source !== 'string') {
+      throw new NexusError('invalid_input', 'compile(name, source) takes two strings');
+    }
+    const options = { stripSource: this.config.stripSource, stripDebug: this.config.stripDebug };
+    const key = bytecodeKey(this.fingerprint, name, source, options);
+    const hex = bytesToHex(key);
+    const held = this.memory.get(hex);
+    if (held) return { name, key: hex, origin: 'memory', bytecode: held };
+    // One compile per key, however many callers ask at once.
+    let pending = this.inflight.get(hex);
+    if (!pending) {
+      pending = this.lookUpOrCompile(name, source, options, key, hex).finally(() => this.inflight.delete(hex));
+      this.inflight.set(hex, pending);
+    }
+    const { bytecode, origin } = await pending;
+    return { name, key: hex, origin, bytecode };
+  }
+
+  async lookUpOrCompile(name, source, options, key, hex) {
+    const payload = this.disk.read(key);
+    if (payload) {
+      this.memory.insert(hex, payload);
+      return { bytecode: payload, origin: 'disk' };
+    }
+    this.counts.instances++;
+    const timeout = Math.max(this.config.timeoutMs, MIN_COMPILE_TIMEOUT_MS);
+    const { value } = await this.pool.run({ op: 'compile', name, source, options, stats: this.stats() }, timeout);
+    this.counts.compiles++;
+    this.memory.insert(hex, value);
+    this.disk.write(key, value);
+    return { bytecode: value, origin: 'compiled' };
+  }
+
+  /**
+   * Calls the handler's default export with `input` in a fresh instance,
+   * within the timeout. `input` is a JSON-able value, or JSON text (a
+   * string is taken as JSON text as it is).
+   *
+   * @returns {Promise<{output: unknown, json: string, logs: Array<[string, string]>}>}
+   */
+  async invoke(handler, input = {}) {
+    if (!handler || !(handler.bytecode instanceof Uint8Array) || typeof handler.name !== 'string') {
+      throw new NexusError('invalid_input', 'invoke(handler, input) takes what compile() answered');
+    }
+    let json = input;
+    if (typeof input !== 'string') {
+      try {
+        json = JSON.stringify(input);
+      } catch (e) {
+        throw new NexusError('invalid_input', `the input is not JSON-able: ${e.message}`);
+      }
+    }
+    this.counts.instances++;
+    this.counts.executions++;
+    try {
+      const { value, logs } = await this.pool.run(
+        { op: 'invoke', name: handler.name, bytecode: handler.bytecode, input: json, stats: this.stats() },
+        this.config.timeoutMs,
+      );
+      for (const [level, message] of logs) this.log(level, message, handler.name);
+      const size = Buffer.byteLength(value);
+      if (size > this.config.maxOutputBytes) {
+        throw new NexusError('output_too_large', `the result is ${size} bytes, over max_output_bytes`, {
+          size_bytes: size,
+          limit_bytes: this.config.maxOutputBytes,
+        });
+      }
+      return { output: JSON.parse(value), json: value, logs };
+    } catch (e) {
+      this.counts.failures++;
+      if (e.kind === 'timeout') this.counts.timeouts++;
+      for (const [level, message] of e.logs ?? []) this.log(level, message, handler.name);
+      throw e;
+    }
+  }
+
+  /** The `runtime-stats` record, with the host's field names. */
+  stats() {
+    const rate = (memory, compiles) => {
+      const lookups = memory.hits + memory.misses;
+      return lookups === 0 ? 0 : (lookups - compiles) / lookups;
+    };
+    // Components: the guest's core modules, compiled once and kept in
+    // memory; each instance is a hit on them.
+    const componentMemory = {
+      ...tierStats(),
+      hits: this.counts.instances,
+      misses: 1,
+      entries: 1,
+      bytes: this.guestBytes,
+    };
+    return {
+      bytecode: {
+        memory: { ...this.memory.stats },
+        disk: { ...this.disk.stats },
+        hit_rate: rate(this.memory.stats, this.counts.compiles),
+      },
+      components: {
+        memory: componentMemory,
+        disk: tierStats(),
+        hit_rate: rate(componentMemory, 1),
+      },
+      compiles: this.counts.compiles,
+      executions: this.counts.executions,
+      failures: this.counts.failures,
+      timeouts: this.counts.timeouts,
+    };
+  }
+
+  /** Ends the worker threads; pending calls fail. */
+  close() {
+    return this.pool.close();
+  }
+}
+
+/**
+ * A runtime. `config` beats the environment (NEXUS_CACHE_DIR,
+ * NEXUS_MAX_CACHE_SIZE_BYTES, NEXUS_TIMEOUT_MS, NEXUS_MAX_OUTPUT_BYTES,
+ * NEXUS_MAX_INSTANCES), which beats the defaults.
+ *
+ * @throws {NexusError} kind `config` for a bad setting, naming it.
+ */
+export async function createRuntime(config = {}) {
+  const resolved = resolveConfig(config);
+  const { fingerprint } = buildInfo();
+  const modules = await compileModules();
+  const { statSync } = await import('node:fs');
+  const guestBytes = statSync(new URL('../dist/guest/guest.core.wasm', import.meta.url)).size;
+  return new Runtime(resolved, modules, fingerprint, guestBytes);
+}
