@@ -4,9 +4,11 @@
 run: build
     cargo run -q --bin nexus -- serve --handlers examples
 
-# Every test: the guest is built by host/build.rs on the way.
+# Every test: the guest is built by host/build.rs on the way; then the Node
+# package (node/), from its lockfile, against the nexus those tests built.
 test:
     cargo test --locked
+    cd node && npm ci --no-audit --no-fund --loglevel=error && npm run build && npm test
 
 build:
     cargo build --locked

@@ -97,27 +97,32 @@ class Runtime {
       }
     }
     this.counts.instances++;
-    this.counts.executions++;
+    // Counted when it ends, as the host counts: a handler's Nexus.stats()
+    // sees the calls before its own.
+    const stats = this.stats();
+    const job = { op: 'invoke', name: handler.name, bytecode: handler.bytecode, input: json, stats };
+    let answer;
     try {
-      const { value, logs } = await this.pool.run(
-        { op: 'invoke', name: handler.name, bytecode: handler.bytecode, input: json, stats: this.stats() },
-        this.config.timeoutMs,
-      );
-      for (const [level, message] of logs) this.log(level, message, handler.name);
-      const size = Buffer.byteLength(value);
-      if (size > this.config.maxOutputBytes) {
-        throw new NexusError('output_too_large', `the result is ${size} bytes, over max_output_bytes`, {
-          size_bytes: size,
-          limit_bytes: this.config.maxOutputBytes,
-        });
-      }
-      return { output: JSON.parse(value), json: value, logs };
+      answer = await this.pool.run(job, this.config.timeoutMs);
     } catch (e) {
+      this.counts.executions++;
       this.counts.failures++;
       if (e.kind === 'timeout') this.counts.timeouts++;
       for (const [level, message] of e.logs ?? []) this.log(level, message, handler.name);
       throw e;
     }
+    this.counts.executions++;
+    const { value, logs } = answer;
+    for (const [level, message] of logs) this.log(level, message, handler.name);
+    const size = Buffer.byteLength(value);
+    if (size > this.config.maxOutputBytes) {
+      this.counts.failures++;
+      throw new NexusError('output_too_large', `the result is ${size} bytes, over max_output_bytes`, {
+        size_bytes: size,
+        limit_bytes: this.config.maxOutputBytes,
+      });
+    }
+    return { output: JSON.parse(value), json: value, logs };
   }
 
   /** The `runtime-stats` record, with the host's field names. */

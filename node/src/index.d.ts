@@ -1,0 +1,85 @@
+// Types for nexus-runtime: Nexus's guest under jco, sharing the Rust host's
+// cache directory.
+
+/** Settings; each beats its environment variable, which beats the default. */
+export interface Config {
+  /** NEXUS_CACHE_DIR; default `/tmp/nexus-cache`. */
+  cacheDir?: string;
+  /** NEXUS_MAX_CACHE_SIZE_BYTES: the memory LRU's bound; bytes or `64Mi`; default 64Mi. */
+  maxCacheSizeBytes?: number | string;
+  /** NEXUS_TIMEOUT_MS: how long one invocation may run; default 1000. */
+  timeoutMs?: number | string;
+  /** NEXUS_MAX_OUTPUT_BYTES: the largest result; default 8Mi. */
+  maxOutputBytes?: number | string;
+  /** NEXUS_MAX_INSTANCES: worker threads running calls at once; default the CPUs. */
+  maxInstances?: number | string;
+  /** NEXUS_STRIP_SOURCE: drop functions' source text from bytecode; default true. */
+  stripSource?: boolean | string;
+  /** NEXUS_STRIP_DEBUG: drop line and column tables; default false. */
+  stripDebug?: boolean | string;
+  /** Console lines and the runtime's warnings; `handler` is `nexus` for the runtime's own. */
+  onLog?: (level: 'debug' | 'info' | 'warn' | 'error', message: string, handler: string) => void;
+}
+
+export interface Handler {
+  name: string;
+  /** The cache key, 64 hex digits: the same as the Rust host's for the same name and source. */
+  key: string;
+  origin: 'memory' | 'disk' | 'compiled';
+  bytecode: Uint8Array;
+}
+
+export interface Invocation {
+  /** The handler's result, parsed. */
+  output: unknown;
+  /** The result as JSON text, byte for byte as the host answers. */
+  json: string;
+  logs: Array<[level: string, message: string]>;
+}
+
+export interface Tier {
+  hits: number;
+  misses: number;
+  entries: number;
+  bytes: number;
+  capacity_bytes: number;
+  evictions: number;
+}
+
+export interface CacheStats {
+  memory: Tier;
+  disk: Tier;
+  hit_rate: number;
+}
+
+/** The host's `runtime-stats` record, with its field names. */
+export interface RuntimeStats {
+  bytecode: CacheStats;
+  components: CacheStats;
+  compiles: number;
+  executions: number;
+  failures: number;
+  timeouts: number;
+}
+
+export interface Runtime {
+  compile(name: string, source: string): Promise<Handler>;
+  /** `input`: a JSON-able value, or JSON text as a string. */
+  invoke(handler: Handler, input?: unknown): Promise<Invocation>;
+  stats(): RuntimeStats;
+  close(): Promise<void>;
+}
+
+/** The host's error kinds and fields: `compile_error` (file, line, column), `runtime_error` (name, stack), `timeout` (limit_ms), `output_too_large` (size_bytes, limit_bytes), `invalid_input`, `invalid_output`, `invalid_bytecode`, `invalid_module`, `stack_overflow`, `trap`, `config` (name, value). */
+export class NexusError extends Error {
+  kind: string;
+  fields: Record<string, unknown>;
+  [field: string]: unknown;
+  toJSON(): Record<string, unknown>;
+}
+
+/** @throws {NexusError} kind `config`, naming a bad setting. */
+export function createRuntime(config?: Config): Promise<Runtime>;
+
+/** Bytes from a number or a quantity (`64Mi`, `128M`, `1Gi`); undefined if malformed. */
+export function parseSize(value: number | string): number | undefined;
