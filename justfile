@@ -36,6 +36,7 @@ bench:
     cargo build --release --locked --bin nexus
     bash bench/sizes.sh target/release/nexus examples/hello.js target/bench-handlers/*.js
     bash bench/startup.sh target/release/nexus examples
+    cd node && npm ci --no-audit --no-fund --loglevel=error && npm run build && node bench/bench.mjs ../target/release/nexus ../bench/trivial.js ../target/bench-handlers/lodash.js
 
 # nexus serve against Node http peers (vm per request, and direct), with wrk.
 bench-serve:

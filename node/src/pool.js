@@ -46,6 +46,9 @@ export class Pool {
   spawn() {
     const worker = new Worker(WORKER, {
       workerData: { modules: this.modules },
+      // Not the parent's flags: `node --input-type=module -e` would break
+      // a worker started from a file.
+      execArgv: [],
       resourceLimits: { stackSizeMb: STACK_MB },
     });
     worker.unref();
