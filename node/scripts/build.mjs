@@ -7,16 +7,15 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { blake3 } from '@noble/hashes/blake3.js';
-import { bytesToHex } from '@noble/hashes/utils.js';
+import { blake3, bytesToHex, ready } from '../src/cache.js';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const dist = join(root, 'dist');
 
 export function nexusBinary() {
-  if (process.env.NEXUS_BIN) return process.env.NEXUS_BIN;
+  if (process.env.NEXUS_BIN) return resolve(process.env.NEXUS_BIN);
   const builds = ['release', 'debug']
     .map((profile) => join(root, '..', 'target', profile, 'nexus'))
     .filter((path) => existsSync(path))
@@ -48,6 +47,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   }
   // Bytecode keys name the guest build by the plain component's BLAKE3,
   // as the host's GUEST_FINGERPRINT does.
+  await ready();
   const fingerprint = bytesToHex(blake3(readFileSync(plain)));
   const jco = join(root, 'node_modules', '.bin', 'jco');
   run(jco, ['transpile', pre, '-o', join(dist, 'guest'), '--name', 'guest', '--instantiation', 'sync', '--quiet']);

@@ -5,8 +5,7 @@
 //   const runtime = await createRuntime({ cacheDir: '/tmp/nexus-cache' });
 //   const handler = await runtime.compile('hello.js', source);
 //   const { output } = await runtime.invoke(handler, { name: 'Ada' });
-import { bytesToHex } from '@noble/hashes/utils.js';
-import { bytecodeKey, DiskTier, MemoryTier, tierStats } from './cache.js';
+import { bytecodeKey, bytesToHex, DiskTier, MemoryTier, ready, tierStats } from './cache.js';
 import { resolveConfig } from './config.js';
 import { NexusError } from './errors.js';
 import { buildInfo, compileModules } from './guest.js';
@@ -173,6 +172,7 @@ class Runtime {
  */
 export async function createRuntime(config = {}) {
   const resolved = resolveConfig(config);
+  await ready();
   const { fingerprint } = buildInfo();
   const modules = await compileModules();
   const { statSync } = await import('node:fs');
