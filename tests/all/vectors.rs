@@ -27,9 +27,12 @@ fn library_answers_every_vector() {
 
 #[test]
 fn cli_answers_every_vector() {
+    // One cache for every run: the first compiles the guest, the rest load it.
+    let (_, cache) = support::nexus();
     for v in vectors() {
-        let (mut cmd, _cache) = support::nexus();
-        cmd.arg("run")
+        let (mut cmd, _own) = support::nexus();
+        cmd.env("NEXUS_CACHE_DIR", cache.path())
+            .arg("run")
             .arg(&v.path)
             .arg("--input-file")
             .arg(&v.input_path);
