@@ -48,61 +48,12 @@ use rustix::fs::{FlockOperation, OFlags};
 
 use super::budget::Budget;
 use super::format::{self, Damage};
+use super::trust::{self, Owners};
 use super::{Key, Kind, TierStats};
 
 /// The mode of every directory the cache creates: only its owner may
 /// enter, list or write it.
 const PRIVATE: u32 = 0o700;
-
-/// Who may own what the cache reads native code from: this user; for a
-/// seed directory (made at image build time, read by a non-root user),
-/// root too.
-fn trusted_owner(uid: u32, access: Access) -> bool {
-    uid == rustix::process::geteuid().as_raw() || (access == Access::Seed && uid == 0)
-}
-
-/// Refuses a directory another user owns or group or others may write:
-/// whoever can write it can plant native code, which the host maps as
-/// executable (see `DESIGN.md`'s trust boundary).
-fn trust(path: &Path, meta: &cap_std::fs::Metadata, access: Access) -> io::Result<()> {
-    let me = rustix::process::geteuid().as_raw();
-    let refuse = |why: String| {
-        let fix = match access {
-            Access::Seed => {
-                "fix: make it owned by root or by this user, and `chmod -R go-w` it; \
-                 a seed is written once, by `nexus cache warm`, then only read"
-            }
-            _ => {
-                "fix: `chmod go-w` it as its owner, or choose a directory only you can write \
-                 with --cache-dir / NEXUS_CACHE_DIR"
-            }
-        };
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} {why}: anyone who can write it could plant native code, so it is not used ({fix})",
-                path.display()
-            ),
-        ))
-    };
-    if !meta.is_dir() {
-        return refuse("is not a directory".to_owned());
-    }
-    if !trusted_owner(meta.uid(), access) {
-        let whom = match access {
-            Access::Seed => format!("this user (uid {me}) or root"),
-            _ => format!("this user (uid {me})"),
-        };
-        return refuse(format!("is owned by uid {}, not by {whom}", meta.uid()));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return refuse(format!(
-            "is writable by group or others (mode {:o})",
-            meta.mode() & 0o7777
-        ));
-    }
-    Ok(())
-}
 
 /// Whether a tier is used (created, evicted to its bound), only looked at,
 /// or a read-only seed: never written, nothing in it ever removed.
@@ -111,6 +62,15 @@ enum Access {
     Use,
     Inspect,
     Seed,
+}
+
+impl Access {
+    fn owners(self) -> Owners {
+        match self {
+            Access::Seed => Owners::ThisUserOrRoot,
+            Access::Use | Access::Inspect => Owners::ThisUser,
+        }
+    }
 }
 
 /// Whether `name` is a writer's temporary (`.tmp-…`).
@@ -326,13 +286,14 @@ impl DiskTier {
         let dir = root_dir
             .open_dir(super::VERSION_DIR)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", version.display())))?;
-        trust(&version, &dir.dir_metadata()?, access)?;
+        let owners = access.owners();
+        trust::check_dir(&version, &dir.dir_metadata()?, owners)?;
         for kind in Kind::ALL {
             if access == Access::Use {
                 dir.create_dir_with(kind.dir(), &private)?;
             }
             match dir.metadata(kind.dir()) {
-                Ok(meta) => trust(&version.join(kind.dir()), &meta, access)?,
+                Ok(meta) => trust::check_dir(&version.join(kind.dir()), &meta, owners)?,
                 Err(e) if e.kind() == io::ErrorKind::NotFound && access != Access::Use => {}
                 Err(e) => return Err(e),
             }
@@ -480,15 +441,9 @@ impl DiskTier {
         // A cache directory's files are private to its 0700 directories; a
         // seed's are readable by all, and each must be as safe as its
         // directory.
-        if self.access == Access::Seed
-            && (!trusted_owner(meta.uid(), self.access) || meta.mode() & 0o022 != 0)
-        {
-            return Err(Refused::Damaged(Damage::Untrusted(format!(
-                "owned by uid {} with mode {:o}: a seed's files must be owned by root or this \
-                 user, and writable by nobody else",
-                meta.uid(),
-                meta.mode() & 0o7777
-            ))));
+        if self.access == Access::Seed {
+            trust::check_file(&meta, self.access.owners())
+                .map_err(|why| Refused::Damaged(Damage::Untrusted(why)))?;
         }
         let limit = self.read_limit;
         if meta.len() > limit {

@@ -16,6 +16,7 @@ mod format;
 mod key;
 mod memory;
 mod tiers;
+mod trust;
 
 pub use disk::{Op, VerifyReport};
 pub use key::Key;

@@ -1,0 +1,99 @@
+//! Who may have written what the cache reads. The cache holds native code,
+//! which the host maps as executable (see `DESIGN.md`'s trust boundary), so
+//! whoever can write its directories could run code in the host.
+//!
+//! A cache directory must be this user's. A seed directory, made once (at
+//! an image's build, by root) and then only read (by a pod's non-root
+//! user), may be root's too. Neither may be writable by group or others;
+//! a seed's files are held to the same rule one by one, since they sit in
+//! directories everybody may read.
+
+use std::io;
+use std::path::Path;
+
+use cap_std::fs::{Metadata, MetadataExt as _};
+
+/// Whose directories and files are trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Owners {
+    /// Only this process's effective user.
+    ThisUser,
+    /// This user or root: for a seed.
+    ThisUserOrRoot,
+}
+
+impl Owners {
+    fn admit(self, uid: u32) -> bool {
+        uid == me() || (self == Owners::ThisUserOrRoot && uid == 0)
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Owners::ThisUser => format!("this user (uid {})", me()),
+            Owners::ThisUserOrRoot => format!("this user (uid {}) or root", me()),
+        }
+    }
+
+    fn fix(self) -> &'static str {
+        match self {
+            Owners::ThisUser => {
+                "fix: `chmod go-w` it as its owner, or choose a directory only you can write \
+                 with --cache-dir / NEXUS_CACHE_DIR"
+            }
+            Owners::ThisUserOrRoot => {
+                "fix: make it owned by root or by this user, and `chmod -R go-w` it; \
+                 a seed is written once, by `nexus cache warm`, then only read"
+            }
+        }
+    }
+}
+
+fn me() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Refuses a directory `owners` do not own, or that group or others may
+/// write, with why and the fix.
+pub(super) fn check_dir(path: &Path, meta: &Metadata, owners: Owners) -> io::Result<()> {
+    let refuse = |why: String| {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} {why}: anyone who can write it could plant native code, so it is not used ({})",
+                path.display(),
+                owners.fix()
+            ),
+        ))
+    };
+    if !meta.is_dir() {
+        return refuse("is not a directory".to_owned());
+    }
+    if !owners.admit(meta.uid()) {
+        return refuse(format!(
+            "is owned by uid {}, not by {}",
+            meta.uid(),
+            owners.describe()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return refuse(format!(
+            "is writable by group or others (mode {:o})",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// Why a file `owners` do not own, or that group or others may write, is
+/// refused; `Ok` if it is not.
+pub(super) fn check_file(meta: &Metadata, owners: Owners) -> Result<(), String> {
+    if owners.admit(meta.uid()) && meta.mode() & 0o022 == 0 {
+        return Ok(());
+    }
+    Err(format!(
+        "owned by uid {} with mode {:o}: its files must be owned by {} and writable by nobody else",
+        meta.uid(),
+        meta.mode() & 0o7777,
+        owners.describe()
+    ))
+}
