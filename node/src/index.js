@@ -5,6 +5,7 @@
 //   const runtime = await createRuntime({ cacheDir: '/tmp/nexus-cache' });
 //   const handler = await runtime.compile('hello.js', source);
 //   const { output } = await runtime.invoke(handler, { name: 'Ada' });
+import { statSync } from 'node:fs';
 import { bytecodeKey, bytesToHex, DiskTier, MemoryTier, ready, tierStats } from './cache.js';
 import { resolveConfig } from './config.js';
 import { NexusError } from './errors.js';
@@ -175,7 +176,6 @@ export async function createRuntime(config = {}) {
   await ready();
   const { fingerprint } = buildInfo();
   const modules = await compileModules();
-  const { statSync } = await import('node:fs');
   const guestBytes = statSync(new URL('../dist/guest/guest.core.wasm', import.meta.url)).size;
   return new Runtime(resolved, modules, fingerprint, guestBytes);
 }

@@ -22,11 +22,7 @@ function classify(e) {
   if (e instanceof RangeError && /call stack/i.test(e.message)) {
     return new NexusError('stack_overflow', 'the wasm stack overflowed');
   }
-  if (e instanceof WebAssembly.RuntimeError) {
-    return /memory|out of bounds/i.test(e.message) && /grow|allocat/i.test(e.message)
-      ? new NexusError('out_of_memory', e.message)
-      : new NexusError('trap', `the guest trapped: ${e.message}`);
-  }
+  if (e instanceof WebAssembly.RuntimeError) return new NexusError('trap', `the guest trapped: ${e.message}`);
   return new NexusError('trap', `the guest failed: ${e && e.message ? e.message : String(e)}`);
 }
 
