@@ -26,8 +26,8 @@ lint-fast:
 setup:
     bash scripts/setup.sh
 
-# Benchmarks, release build; prints markdown tables (results: bench/RESULTS.md).
-bench:
+# Benchmarks (release build), then bench-serve; markdown tables (bench/RESULTS.md).
+bench: && bench-serve
     cd tests/compat && npm install --no-audit --no-fund --silent
     node tests/compat/make-handlers.mjs target/bench-handlers
     cargo bench --locked --bench cache
@@ -38,7 +38,7 @@ bench:
     bash bench/startup.sh target/release/nexus examples
     cd node && npm ci --no-audit --no-fund --loglevel=error && npm run build && node bench/bench.mjs ../target/release/nexus ../bench/trivial.js ../target/bench-handlers/lodash.js
 
-# nexus serve against Node http peers (vm per request, and direct), with wrk.
+# nexus serve against Node http peers (vm per request, and direct) with wrk, and where its time goes.
 bench-serve:
     command -v wrk >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null)
     cd tests/compat && npm install --no-audit --no-fund --silent

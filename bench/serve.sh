@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# `just bench-serve`: nexus serve against two Node peers on the same handler,
-# side by side in one run, with wrk on loopback (POST, keep-alive, 2 threads):
+# `just bench-serve` (and the serve section of `just bench`): nexus serve
+# against two Node peers on the same handler, side by side in one run, with
+# wrk on loopback (POST, keep-alive, 2 threads):
 #   nexus       a fresh wasm instance per request
 #   node vm     a fresh `vm` context per request, two cluster workers
 #   node direct the handler called directly, two cluster workers
-# for the trivial handler and the lodash handler, at 1 and 64 connections.
+# for the trivial handler and the lodash handler, at 1 and 64 connections;
+# then where a served call's time goes (CPU per request, by part).
 # usage: bench/serve.sh NEXUS_BINARY HANDLERS_DIR [SECONDS]
 #   HANDLERS_DIR holds lodash.js and lodash.input.json (tests/compat/make-handlers.mjs)
+# ROWS (default "trivial lodash lodash-eager") and HANDLERS pick rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nexus=$1 handlers=$2 seconds=${3:-10}
@@ -19,15 +22,17 @@ cp "$handlers/lodash.js" "$work/h/lodash.js"
 cp "$handlers/lodash.input.json" "$work/lodash.input.json"
 
 "$nexus" serve --handlers "$work/h" --listen 127.0.0.1:18081 --cache-dir "$work/cache" >/dev/null 2>"$work/nexus.log" &
+nexus_pid=$!
 for _ in $(seq 600); do curl -sf http://127.0.0.1:18081/readyz >/dev/null && break; sleep 0.1; done
 # lodash's top level reads the clock (its shortOut heuristic calls Date.now),
-# so `auto` keeps it plain; a second server snapshots it anyway (`eager`).
-mkdir -p "$work/eager"
-cp "$work/h/lodash.js" "$work/eager/lodash.js"
-"$nexus" serve --handlers "$work/eager" --listen 127.0.0.1:18086 --cache-dir "$work/cache" --snapshot eager >/dev/null 2>"$work/nexus-eager.log" &
-for _ in $(seq 600); do curl -sf http://127.0.0.1:18086/readyz >/dev/null && break; sleep 0.1; done
-node bench/serve-peer.mjs vm 18082 "$work/h/trivial.js" & node bench/serve-peer.mjs direct 18083 "$work/h/trivial.js" &
-node bench/serve-peer.mjs vm 18084 "$work/h/lodash.js" & node bench/serve-peer.mjs direct 18085 "$work/h/lodash.js" &
+# so `auto` keeps it plain; registered again with its own policy, `eager`,
+# it is snapshotted anyway.
+curl -sf -X PUT "http://127.0.0.1:18081/handlers/lodash-eager?snapshot=eager" --data-binary "@$work/h/lodash.js" >/dev/null
+cp "$work/lodash.input.json" "$work/lodash-eager.input.json"
+node bench/serve-peer.mjs vm 18082 "$work/h/trivial.js" & vm_trivial=$!
+node bench/serve-peer.mjs direct 18083 "$work/h/trivial.js" & direct_trivial=$!
+node bench/serve-peer.mjs vm 18084 "$work/h/lodash.js" & vm_lodash=$!
+node bench/serve-peer.mjs direct 18085 "$work/h/lodash.js" & direct_lodash=$!
 sleep 2
 # Under snapshot = auto, a handler gets its snapshot after its first calls:
 # make those calls, and wait for the snapshots, before measuring.
@@ -40,31 +45,71 @@ for handler in ${HANDLERS:-trivial lodash}; do
   echo "$handler: snapshot $state" >&2
 done
 for _ in $(seq 1200); do
-  state=$(curl -sf "http://127.0.0.1:18086/handlers/lodash" | sed -n 's/.*"snapshot":"\([a-z]*\)".*/\1/p')
+  state=$(curl -sf "http://127.0.0.1:18081/handlers/lodash-eager" | sed -n 's/.*"snapshot":"\([a-z]*\)".*/\1/p')
   case $state in queued|building|waiting) sleep 0.1 ;; *) break ;; esac
 done
-echo "lodash (eager): snapshot $state" >&2
+echo "lodash-eager (?snapshot=eager): snapshot $state" >&2
 
-# One wrk run: prints "req/s p50_ms p99_ms".
-run() { # URL CONNECTIONS BODY_FILE
-  BODY_FILE=$3 wrk -t"$(( $2 < 2 ? 1 : 2 ))" -c"$2" -d"${seconds}s" --latency -s bench/post.lua "$1" |
+# CPU time (user + system, in clock ticks) of a process and its children
+# (a Node peer is a cluster: a primary and two workers).
+ticks() {
+  local total=0 pid
+  for pid in "$1" $(pgrep -P "$1" || true); do
+    total=$(( total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0) ))
+  done
+  echo "$total"
+}
+hz=$(getconf CLK_TCK)
+
+# One wrk run against PID's server: prints "req/s p50_ms p99_ms cpu_us"
+# (cpu_us: the server's CPU time per request, in µs).
+run() { # URL CONNECTIONS BODY_FILE PID [GET]
+  local before after script=(-s bench/post.lua)
+  [ -n "${5:-}" ] && script=()
+  before=$(ticks "$4")
+  BODY_FILE=$3 wrk -t"$(( $2 < 2 ? 1 : 2 ))" -c"$2" -d"${seconds}s" --latency "${script[@]}" "$1" |
     awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$NF}
          function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-         END { if (bad) print "non-2xx:" bad > "/dev/stderr"; printf "%.0f %.2f %.2f\n", rps, ms(p50), ms(p99) }'
+         END { if (bad) print "non-2xx:" bad > "/dev/stderr"; printf "%.0f %.2f %.2f\n", rps, ms(p50), ms(p99) }' > "$work/run"
+  after=$(ticks "$4")
+  read -r rps p50 p99 < "$work/run"
+  echo "$rps $p50 $p99 $(echo "($after - $before) * 1000000 / $hz / ($rps * $seconds)" | bc -l | xargs printf '%.1f')"
 }
 
-echo "| handler | connections | nexus req/s (p50, p99 ms) | node vm req/s (p50, p99) | node direct req/s (p50, p99) | nexus / node vm | nexus / node direct |"
-echo "|---|---|---|---|---|---|---|"
+echo "| handler | connections | nexus req/s (p50, p99 ms) | node vm req/s (p50, p99) | node direct req/s (p50, p99) | nexus / node vm | nexus / node direct | server CPU per request: nexus, vm, direct (µs) |"
+echo "|---|---|---|---|---|---|---|---|"
 for row in ${ROWS:-trivial lodash lodash-eager}; do
-  handler=${row%-eager} port=18081
-  [ "$row" = lodash-eager ] && port=18086
-  if [ $handler = trivial ]; then vm=18082 direct=18083; else vm=18084 direct=18085; fi
+  handler=${row%-eager}
+  if [ "$handler" = trivial ]; then vm=18082 direct=18083 vm_pid=$vm_trivial direct_pid=$direct_trivial
+  else vm=18084 direct=18085 vm_pid=$vm_lodash direct_pid=$direct_lodash; fi
   for c in 1 64; do
-    read -r n_rps n_50 n_99 < <(run "http://127.0.0.1:$port/handlers/$handler/invoke" "$c" "$work/$handler.input.json")
-    read -r v_rps v_50 v_99 < <(run "http://127.0.0.1:$vm/" "$c" "$work/$handler.input.json")
-    read -r d_rps d_50 d_99 < <(run "http://127.0.0.1:$direct/" "$c" "$work/$handler.input.json")
-    printf "| %s | %s | %s (%s, %s) | %s (%s, %s) | %s (%s, %s) | %.2f× | %.2f× |\n" \
+    read -r n_rps n_50 n_99 n_cpu < <(run "http://127.0.0.1:18081/handlers/$row/invoke" "$c" "$work/$row.input.json" "$nexus_pid")
+    read -r v_rps v_50 v_99 v_cpu < <(run "http://127.0.0.1:$vm/" "$c" "$work/$handler.input.json" "$vm_pid")
+    read -r d_rps d_50 d_99 d_cpu < <(run "http://127.0.0.1:$direct/" "$c" "$work/$handler.input.json" "$direct_pid")
+    printf "| %s | %s | %s (%s, %s) | %s (%s, %s) | %s (%s, %s) | %.2f× | %.2f× | %s, %s, %s |\n" \
       "$row" "$c" "$n_rps" "$n_50" "$n_99" "$v_rps" "$v_50" "$v_99" "$d_rps" "$d_50" "$d_99" \
-      "$(echo "$n_rps / $v_rps" | bc -l)" "$(echo "$n_rps / $d_rps" | bc -l)"
+      "$(echo "$n_rps / $v_rps" | bc -l)" "$(echo "$n_rps / $d_rps" | bc -l)" "$n_cpu" "$v_cpu" "$d_cpu"
   done
 done
+
+# Where the trivial handler's served call goes, in the server's CPU per
+# request at 64 connections: the whole request, HTTP alone (GET /healthz on
+# the same server: hyper, axum, tokio and the kernel's TCP), and the call in
+# its instance alone (`nexus bench --prepared`, one thread, its phases).
+case " ${ROWS:-trivial} " in *" trivial "*)
+  read -r _ _ _ whole < <(run "http://127.0.0.1:18081/handlers/trivial/invoke" 64 "$work/trivial.input.json" "$nexus_pid")
+  read -r h_rps _ _ http < <(run "http://127.0.0.1:18081/healthz" 64 /dev/null "$nexus_pid" get)
+  "$nexus" bench "$work/h/trivial.js" --input '{"name":"bench"}' --iterations 20000 --prepared --json \
+    --cache-dir "$work/cache" 2>/dev/null > "$work/bench.json"
+  phase() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" "$work/bench.json"; }
+  call=$(phase median_us)
+  rest=$(echo "$whole - $http - $call" | bc -l | xargs printf '%.1f')
+  echo
+  echo "| trivial, prepared, 64 connections | server CPU per request (µs) |"
+  echo "|---|---|"
+  echo "| the whole request (POST /handlers/trivial/invoke) | $whole |"
+  echo "| HTTP alone (GET /healthz, $h_rps req/s) | $http |"
+  echo "| the call in its instance, alone (\`nexus bench --prepared\` median) | $call |"
+  echo "| · setup / instantiate / the guest's work / teardown | $(phase setup) / $(phase instantiate) / $(phase call) / $(phase teardown) |"
+  echo "| the rest: the hand-off to a call thread and back, admission, routing, metrics, a POST's body | $rest |"
+;; esac

@@ -163,6 +163,17 @@ impl SnapshotPolicy {
             SnapshotPolicy::Off => "off",
         }
     }
+
+    /// The policy named `auto`, `eager` or `off`.
+    pub fn from_name(name: &str) -> Option<SnapshotPolicy> {
+        [
+            SnapshotPolicy::Auto,
+            SnapshotPolicy::Eager,
+            SnapshotPolicy::Off,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == name)
+    }
 }
 
 impl Kind for SnapshotPolicy {
@@ -170,13 +181,7 @@ impl Kind for SnapshotPolicy {
     const ACCEPTS: &'static str = "`auto`, `eager` or `off`";
     fn parse(raw: &RawValue) -> Option<SnapshotPolicy> {
         match raw {
-            RawValue::Text(text) => [
-                SnapshotPolicy::Auto,
-                SnapshotPolicy::Eager,
-                SnapshotPolicy::Off,
-            ]
-            .into_iter()
-            .find(|p| p.as_str() == text),
+            RawValue::Text(text) => SnapshotPolicy::from_name(text),
             RawValue::Integer(_) => None,
         }
     }

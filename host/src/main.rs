@@ -3,6 +3,9 @@
 mod cli;
 mod server;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     // Handlers run on the calling thread's stack: give this one the stack
     // a wasm call needs, so no call has to move to a helper thread.

@@ -177,6 +177,82 @@ fn eager_snapshots_at_registration_whatever_the_top_level_read_and_off_never() {
 }
 
 #[test]
+fn a_handler_registered_with_its_own_policy_overrides_the_servers() {
+    // The server's policy is auto: a top-level clock read is refused...
+    let server = serve(&[], &["--snapshot-after", "1"]);
+    let put = |name: &str, query: &str, source: &str| {
+        server.request(
+            "PUT",
+            &format!("/handlers/{name}{query}"),
+            source.as_bytes(),
+        )
+    };
+    assert_eq!(put("clock", "", CLOCK).status, 201);
+    invoke(&server, "clock", "{}");
+    let clock = settled(&server, "clock");
+    assert_eq!(
+        (&clock["snapshot"], &clock["snapshot_policy"]),
+        (&json!("refused"), &json!("auto"))
+    );
+    assert!(
+        clock["snapshot_reason"].as_str().unwrap().contains("eager"),
+        "the reason names the way out: {clock}"
+    );
+
+    // ...unless the handler itself asks for eager: prepared at registration.
+    let eager = put("clock-eager", "?snapshot=eager", CLOCK);
+    assert_eq!(eager.status, 201, "{}", eager.text());
+    let handler = settled(&server, "clock-eager");
+    assert_eq!(
+        (
+            &handler["snapshot"],
+            &handler["snapshot_policy"],
+            &handler["invocations"]
+        ),
+        (&json!("prepared"), &json!("eager"), &json!(0))
+    );
+    let (status, path, body) = invoke(&server, "clock-eager", "{}");
+    assert_eq!(
+        (status, path.as_str(), body),
+        (200, "prepared", json!({ "started": "number" }))
+    );
+
+    // Off, for a pure handler auto would snapshot: never.
+    assert_eq!(put("pure", "?snapshot=off", PURE).status, 201);
+    for _ in 0..3 {
+        assert_eq!(invoke(&server, "pure", r#"{"n":1}"#).1, "plain");
+    }
+    let pure = settled(&server, "pure");
+    assert_eq!(
+        (&pure["snapshot"], &pure["snapshot_policy"]),
+        (&json!("off"), &json!("off"))
+    );
+
+    // Replacing it without a policy gives it the server's again.
+    assert_eq!(put("pure", "", PURE).status, 200);
+    invoke(&server, "pure", r#"{"n":2}"#);
+    let pure = settled(&server, "pure");
+    assert_eq!(
+        (&pure["snapshot"], &pure["snapshot_policy"]),
+        (&json!("prepared"), &json!("auto"))
+    );
+
+    for (query, says) in [
+        ("?snapshot=always", "expected auto, eager or off"),
+        ("?timeout_ms=5", "takes only snapshot"),
+    ] {
+        let refused = put("other", query, PURE);
+        assert_eq!(refused.status, 400, "{query}");
+        let error = &refused.json()["error"];
+        assert_eq!(error["kind"], "bad_request", "{query}");
+        assert!(error["message"].as_str().unwrap().contains(says), "{error}");
+    }
+    assert_eq!(server.request("GET", "/handlers/other", b"").status, 404);
+    assert_eq!(snapshots(&server, "built"), 2.0);
+    assert_eq!(snapshots(&server, "refused"), 1.0);
+}
+
+#[test]
 fn at_most_max_prepared_are_loaded_and_an_unloaded_one_comes_back_from_the_cache() {
     let server = serve(
         &[

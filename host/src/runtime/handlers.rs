@@ -14,6 +14,7 @@ use std::time::Duration;
 use super::snapshots::{Slot, Snapshot, SnapshotCounts, Snapshots};
 use super::{Invocation, InvocationPath, Runtime};
 use crate::artifacts::CompiledHandler;
+use crate::config::SnapshotPolicy;
 use crate::error::{Error, Result};
 
 /// The longest handler name.
@@ -93,6 +94,12 @@ impl Handler {
         self.snapshot.state()
     }
 
+    /// Its snapshot policy: its own, if it was registered with one, else
+    /// the server's (`off` whatever either says when `max_prepared` is 0).
+    pub fn snapshot_policy(&self) -> SnapshotPolicy {
+        self.snapshot.policy()
+    }
+
     /// The path its next call takes.
     pub fn path(&self) -> InvocationPath {
         match self.snapshot.prepared() {
@@ -139,11 +146,28 @@ impl Handlers {
     /// [`Error::InvalidName`] for a bad name; compiling's errors
     /// ([`Error::Compile`] with the position, the limits', `Busy`).
     pub fn register(&self, name: &str, source: &str) -> Result<(Arc<Handler>, bool)> {
+        self.register_with(name, source, None)
+    }
+
+    /// [`register`](Self::register), with the handler's own snapshot
+    /// policy in place of the `snapshot` setting: `eager` for a handler
+    /// whose top level reads the clock harmlessly (a cache's timestamp),
+    /// `off` for one that must evaluate its module per call.
+    ///
+    /// # Errors
+    ///
+    /// As [`register`](Self::register).
+    pub fn register_with(
+        &self,
+        name: &str,
+        source: &str,
+        policy: Option<SnapshotPolicy>,
+    ) -> Result<(Arc<Handler>, bool)> {
         check_name(name)?;
         let compiled = self.runtime.compile(&format!("{name}.js"), source)?;
         let handler = Arc::new(Handler {
             name: name.to_owned(),
-            snapshot: self.snapshots.slot(compiled.clone()),
+            snapshot: self.snapshots.slot(compiled.clone(), policy),
             compiled,
             invocations: AtomicU64::new(0),
         });

@@ -1,7 +1,8 @@
 //! Automatic per-handler snapshots: the policy over [`Runtime::prepare`].
 //!
-//! Each registered handler has a [`Slot`]: its snapshot's state and, once
-//! built, its prepared component. One background thread, at a lower CPU
+//! Each registered handler has a [`Slot`]: its policy (the server's
+//! `snapshot` setting, or the handler's own), its snapshot's state and,
+//! once built, its prepared component. One background thread, at a lower CPU
 //! priority, builds snapshots one at a time from a bounded queue, so builds
 //! never take an instance slot or more than one core from invocations.
 //!
@@ -107,6 +108,7 @@ struct Counts {
 /// One handler's snapshot.
 pub(crate) struct Slot {
     compiled: CompiledHandler,
+    policy: SnapshotPolicy,
     state: Mutex<Snapshot>,
     prepared: RwLock<Option<Arc<PreparedHandler>>>,
     /// When it was last invoked prepared, on the policy's own clock.
@@ -125,11 +127,18 @@ impl Slot {
     pub fn prepared(&self) -> Option<Arc<PreparedHandler>> {
         self.prepared.read().unwrap().clone()
     }
+
+    pub fn policy(&self) -> SnapshotPolicy {
+        self.policy
+    }
 }
 
 /// The policy and its worker's queue.
 pub(crate) struct Snapshots {
+    /// The server's `snapshot` setting: a handler's unless it has its own.
     policy: SnapshotPolicy,
+    /// `max_prepared` > 0: without room for one, no handler gets one.
+    enabled: bool,
     after: u32,
     queue: SyncSender<Weak<Slot>>,
     counts: Arc<Counts>,
@@ -137,24 +146,21 @@ pub(crate) struct Snapshots {
 }
 
 impl Snapshots {
-    /// The policy of `runtime`'s settings, with its worker started.
+    /// The policy of `runtime`'s settings, with its worker started (even
+    /// under `off`, which a handler's own policy may override), unless
+    /// `max_prepared` is 0.
     pub fn start(runtime: Arc<Runtime>) -> Self {
         let config = runtime.config().clone();
-        let policy = if config.max_prepared == 0 {
-            SnapshotPolicy::Off
-        } else {
-            config.snapshot
-        };
+        let enabled = config.max_prepared > 0;
         let (queue, jobs) = mpsc::sync_channel(QUEUE);
         let counts = Arc::new(Counts::default());
         let worker = Worker {
-            policy,
             max_prepared: config.max_prepared as usize,
             loaded: Vec::new(),
             counts: counts.clone(),
             runtime,
         };
-        if policy != SnapshotPolicy::Off {
+        if enabled {
             let spawned = std::thread::Builder::new()
                 .name("nexus-snapshots".into())
                 .spawn(move || worker.run(jobs));
@@ -166,28 +172,34 @@ impl Snapshots {
         }
         Self {
             after: config.snapshot_after,
-            policy,
+            policy: config.snapshot,
+            enabled,
             queue,
             counts,
             clock: AtomicU64::new(0),
         }
     }
 
-    /// A slot for a newly registered handler; under `eager`, its build is
-    /// queued now.
-    pub fn slot(&self, compiled: CompiledHandler) -> Arc<Slot> {
-        let state = match self.policy {
+    /// A slot for a newly registered handler, under its own `policy` if it
+    /// has one, else the server's; under `eager`, its build is queued now.
+    pub fn slot(&self, compiled: CompiledHandler, policy: Option<SnapshotPolicy>) -> Arc<Slot> {
+        let policy = match policy.unwrap_or(self.policy) {
+            _ if !self.enabled => SnapshotPolicy::Off,
+            policy => policy,
+        };
+        let state = match policy {
             SnapshotPolicy::Off => Snapshot::Off,
             SnapshotPolicy::Auto => Snapshot::Waiting { after: self.after },
             SnapshotPolicy::Eager => Snapshot::Queued,
         };
         let slot = Arc::new(Slot {
             compiled,
+            policy,
             state: Mutex::new(state),
             prepared: RwLock::default(),
             last_used: AtomicU64::new(0),
         });
-        if self.policy == SnapshotPolicy::Eager {
+        if policy == SnapshotPolicy::Eager {
             self.enqueue(&slot, Snapshot::Waiting { after: 0 });
         }
         slot
@@ -202,7 +214,7 @@ impl Snapshots {
                 .store(self.clock.fetch_add(1, Relaxed) + 1, Relaxed);
             return Some(prepared);
         }
-        let threshold = match self.policy {
+        let threshold = match slot.policy {
             SnapshotPolicy::Off => return None,
             SnapshotPolicy::Auto => self.after,
             // Only if the build could not be queued at registration.
@@ -244,7 +256,6 @@ impl Snapshots {
 
 /// The background builder: one build at a time.
 struct Worker {
-    policy: SnapshotPolicy,
     max_prepared: usize,
     /// The slots with a loaded snapshot; a removed handler's goes dead.
     loaded: Vec<Weak<Slot>>,
@@ -273,10 +284,12 @@ impl Worker {
         let counts = &self.counts;
         match self.runtime.prepare_unadmitted(&slot.compiled) {
             Ok(prepared) => match prepared.observed.reason() {
-                Some(why) if self.policy == SnapshotPolicy::Auto => {
+                Some(why) if slot.policy == SnapshotPolicy::Auto => {
                     counts.refused.fetch_add(1, Relaxed);
                     tracing::info!(target: "nexus::snapshot", handler = name, "not used under snapshot = auto: {why}; calls stay on the plain path");
-                    slot.set(Snapshot::Refused(why));
+                    slot.set(Snapshot::Refused(format!(
+                        "{why}; to snapshot it anyway, give it the eager policy"
+                    )));
                 }
                 _ => {
                     let outcome = match prepared.origin {

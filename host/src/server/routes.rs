@@ -11,7 +11,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use nexus_host::{check_name, Handler, Handlers};
+use nexus_host::{check_name, Handler, Handlers, SnapshotPolicy};
 use serde_json::{json, Value};
 
 use super::errors::ApiError;
@@ -47,7 +47,8 @@ fn text(body: Result<Bytes, BytesRejection>, what: &str) -> Result<String, ApiEr
             ApiError::bad_request(format!("reading the {what}: {e}"))
         }
     })?;
-    String::from_utf8(body.to_vec()).map_err(|e| {
+    // Unshared, as a request body is, the bytes become the string in place.
+    String::from_utf8(Vec::from(body)).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             if what == "input" {
@@ -79,6 +80,7 @@ fn describe(handler: &Handler) -> Value {
         "invocations": handler.invocations(),
         "path": handler.path().as_str(),
         "snapshot": snapshot.as_str(),
+        "snapshot_policy": handler.snapshot_policy().as_str(),
     });
     if let Some(reason) = snapshot.reason() {
         described["snapshot_reason"] = reason.into();
@@ -86,18 +88,22 @@ fn describe(handler: &Handler) -> Value {
     described
 }
 
-/// `PUT /handlers/{name}`: the body is the module's source.
+/// `PUT /handlers/{name}[?snapshot=auto|eager|off]`: the body is the
+/// module's source; `snapshot` is the handler's own policy, in place of the
+/// server's.
 pub(crate) async fn register(
     State(app): State<Arc<App>>,
     path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let name = name(path)?;
+    let policy = snapshot_policy(query.as_deref())?;
     let source = text(body, "source")?;
     let handlers = ready(&app)?.clone();
     let (handler, replaced) = {
         let name = name.clone();
-        blocking(move || handlers.register(&name, &source)).await?
+        blocking(move || handlers.register_with(&name, &source, policy)).await?
     };
     let status = if replaced {
         StatusCode::OK
@@ -153,6 +159,23 @@ pub(crate) async fn invoke(
         HeaderValue::from_str(&micros).expect("digits"),
     );
     Ok(response)
+}
+
+/// `?snapshot=auto|eager|off`, the only query a registration takes.
+fn snapshot_policy(query: Option<&str>) -> Result<Option<SnapshotPolicy>, ApiError> {
+    let mut policy = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key != "snapshot" {
+            return Err(ApiError::bad_request(format!(
+                "unknown query parameter {key:?}: a registration takes only snapshot"
+            )));
+        }
+        policy = Some(SnapshotPolicy::from_name(value).ok_or_else(|| {
+            ApiError::bad_request(format!("snapshot={value:?}: expected auto, eager or off"))
+        })?);
+    }
+    Ok(policy)
 }
 
 /// `?timeout_ms=N`, the only query an invocation takes.
@@ -254,21 +277,19 @@ pub(crate) async fn method_not_allowed() -> ApiError {
 
 /// Counts every request by route and status, and times it.
 pub(crate) async fn track(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    // A `MatchedPath` clone shares its text; nothing is allocated per request.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let start = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
+    let status = response.status();
     app.metrics
         .requests
-        .with_label_values(&[route.as_str(), status.as_str()])
+        .with_label_values(&[route, status.as_str()])
         .inc();
     app.metrics
         .durations
-        .with_label_values(&[route.as_str()])
+        .with_label_values(&[route])
         .observe(start.elapsed().as_secs_f64());
     response
 }
