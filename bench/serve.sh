@@ -101,7 +101,7 @@ case " ${ROWS:-trivial} " in *" trivial "*)
   read -r h_rps _ _ http < <(run "http://127.0.0.1:18081/healthz" 64 /dev/null "$nexus_pid" get)
   "$nexus" bench "$work/h/trivial.js" --input '{"name":"bench"}' --iterations 20000 --prepared --json \
     --cache-dir "$work/cache" 2>/dev/null > "$work/bench.json"
-  phase() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" "$work/bench.json"; }
+  phase() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" "$work/bench.json" | xargs printf '%.1f'; }
   call=$(phase median_us)
   rest=$(echo "$whole - $http - $call" | bc -l | xargs printf '%.1f')
   echo
