@@ -163,39 +163,44 @@ pub(crate) async fn invoke(
 
 /// `?snapshot=auto|eager|off`, the only query a registration takes.
 fn snapshot_policy(query: Option<&str>) -> Result<Option<SnapshotPolicy>, ApiError> {
-    let mut policy = None;
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if key != "snapshot" {
-            return Err(ApiError::bad_request(format!(
-                "unknown query parameter {key:?}: a registration takes only snapshot"
-            )));
-        }
-        policy = Some(SnapshotPolicy::from_name(value).ok_or_else(|| {
+    only_param(query, "snapshot", "a registration", |value| {
+        SnapshotPolicy::from_name(value).ok_or_else(|| {
             ApiError::bad_request(format!("snapshot={value:?}: expected auto, eager or off"))
-        })?);
-    }
-    Ok(policy)
+        })
+    })
 }
 
 /// `?timeout_ms=N`, the only query an invocation takes.
 fn timeout(query: Option<&str>) -> Result<Option<Duration>, ApiError> {
-    let mut timeout = None;
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if key != "timeout_ms" {
-            return Err(ApiError::bad_request(format!(
-                "unknown query parameter {key:?}: an invocation takes only timeout_ms"
-            )));
-        }
+    only_param(query, "timeout_ms", "an invocation", |value| {
         let ms: u64 = value.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "timeout_ms={value:?}: expected a whole number of milliseconds, at least 1"
             ))
         })?;
-        timeout = Some(Duration::from_millis(ms));
+        Ok(Duration::from_millis(ms))
+    })
+}
+
+/// The query's `key`, the only parameter `route` takes, each value checked
+/// by `parse`; the last one counts.
+fn only_param<T>(
+    query: Option<&str>,
+    key: &str,
+    route: &str,
+    parse: impl Fn(&str) -> Result<T, ApiError>,
+) -> Result<Option<T>, ApiError> {
+    let mut parsed = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name != key {
+            return Err(ApiError::bad_request(format!(
+                "unknown query parameter {name:?}: {route} takes only {key}"
+            )));
+        }
+        parsed = Some(parse(value)?);
     }
-    Ok(timeout)
+    Ok(parsed)
 }
 
 /// `GET /handlers`.
