@@ -9,7 +9,8 @@
 # then where a served call's time goes (CPU per request, by part).
 # usage: bench/serve.sh NEXUS_BINARY HANDLERS_DIR [SECONDS]
 #   HANDLERS_DIR holds lodash.js and lodash.input.json (tests/compat/make-handlers.mjs)
-# ROWS (default "trivial lodash lodash-eager") and HANDLERS pick rows.
+# ROWS (default "trivial lodash lodash-eager") and HANDLERS pick rows;
+# ROUNDS (default 3) is how many times each cell is measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nexus=$1 handlers=$2 seconds=${3:-10}
@@ -76,19 +77,34 @@ run() { # URL CONNECTIONS BODY_FILE PID [GET]
   echo "$rps $p50 $p99 $(echo "($after - $before) * 1000000 / $hz / ($rps * $seconds)" | bc -l | xargs printf '%.1f')"
 }
 
-echo "| handler | connections | nexus req/s (p50, p99 ms) | node vm req/s (p50, p99) | node direct req/s (p50, p99) | nexus / node vm | nexus / node direct | server CPU per request: nexus, vm, direct (µs) |"
+# Each cell is ROUNDS runs of the three servers in turn; the table gives
+# each figure's median, and the median (and range) of the rounds' ratios,
+# so one noisy second on this shared machine moves no figure much.
+rounds=${ROUNDS:-3}
+median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+col() { awk -v c="$1" '{ print $c }' "$2" | median; }
+range() { awk -v c="$1" '{ print $c }' "$2" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f–%.2f", lo, hi }'; }
+echo "| handler | connections | nexus req/s (p50, p99 ms) | node vm req/s (p50, p99) | node direct req/s (p50, p99) | nexus / node vm (range) | nexus / node direct (range) | server CPU per request: nexus, vm, direct (µs) |"
 echo "|---|---|---|---|---|---|---|---|"
 for row in ${ROWS:-trivial lodash lodash-eager}; do
   handler=${row%-eager}
   if [ "$handler" = trivial ]; then vm=18082 direct=18083 vm_pid=$vm_trivial direct_pid=$direct_trivial
   else vm=18084 direct=18085 vm_pid=$vm_lodash direct_pid=$direct_lodash; fi
   for c in 1 64; do
-    read -r n_rps n_50 n_99 n_cpu < <(run "http://127.0.0.1:18081/handlers/$row/invoke" "$c" "$work/$row.input.json" "$nexus_pid")
-    read -r v_rps v_50 v_99 v_cpu < <(run "http://127.0.0.1:$vm/" "$c" "$work/$handler.input.json" "$vm_pid")
-    read -r d_rps d_50 d_99 d_cpu < <(run "http://127.0.0.1:$direct/" "$c" "$work/$handler.input.json" "$direct_pid")
-    printf "| %s | %s | %s (%s, %s) | %s (%s, %s) | %s (%s, %s) | %.2f× | %.2f× | %s, %s, %s |\n" \
-      "$row" "$c" "$n_rps" "$n_50" "$n_99" "$v_rps" "$v_50" "$v_99" "$d_rps" "$d_50" "$d_99" \
-      "$(echo "$n_rps / $v_rps" | bc -l)" "$(echo "$n_rps / $d_rps" | bc -l)" "$n_cpu" "$v_cpu" "$d_cpu"
+    : > "$work/cell"
+    for _ in $(seq "$rounds"); do
+      read -r n_rps n_50 n_99 n_cpu < <(run "http://127.0.0.1:18081/handlers/$row/invoke" "$c" "$work/$row.input.json" "$nexus_pid")
+      read -r v_rps v_50 v_99 v_cpu < <(run "http://127.0.0.1:$vm/" "$c" "$work/$handler.input.json" "$vm_pid")
+      read -r d_rps d_50 d_99 d_cpu < <(run "http://127.0.0.1:$direct/" "$c" "$work/$handler.input.json" "$direct_pid")
+      echo "$n_rps $n_50 $n_99 $n_cpu $v_rps $v_50 $v_99 $v_cpu $d_rps $d_50 $d_99 $d_cpu" \
+        "$(echo "$n_rps / $v_rps" | bc -l)" "$(echo "$n_rps / $d_rps" | bc -l)" >> "$work/cell"
+    done
+    printf "| %s | %s | %s (%s, %s) | %s (%s, %s) | %s (%s, %s) | %.2f× (%s) | %.2f× (%s) | %s, %s, %s |\n" \
+      "$row" "$c" "$(col 1 "$work/cell")" "$(col 2 "$work/cell")" "$(col 3 "$work/cell")" \
+      "$(col 5 "$work/cell")" "$(col 6 "$work/cell")" "$(col 7 "$work/cell")" \
+      "$(col 9 "$work/cell")" "$(col 10 "$work/cell")" "$(col 11 "$work/cell")" \
+      "$(col 13 "$work/cell")" "$(range 13 "$work/cell")" "$(col 14 "$work/cell")" "$(range 14 "$work/cell")" \
+      "$(col 4 "$work/cell")" "$(col 8 "$work/cell")" "$(col 12 "$work/cell")"
   done
 done
 
