@@ -40,7 +40,6 @@ bench: && bench-serve
 
 # nexus serve against Node http peers (vm per request, and direct) with wrk, and where its time goes.
 bench-serve:
-    command -v wrk >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null)
     cd tests/compat && npm install --no-audit --no-fund --silent
     node tests/compat/make-handlers.mjs target/bench-handlers
     cargo build --release --locked --bin nexus

@@ -6,11 +6,25 @@
 #   - `just`, the task runner (from PyPI, else crates.io);
 #   - for the deploy tests: kubectl (on this machine image), Debian's
 #     `prometheus` (the server and promtool), PyYAML and
-#     `kubernetes-validate` (PyPI).
+#     `kubernetes-validate` (PyPI);
+#   - for `just bench-serve`: Debian's `wrk`.
 # Safe to run again: each step checks first.
 set -euo pipefail
 
 say() { printf 'setup: %s\n' "$*" >&2; }
+
+# Installs Debian packages as root; otherwise says how, and stops.
+apt_install() {
+  if [ "$(id -u)" -ne 0 ]; then
+    say "missing: $*; install them as root: apt-get install -y $*"
+    say "(or, for the C toolchain, set WASI_SDK_PATH to a WASI SDK)"
+    exit 1
+  fi
+  say "installing $*"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
 
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   say "adding the Rust target wasm32-wasip2"
@@ -34,17 +48,7 @@ else
   command -v wasm-ld-19 >/dev/null || pkgs+=(lld-19)
   [ -f /usr/include/wasm32-wasi/stdlib.h ] || pkgs+=(wasi-libc)
   [ -d /usr/lib/llvm-19/lib/clang/19/lib/wasi ] || pkgs+=(libclang-rt-19-dev-wasm32)
-  if [ ${#pkgs[@]} -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-      say "missing: ${pkgs[*]}; install them as root: apt-get install -y ${pkgs[*]}"
-      say "(or set WASI_SDK_PATH to a WASI SDK)"
-      exit 1
-    fi
-    say "installing ${pkgs[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends "${pkgs[@]}" >/dev/null
-  fi
+  [ ${#pkgs[@]} -eq 0 ] || apt_install "${pkgs[@]}"
 fi
 
 if ! command -v just >/dev/null; then
@@ -60,15 +64,10 @@ fi
 # The deploy tests: a real Prometheus and promtool, and the Kubernetes
 # API schemas. kubectl comes with this machine image.
 if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
-  if [ "$(id -u)" -ne 0 ]; then
-    say "missing: prometheus; install it as root: apt-get install -y prometheus"
-    exit 1
-  fi
-  say "installing prometheus (server and promtool)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends prometheus >/dev/null
+  apt_install prometheus
 fi
+# The serve benchmark's load generator.
+command -v wrk >/dev/null || apt_install wrk
 if ! python3 -c 'import yaml, kubernetes_validate' 2>/dev/null; then
   say "installing kubernetes-validate and PyYAML"
   pip3 install -q kubernetes-validate pyyaml
