@@ -13,11 +13,12 @@ set -euo pipefail
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
-# Installs Debian packages as root; otherwise says how, and stops.
+# Installs Debian packages as root; otherwise says how (and $HINT, if
+# set), and stops.
 apt_install() {
   if [ "$(id -u)" -ne 0 ]; then
     say "missing: $*; install them as root: apt-get install -y $*"
-    say "(or, for the C toolchain, set WASI_SDK_PATH to a WASI SDK)"
+    [ -z "${HINT:-}" ] || say "($HINT)"
     exit 1
   fi
   say "installing $*"
@@ -48,7 +49,7 @@ else
   command -v wasm-ld-19 >/dev/null || pkgs+=(lld-19)
   [ -f /usr/include/wasm32-wasi/stdlib.h ] || pkgs+=(wasi-libc)
   [ -d /usr/lib/llvm-19/lib/clang/19/lib/wasi ] || pkgs+=(libclang-rt-19-dev-wasm32)
-  [ ${#pkgs[@]} -eq 0 ] || apt_install "${pkgs[@]}"
+  [ ${#pkgs[@]} -eq 0 ] || HINT="or set WASI_SDK_PATH to a WASI SDK" apt_install "${pkgs[@]}"
 fi
 
 if ! command -v just >/dev/null; then
@@ -66,8 +67,15 @@ fi
 if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
   apt_install prometheus
 fi
-# The serve benchmark's load generator.
-command -v wrk >/dev/null || apt_install wrk
+# The serve benchmark's load generator: only the benchmark needs it, so a
+# user who is not root is told, not stopped.
+if ! command -v wrk >/dev/null; then
+  if [ "$(id -u)" -eq 0 ]; then
+    apt_install wrk
+  else
+    say "wrk not found: just bench-serve needs it (apt-get install -y wrk, as root)"
+  fi
+fi
 if ! python3 -c 'import yaml, kubernetes_validate' 2>/dev/null; then
   say "installing kubernetes-validate and PyYAML"
   pip3 install -q kubernetes-validate pyyaml
