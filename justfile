@@ -1,5 +1,8 @@
 # Nexus tasks. `./x RECIPE` runs setup first; `just RECIPE` assumes it is done.
 
+# Where cargo builds: $CARGO_TARGET_DIR if set, as cargo itself reads it.
+target := absolute_path(env_var_or_default("CARGO_TARGET_DIR", "target"))
+
 # The main job: serve examples/*.js on 127.0.0.1:8080 until Ctrl-C.
 run: build
     cargo run -q --bin nexus -- serve --handlers examples
@@ -29,30 +32,30 @@ setup:
 # Benchmarks (release build), then bench-serve; markdown tables (bench/RESULTS.md).
 bench: && bench-serve
     cd tests/compat && npm install --no-audit --no-fund --silent
-    node tests/compat/make-handlers.mjs target/bench-handlers
+    node tests/compat/make-handlers.mjs {{target}}/bench-handlers
     cargo bench --locked --bench cache
     cargo bench --locked --bench invoke
     cargo bench --locked --bench snapshot
     cargo build --release --locked --bin nexus
-    bash bench/sizes.sh target/release/nexus examples/hello.js target/bench-handlers/*.js
-    bash bench/startup.sh target/release/nexus examples
-    cd node && npm ci --no-audit --no-fund --loglevel=error && npm run build && node bench/bench.mjs ../target/release/nexus ../bench/trivial.js ../target/bench-handlers/lodash.js
+    bash bench/sizes.sh {{target}}/release/nexus examples/hello.js {{target}}/bench-handlers/*.js
+    bash bench/startup.sh {{target}}/release/nexus examples
+    cd node && npm ci --no-audit --no-fund --loglevel=error && npm run build && node bench/bench.mjs {{target}}/release/nexus ../bench/trivial.js {{target}}/bench-handlers/lodash.js
 
 # nexus serve against Node http peers (vm per request, and direct) with wrk, and where its time goes.
 bench-serve:
     cd tests/compat && npm install --no-audit --no-fund --silent
-    node tests/compat/make-handlers.mjs target/bench-handlers
+    node tests/compat/make-handlers.mjs {{target}}/bench-handlers
     cargo build --release --locked --bin nexus
-    bash bench/serve.sh target/release/nexus target/bench-handlers
+    bash bench/serve.sh {{target}}/release/nexus {{target}}/bench-handlers
 
 # The guest's world, as wasm-tools reads it from the component nexus writes.
 inspect:
     command -v wasm-tools >/dev/null || cargo install wasm-tools --locked
     cargo build --release --locked --bin nexus
-    target/release/nexus component -o target/nexus_guest.wasm
-    wasm-tools component wit target/nexus_guest.wasm
+    {{target}}/release/nexus component -o {{target}}/nexus_guest.wasm
+    wasm-tools component wit {{target}}/nexus_guest.wasm
 
 # Real-world npm bundles as handlers: same JSON as Node (needs npm).
 compat:
     cargo build --release --locked --bin nexus
-    bash scripts/compat.sh target/release/nexus
+    bash scripts/compat.sh {{target}}/release/nexus

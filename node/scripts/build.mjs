@@ -3,7 +3,7 @@
 // Nothing generated is checked in.
 //
 // The `nexus` binary: $NEXUS_BIN, else the workspace's newest build
-// (target/release or target/debug).
+// (release or debug, in $CARGO_TARGET_DIR if set, else target/).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,8 +16,10 @@ const dist = join(root, 'dist');
 
 export function nexusBinary() {
   if (process.env.NEXUS_BIN) return resolve(process.env.NEXUS_BIN);
+  // Cargo reads a relative CARGO_TARGET_DIR from where it runs: the workspace.
+  const target = resolve(join(root, '..'), process.env.CARGO_TARGET_DIR || 'target');
   const builds = ['release', 'debug']
-    .map((profile) => join(root, '..', 'target', profile, 'nexus'))
+    .map((profile) => join(target, profile, 'nexus'))
     .filter((path) => existsSync(path))
     .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
   if (builds.length === 0) {
