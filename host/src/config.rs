@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::names;
 
 /// What the bytecode keeps besides code; part of the bytecode cache key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +121,8 @@ struct PathKind;
 struct OptionalPath;
 /// A socket address.
 struct Addr;
+/// `NAME=POLICY` pairs: per-handler snapshot policies.
+struct HandlerPolicies;
 
 /// How the server writes its log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd)]
@@ -184,6 +187,30 @@ impl Kind for SnapshotPolicy {
             RawValue::Text(text) => SnapshotPolicy::from_name(text),
             RawValue::Integer(_) => None,
         }
+    }
+}
+
+impl Kind for HandlerPolicies {
+    type Value = BTreeMap<String, SnapshotPolicy>;
+    const ACCEPTS: &'static str = "NAME=POLICY pairs separated by commas (lodash=eager,stamp=off), \
+        each NAME a handler name ([a-z0-9][a-z0-9_-]{0,63}) and each POLICY `auto`, `eager` or `off`";
+    fn parse(raw: &RawValue) -> Option<Self::Value> {
+        let RawValue::Text(text) = raw else {
+            return None;
+        };
+        // A name given twice takes its last policy, as a query's does.
+        text.split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (name, policy) = pair.split_once('=')?;
+                let name = name.trim();
+                if names::problem(name).is_some() {
+                    return None;
+                }
+                Some((name.to_owned(), SnapshotPolicy::from_name(policy.trim())?))
+            })
+            .collect()
     }
 }
 
@@ -392,6 +419,10 @@ settings! {
     #[serve_only]
     snapshot => snapshot: SnapshotPolicy as SnapshotPolicy = "auto",
         env "NEXUS_SNAPSHOT", value "POLICY";
+    /// Per-handler snapshot policies, each in place of `snapshot` for the handler it names (a `--handlers` file's stem, a PUT's name): NAME=POLICY pairs separated by commas (`lodash=eager,stamp=off`). A PUT's `?snapshot=` still comes first
+    #[serve_only]
+    handler_snapshots => handler_snapshots: BTreeMap<String, SnapshotPolicy> as HandlerPolicies = "",
+        env "NEXUS_HANDLER_SNAPSHOTS", value "NAME=POLICY,...";
     /// Under `snapshot = auto`, the invocations after which a handler's snapshot is built (in the background)
     #[serve_only]
     snapshot_after => snapshot_after: u32 as Count = "3",
@@ -673,6 +704,30 @@ mod tests {
             let message = Config::resolve(&[layer]).unwrap_err().to_string();
             assert!(message.contains(name), "{message}");
             assert!(message.contains(says), "{message}");
+        }
+    }
+
+    #[test]
+    fn handler_snapshots_are_name_policy_pairs() {
+        let resolve = |value: &str| {
+            let mut layer = Layer::default();
+            layer.set("handler_snapshots", text(value)).unwrap();
+            Config::resolve(&[layer]).map(|c| c.handler_snapshots)
+        };
+        let policies = resolve(" lodash=eager, stamp = off,,lodash=auto ").unwrap();
+        assert_eq!(
+            policies.into_iter().collect::<Vec<_>>(),
+            [
+                ("lodash".to_owned(), SnapshotPolicy::Auto),
+                ("stamp".to_owned(), SnapshotPolicy::Off)
+            ]
+        );
+        assert!(resolve("").unwrap().is_empty());
+        assert!(Config::default().handler_snapshots.is_empty());
+        for bad in ["lodash", "lodash=fast", "Lodash=eager", "a/b=off", "=eager"] {
+            let message = resolve(bad).unwrap_err().to_string();
+            assert!(message.contains("handler_snapshots"), "{message}");
+            assert!(message.contains("NAME=POLICY"), "{message}");
         }
     }
 

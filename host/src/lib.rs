@@ -32,6 +32,7 @@ mod config;
 mod engine;
 mod error;
 mod guest;
+mod names;
 mod runtime;
 mod stats;
 

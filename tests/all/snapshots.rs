@@ -253,6 +253,59 @@ fn a_handler_registered_with_its_own_policy_overrides_the_servers() {
 }
 
 #[test]
+fn the_handler_snapshots_setting_gives_named_handlers_their_own_policy() {
+    // What a `--handlers` directory (a ConfigMap) cannot say in its files.
+    let server = serve(
+        &[("clock.js", CLOCK), ("pure.js", PURE), ("other.js", PURE)],
+        &[
+            "--snapshot-after",
+            "1",
+            "--handler-snapshots",
+            "clock=eager, pure=off",
+        ],
+    );
+    let clock = settled(&server, "clock");
+    assert_eq!(
+        (
+            &clock["snapshot"],
+            &clock["snapshot_policy"],
+            &clock["invocations"]
+        ),
+        (&json!("prepared"), &json!("eager"), &json!(0)),
+        "prepared at registration, clock read and all"
+    );
+    assert_eq!(invoke(&server, "clock", "{}").1, "prepared");
+
+    for _ in 0..3 {
+        assert_eq!(invoke(&server, "pure", r#"{"n":2}"#).1, "plain");
+    }
+    let pure = settled(&server, "pure");
+    assert_eq!(
+        (&pure["snapshot"], &pure["snapshot_policy"]),
+        (&json!("off"), &json!("off"))
+    );
+
+    // A handler the setting does not name has the server's policy.
+    invoke(&server, "other", r#"{"n":3}"#);
+    let other = settled(&server, "other");
+    assert_eq!(
+        (&other["snapshot"], &other["snapshot_policy"]),
+        (&json!("prepared"), &json!("auto"))
+    );
+
+    // A PUT's own policy comes first; without one, the setting's holds.
+    let put = |query: &str| {
+        server
+            .request("PUT", &format!("/handlers/pure{query}"), PURE.as_bytes())
+            .status
+    };
+    assert_eq!(put("?snapshot=auto"), 200);
+    assert_eq!(settled(&server, "pure")["snapshot_policy"], "auto");
+    assert_eq!(put(""), 200);
+    assert_eq!(settled(&server, "pure")["snapshot_policy"], "off");
+}
+
+#[test]
 fn at_most_max_prepared_are_loaded_and_an_unloaded_one_comes_back_from_the_cache() {
     let server = serve(
         &[

@@ -16,9 +16,7 @@ use super::{Invocation, InvocationPath, Runtime};
 use crate::artifacts::CompiledHandler;
 use crate::config::SnapshotPolicy;
 use crate::error::{Error, Result};
-
-/// The longest handler name.
-const MAX_NAME: usize = 64;
+use crate::names;
 
 /// Checks a handler name: `[a-z0-9][a-z0-9_-]{0,63}`. A name is a key in a
 /// map, never a path.
@@ -27,22 +25,10 @@ const MAX_NAME: usize = 64;
 ///
 /// [`Error::InvalidName`] saying what is wrong.
 pub fn check_name(name: &str) -> Result<()> {
-    let refuse = |why| Err(Error::InvalidName(name.to_owned(), why));
-    let mut chars = name.chars();
-    match chars.next() {
-        None => return refuse("it is empty"),
-        Some(c) if !(c.is_ascii_lowercase() || c.is_ascii_digit()) => {
-            return refuse("it must start with a-z or 0-9")
-        }
-        Some(_) => {}
+    match names::problem(name) {
+        Some(why) => Err(Error::InvalidName(name.to_owned(), why)),
+        None => Ok(()),
     }
-    if name.len() > MAX_NAME {
-        return refuse("it is longer than 64 characters");
-    }
-    if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
-        return refuse("only a-z, 0-9, `_` and `-` are allowed");
-    }
-    Ok(())
 }
 
 /// The `*.js` files in `dir`, sorted, each with the name it registers
@@ -139,7 +125,9 @@ impl Handlers {
     }
 
     /// Compiles `source` and registers it as `name`, replacing any handler
-    /// of that name. Answers the handler and whether it replaced one.
+    /// of that name, under the `handler_snapshots` setting's policy for
+    /// `name` if it has one, else the `snapshot` setting's. Answers the
+    /// handler and whether it replaced one.
     ///
     /// # Errors
     ///
@@ -150,7 +138,7 @@ impl Handlers {
     }
 
     /// [`register`](Self::register), with the handler's own snapshot
-    /// policy in place of the `snapshot` setting: `eager` for a handler
+    /// policy in place of the settings' (`None`: theirs): `eager` for a handler
     /// whose top level reads the clock harmlessly (a cache's timestamp),
     /// `off` for one that must evaluate its module per call.
     ///
@@ -164,6 +152,7 @@ impl Handlers {
         policy: Option<SnapshotPolicy>,
     ) -> Result<(Arc<Handler>, bool)> {
         check_name(name)?;
+        let policy = policy.or_else(|| self.runtime.config().handler_snapshots.get(name).copied());
         let compiled = self.runtime.compile(&format!("{name}.js"), source)?;
         let handler = Arc::new(Handler {
             name: name.to_owned(),

@@ -1,7 +1,8 @@
 //! Automatic per-handler snapshots: the policy over [`Runtime::prepare`].
 //!
 //! Each registered handler has a [`Slot`]: its policy (the server's
-//! `snapshot` setting, or the handler's own), its snapshot's state and,
+//! `snapshot` setting, or the handler's own: given at registration, else
+//! `handler_snapshots`' entry for its name), its snapshot's state and,
 //! once built, its prepared component. One background thread, at a lower CPU
 //! priority, builds snapshots one at a time from a bounded queue, so builds
 //! never take an instance slot or more than one core from invocations.
@@ -288,7 +289,9 @@ impl Worker {
                     counts.refused.fetch_add(1, Relaxed);
                     tracing::info!(target: "nexus::snapshot", handler = name, "not used under snapshot = auto: {why}; calls stay on the plain path");
                     slot.set(Snapshot::Refused(format!(
-                        "{why}; to snapshot it anyway, give it the eager policy"
+                        "{why}; to snapshot it anyway, give it the eager policy \
+                         (PUT /handlers/{name}?snapshot=eager, or the setting \
+                         handler_snapshots = \"{name}=eager\")"
                     )));
                 }
                 _ => {
