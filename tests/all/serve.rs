@@ -12,6 +12,7 @@ use crate::server::{handlers_dir, read_reply, sample, serve, signal, Server};
 use crate::support::Rng;
 
 const DOUBLE: &str = "export default (ctx) => ({ twice: ctx.n * 2 })";
+const HELLO: &str = "export default (ctx) => ({ message: `Hello, ${ctx.name}!` })";
 
 #[test]
 fn register_invoke_list_replace_and_delete() {
@@ -97,6 +98,36 @@ fn register_invoke_list_replace_and_delete() {
 }
 
 /// Each row of the README's table of errors, with its JSON.
+/// Runs the server's start-up `curl` lines in a shell, as a user pastes
+/// them; answers the last one's output.
+fn paste(server: &Server) -> String {
+    let mut last = String::new();
+    for line in &server.curl {
+        let out = std::process::Command::new("sh")
+            .args(["-c", line])
+            .output()
+            .expect("sh runs; curl must be installed to paste the start-up lines");
+        assert!(out.status.success(), "{line}: {out:?}");
+        last = String::from_utf8(out.stdout).unwrap();
+    }
+    last
+}
+
+#[test]
+fn the_start_up_lines_paste_as_they_are() {
+    // A handlers file: the line invokes it.
+    let server = serve(&[("hello.js", HELLO)], &[]);
+    assert_eq!(server.curl.len(), 1, "{:?}", server.curl);
+    let answer: Value = serde_json::from_str(&paste(&server)).unwrap();
+    assert_eq!(answer, json!({ "message": "Hello, Nexus!" }));
+
+    // None: a first line registers one, and the second invokes it.
+    let server = serve(&[], &[]);
+    assert_eq!(server.curl.len(), 2, "{:?}", server.curl);
+    let answer: Value = serde_json::from_str(&paste(&server)).unwrap();
+    assert_eq!(answer, json!({ "message": "Hello, Nexus!" }));
+}
+
 #[test]
 fn every_error_has_its_status_and_json() {
     let server = serve(&[

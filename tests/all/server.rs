@@ -13,6 +13,8 @@ use serde_json::Value;
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// The `curl` lines it printed on start, to paste in order.
+    pub curl: Vec<String>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
@@ -77,9 +79,19 @@ impl Server {
             .strip_prefix("nexus serve: listening on http://")
             .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
         let addr = url.parse().unwrap();
-        let mut curl = String::new();
-        stdout.read_line(&mut curl).unwrap();
-        assert!(curl.trim_start().starts_with("curl -s http://"), "{curl}");
+        // With no handler yet, a line registering one comes first.
+        let mut curl = Vec::new();
+        loop {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            let line = line.trim().to_owned();
+            let registers = line.starts_with("curl -s -X PUT http://");
+            assert!(registers || line.starts_with("curl -s http://"), "{line:?}");
+            curl.push(line);
+            if !registers {
+                break;
+            }
+        }
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let sink = stderr.clone();
         let mut pipe = child.stderr.take().unwrap();
@@ -97,6 +109,7 @@ impl Server {
         Server {
             child,
             addr,
+            curl,
             stderr,
         }
     }

@@ -66,11 +66,16 @@ async fn run(config: Config, handlers_dir: Option<PathBuf>) -> Result<()> {
         metrics: Metrics::new(cell).context("registering the metrics")?,
     });
 
-    let example = handlers_dir
-        .as_deref()
-        .and_then(first_handler)
-        .unwrap_or_else(|| "hello".to_owned());
+    let example = handlers_dir.as_deref().and_then(first_handler);
     println!("nexus serve: listening on http://{addr}");
+    if example.is_none() {
+        // Nothing to invoke yet: the first line to paste registers one.
+        println!(
+            "  curl -s -X PUT http://{addr}/handlers/hello --data-binary \
+             'export default (ctx) => ({{ message: \"Hello, \" + ctx.name + \"!\" }})'"
+        );
+    }
+    let example = example.as_deref().unwrap_or("hello");
     println!("  curl -s http://{addr}/handlers/{example}/invoke -d '{{\"name\":\"Nexus\"}}'");
 
     let (failed, failure) = oneshot::channel();
