@@ -78,13 +78,14 @@ run() { # URL CONNECTIONS BODY_FILE PID [GET]
 }
 
 # Each cell is ROUNDS runs of the three servers in turn; the table gives
-# each figure's median, and the median (and range) of the rounds' ratios,
-# so one noisy second on this shared machine moves no figure much.
+# each figure's median, and the median of the rounds' ratios with every
+# round's (sorted), so one noisy second on this shared machine moves no
+# figure much, and how many rounds reach a ratio can be read off.
 rounds=${ROUNDS:-3}
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 col() { awk -v c="$1" '{ print $c }' "$2" | median; }
-range() { awk -v c="$1" '{ print $c }' "$2" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f–%.2f", lo, hi }'; }
-echo "| handler | connections | nexus req/s (p50, p99 ms) | node vm req/s (p50, p99) | node direct req/s (p50, p99) | nexus / node vm (range) | nexus / node direct (range) | server CPU per request: nexus, vm, direct (µs) |"
+each() { awk -v c="$1" '{ print $c }' "$2" | sort -g | awk '{ printf "%s%.2f", (NR > 1 ? ", " : ""), $1 }'; }
+echo "| handler | connections | nexus req/s (p50, p99 ms) | node vm req/s (p50, p99) | node direct req/s (p50, p99) | nexus / node vm (each round) | nexus / node direct (each round) | server CPU per request: nexus, vm, direct (µs) |"
 echo "|---|---|---|---|---|---|---|---|"
 for row in ${ROWS:-trivial lodash lodash-eager}; do
   handler=${row%-eager}
@@ -103,7 +104,7 @@ for row in ${ROWS:-trivial lodash lodash-eager}; do
       "$row" "$c" "$(col 1 "$work/cell")" "$(col 2 "$work/cell")" "$(col 3 "$work/cell")" \
       "$(col 5 "$work/cell")" "$(col 6 "$work/cell")" "$(col 7 "$work/cell")" \
       "$(col 9 "$work/cell")" "$(col 10 "$work/cell")" "$(col 11 "$work/cell")" \
-      "$(col 13 "$work/cell")" "$(range 13 "$work/cell")" "$(col 14 "$work/cell")" "$(range 14 "$work/cell")" \
+      "$(col 13 "$work/cell")" "$(each 13 "$work/cell")" "$(col 14 "$work/cell")" "$(each 14 "$work/cell")" \
       "$(col 4 "$work/cell")" "$(col 8 "$work/cell")" "$(col 12 "$work/cell")"
   done
 done
