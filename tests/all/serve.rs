@@ -97,7 +97,6 @@ fn register_invoke_list_replace_and_delete() {
     );
 }
 
-/// Each row of the README's table of errors, with its JSON.
 /// Runs the server's start-up `curl` lines in a shell, as a user pastes
 /// them; answers the last one's output.
 fn paste(server: &Server) -> String {
@@ -128,6 +127,7 @@ fn the_start_up_lines_paste_as_they_are() {
     assert_eq!(answer, json!({ "message": "Hello, Nexus!" }));
 }
 
+/// Each row of the README's table of errors, with its JSON.
 #[test]
 fn every_error_has_its_status_and_json() {
     let server = serve(&[
