@@ -225,3 +225,52 @@ fn a_damaged_or_untrusted_seed_is_refused_and_compiled_instead() {
         );
     }
 }
+
+/// `nexus cache stats` counts the seed beside the cache directory, and
+/// says why a seed it cannot trust is not used.
+#[test]
+fn cache_stats_show_the_seed_or_why_it_is_not_used() {
+    let handlers = handlers_dir(&[("hello.js", HELLO)]);
+    let seed = warm(handlers.path());
+    // An empty cache directory, as the server leaves one before its first
+    // write.
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cache.path().join("v1")).unwrap();
+    let stats = |json: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nexus"));
+        cmd.args(["cache", "stats", "--cache-dir"])
+            .arg(cache.path())
+            .env("NEXUS_SEED_DIR", seed.path())
+            .env_remove("NEXUS_LOG");
+        if json {
+            cmd.arg("--json");
+        }
+        let out = output(&mut cmd);
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    let report: serde_json::Value = serde_json::from_str(&stats(true)).unwrap();
+    assert_eq!(report["components"]["entries"], 0, "{report}");
+    assert_eq!(report["bytecode"]["entries"], 0, "{report}");
+    let tier = &report["seed"];
+    assert_eq!(tier["dir"], seed.path().to_str().unwrap(), "{report}");
+    // Warm wrote the pre-initialized guest and the handler's snapshot
+    // (components), and the handler's bytecode.
+    assert_eq!(tier["components"]["entries"], 2, "{report}");
+    assert_eq!(tier["bytecode"]["entries"], 1, "{report}");
+    assert!(tier["components"]["bytes"].as_u64().unwrap() > 1_000_000);
+    let text = stats(false);
+    let seed_line = format!("seed {} (read only)", seed.path().display());
+    assert!(text.contains(&seed_line), "{text}");
+
+    std::fs::set_permissions(
+        seed.path().join("v1"),
+        std::fs::Permissions::from_mode(0o775),
+    )
+    .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&stats(true)).unwrap();
+    let why = report["seed"]["unavailable"].as_str().unwrap_or_default();
+    assert!(why.contains("writable by group or others"), "{report}");
+    assert!(stats(false).contains("not used: "));
+}

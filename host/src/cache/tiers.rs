@@ -56,6 +56,8 @@ pub struct Cache {
     memory: Mutex<MemoryTier<Held>>,
     disk: Arc<DiskTier>,
     seed: Option<DiskTier>,
+    // Why the seed directory given was left out, if it was.
+    seed_unavailable: Option<String>,
     writer: Mutex<Option<Sender<Job>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     inflight: Mutex<HashMap<Key, Arc<Slot>>>,
@@ -85,10 +87,13 @@ impl Cache {
     pub fn with_seed(mut self, seed: &Path) -> Cache {
         let tier = DiskTier::seed(seed);
         match tier.unavailable() {
-            Some(why) => tracing::warn!(
-                seed = %seed.display(),
-                "seed directory not used: {why}; artifacts it would hold are compiled here"
-            ),
+            Some(why) => {
+                tracing::warn!(
+                    seed = %seed.display(),
+                    "seed directory not used: {why}; artifacts it would hold are compiled here"
+                );
+                self.seed_unavailable = Some(why.to_owned());
+            }
             None => {
                 let count = |kind| tier.keys(kind).len();
                 tracing::info!(
@@ -124,6 +129,7 @@ impl Cache {
             memory: Mutex::new(MemoryTier::new(memory_bytes)),
             disk,
             seed: None,
+            seed_unavailable: None,
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(thread)),
             inflight: Mutex::default(),
@@ -273,6 +279,12 @@ impl Cache {
     /// The seed directory's figures for `kind`, if one is in use.
     pub fn seed_stats(&self, kind: Kind) -> Option<TierStats> {
         self.seed.as_ref().map(|seed| seed.stats(kind))
+    }
+
+    /// Why the seed directory given to [`with_seed`](Self::with_seed) was
+    /// left out, if it was.
+    pub fn seed_unavailable(&self) -> Option<&str> {
+        self.seed_unavailable.as_deref()
     }
 
     /// The seed directory's keys of `kind`, and a way to read each entry's

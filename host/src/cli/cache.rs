@@ -4,7 +4,7 @@ use anyhow::Context;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use nexus_host::{handler_files, Cache, Kind, Runtime};
+use nexus_host::{handler_files, Cache, Kind, Runtime, TierStats};
 use serde_json::{json, Value};
 
 use super::settings::Settings;
@@ -12,7 +12,8 @@ use super::{escape_controls, host, usage, Failure};
 
 #[derive(Subcommand)]
 pub(crate) enum CacheCommand {
-    /// Entries and bytes per artifact kind on disk.
+    /// Entries and bytes per artifact kind on disk: in the cache directory
+    /// and, when `seed_dir` is set, in the seed.
     Stats(CacheArgs),
     /// Check every file's header and checksum, removing damaged ones; exits
     /// 1 if any was damaged.
@@ -39,7 +40,8 @@ pub(crate) struct CacheArgs {
     #[command(flatten)]
     settings: Settings,
     /// Print JSON; `stats` prints
-    /// {"bytecode": {"entries": N, "bytes": N}, "components": {...}, ...}.
+    /// {"bytecode": {"entries": N, "bytes": N}, "components": {...}, ...},
+    /// with the same for the seed under "seed" when one is set.
     #[arg(long)]
     json: bool,
 }
@@ -62,28 +64,40 @@ pub(crate) fn cache(command: CacheCommand) -> Result<(), Failure> {
     }
     match command {
         CacheCommand::Stats(_) => {
-            let kind = |k: Kind| {
-                let s = cache.disk_stats(k);
-                json!({ "entries": s.entries, "bytes": s.bytes })
+            // The seed is looked up after the cache directory: its figures
+            // belong beside them.
+            let cache = match &config.seed_dir {
+                Some(seed) => cache.with_seed(seed),
+                None => cache,
             };
+            let seed = config.seed_dir.as_ref().map(|s| s.display().to_string());
+            let seed_stats = |k| cache.seed_stats(k).unwrap_or_default();
             if json {
-                let report = json!({
-                    "dir": dir,
-                    "capacity_bytes": config.max_disk_cache_bytes,
-                    "bytecode": kind(Kind::Bytecode),
-                    "components": kind(Kind::Component),
-                });
+                let mut report = kinds_json(|k| cache.disk_stats(k));
+                report["dir"] = json!(dir);
+                report["capacity_bytes"] = json!(config.max_disk_cache_bytes);
+                if let Some(seed) = seed {
+                    report["seed"] = match cache.seed_unavailable() {
+                        Some(why) => json!({ "dir": seed, "unavailable": why }),
+                        None => {
+                            let mut tier = kinds_json(seed_stats);
+                            tier["dir"] = json!(seed);
+                            tier
+                        }
+                    };
+                }
                 println!("{report}");
             } else {
                 println!("{dir} (bound: {} bytes)", config.max_disk_cache_bytes);
-                for k in [Kind::Bytecode, Kind::Component] {
-                    let s = cache.disk_stats(k);
-                    println!(
-                        "  {:<10} {:>6} entries {:>12} bytes",
-                        k.as_str(),
-                        s.entries,
-                        s.bytes
-                    );
+                print_kinds(|k| cache.disk_stats(k));
+                if let Some(seed) = seed {
+                    match cache.seed_unavailable() {
+                        Some(why) => println!("seed {seed}: not used: {}", escape_controls(why)),
+                        None => {
+                            println!("seed {seed} (read only)");
+                            print_kinds(seed_stats);
+                        }
+                    }
                 }
             }
         }
@@ -130,6 +144,27 @@ pub(crate) fn cache(command: CacheCommand) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// `{"bytecode": {"entries", "bytes"}, "components": {...}}` of one tier.
+fn kinds_json(stats: impl Fn(Kind) -> TierStats) -> Value {
+    let kind = |k| {
+        let s: TierStats = stats(k);
+        json!({ "entries": s.entries, "bytes": s.bytes })
+    };
+    json!({ "bytecode": kind(Kind::Bytecode), "components": kind(Kind::Component) })
+}
+
+fn print_kinds(stats: impl Fn(Kind) -> TierStats) {
+    for k in [Kind::Bytecode, Kind::Component] {
+        let s = stats(k);
+        println!(
+            "  {:<10} {:>6} entries {:>12} bytes",
+            k.as_str(),
+            s.entries,
+            s.bytes
+        );
+    }
 }
 
 /// `nexus cache warm`: the guest, then each handler's bytecode and snapshot
