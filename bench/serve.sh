@@ -10,7 +10,7 @@
 # usage: bench/serve.sh NEXUS_BINARY HANDLERS_DIR [SECONDS]
 #   HANDLERS_DIR holds lodash.js and lodash.input.json (tests/compat/make-handlers.mjs)
 # ROWS (default "trivial lodash lodash-eager") and HANDLERS pick rows;
-# ROUNDS (default 3) is how many times each cell is measured.
+# ROUNDS (default 5) is how many times each cell is measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nexus=$1 handlers=$2 seconds=${3:-10}
@@ -81,7 +81,7 @@ run() { # URL CONNECTIONS BODY_FILE PID [GET]
 # each figure's median, and the median of the rounds' ratios with every
 # round's (sorted), so one noisy second on this shared machine moves no
 # figure much, and how many rounds reach a ratio can be read off.
-rounds=${ROUNDS:-3}
+rounds=${ROUNDS:-5}
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 col() { awk -v c="$1" '{ print $c }' "$2" | median; }
 each() { awk -v c="$1" '{ print $c }' "$2" | sort -g | awk '{ printf "%s%.2f", (NR > 1 ? ", " : ""), $1 }'; }
