@@ -147,9 +147,10 @@ pub(crate) fn cache(command: CacheCommand) -> Result<(), Failure> {
 }
 
 /// `{"bytecode": {"entries", "bytes"}, "components": {...}}` of one tier.
+/// The text form of the same figures is [`print_kinds`].
 fn kinds_json(stats: impl Fn(Kind) -> TierStats) -> Value {
     let kind = |k| {
-        let s: TierStats = stats(k);
+        let s = stats(k);
         json!({ "entries": s.entries, "bytes": s.bytes })
     };
     json!({ "bytecode": kind(Kind::Bytecode), "components": kind(Kind::Component) })
