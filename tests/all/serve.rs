@@ -504,22 +504,34 @@ fn a_restart_on_the_same_cache_compiles_nothing() {
     );
 }
 
+/// SIGTERM (a cluster stopping the pod) and SIGINT (Ctrl-C) alike.
 #[test]
 fn sigterm_lets_a_slow_invocation_finish_then_exits_0() {
-    let mut server = serve(
-        &[("slow.js", "export default () => { const end = Date.now() + 1500; while (Date.now() < end) {} return 'done'; }")],
-        &["--timeout-ms", "20000"],
-    );
-    let pid = server.pid();
-    std::thread::scope(|scope| {
-        let slow = scope.spawn(|| server.request("POST", "/handlers/slow/invoke", b"{}"));
-        std::thread::sleep(Duration::from_millis(400));
-        signal(pid, "TERM");
-        let reply = slow.join().unwrap();
-        assert_eq!((reply.status, reply.json()), (200, json!("done")));
-    });
-    let log = server.log();
-    assert!(server.terminate().success(), "exit 0: {log}");
+    for sig in ["TERM", "INT"] {
+        let mut server = serve(
+            &[("slow.js", "export default () => { const end = Date.now() + 1500; while (Date.now() < end) {} return 'done'; }")],
+            &["--timeout-ms", "20000"],
+        );
+        let pid = server.pid();
+        std::thread::scope(|scope| {
+            let slow = scope.spawn(|| server.request("POST", "/handlers/slow/invoke", b"{}"));
+            std::thread::sleep(Duration::from_millis(400));
+            signal(pid, sig);
+            let reply = slow.join().unwrap();
+            assert_eq!(
+                (reply.status, reply.json()),
+                (200, json!("done")),
+                "SIG{sig}"
+            );
+        });
+        let status = server.wait();
+        let log = server.log();
+        assert!(status.success(), "SIG{sig}: exit 0: {log}");
+        assert!(
+            log.contains(&format!("SIG{sig}: no new connections")),
+            "{log}"
+        );
+    }
 }
 
 #[test]
