@@ -1,11 +1,8 @@
 //! The library's error type: one variant per thing a caller can act on.
 //!
-//! Layer: a leaf beside `bindings` (the guest's own error variants map onto
-//! it).
+//! Layer: a leaf (the engine maps the guest's own error variants onto it).
 
 use std::fmt;
-
-use crate::bindings::HandlerError;
 
 /// Everything `nexus_host` can fail with.
 ///
@@ -100,6 +97,9 @@ pub enum Error {
     /// Setting up the engine or the guest component failed.
     #[error("engine: {0:#}")]
     Engine(#[source] anyhow::Error),
+    /// The host itself failed: a worker thread panicked or was cancelled.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 fn position(file: &str, line: u32, column: u32, message: &str) -> String {
@@ -124,8 +124,9 @@ fn js_exception(name: &str, message: &str, stack: &str) -> impl fmt::Display {
 }
 
 impl Error {
-    /// Every [`kind`](Self::kind), in a fixed order.
-    pub const KINDS: [&'static str; 15] = [
+    /// Every [`kind`](Self::kind), in a fixed order: the `n`th is the kind
+    /// of the variants whose [`index`](Self::index) is `n`.
+    pub const KINDS: [&'static str; 16] = [
         "compile_error",
         "runtime_error",
         "invalid_input",
@@ -141,28 +142,36 @@ impl Error {
         "config",
         "trap",
         "engine",
+        "internal",
     ];
+
+    /// This error's position in [`KINDS`](Self::KINDS). The match is
+    /// exhaustive, so a new variant cannot be left without a kind.
+    pub fn index(&self) -> usize {
+        match self {
+            Error::Compile { .. } => 0,
+            Error::Runtime { .. } => 1,
+            Error::InvalidInput(_) => 2,
+            Error::InvalidOutput(_) => 3,
+            Error::InvalidBytecode(_) => 4,
+            Error::InvalidModule(_) => 5,
+            Error::InvalidName(..) => 6,
+            Error::Timeout { .. } => 7,
+            Error::OutOfMemory { .. } => 8,
+            Error::StackOverflow => 9,
+            Error::OutputTooLarge { .. } => 10,
+            Error::Busy { .. } => 11,
+            Error::Config { .. } => 12,
+            Error::Trap(_) => 13,
+            Error::Engine(_) => 14,
+            Error::Internal(_) => 15,
+        }
+    }
 
     /// A stable, machine-readable name for the kind of failure, as the CLI
     /// prints it (`error[timeout]: …`) and metrics label it.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Error::Compile { .. } => "compile_error",
-            Error::Runtime { .. } => "runtime_error",
-            Error::InvalidInput(_) => "invalid_input",
-            Error::InvalidOutput(_) => "invalid_output",
-            Error::InvalidBytecode(_) => "invalid_bytecode",
-            Error::InvalidModule(_) => "invalid_module",
-            Error::InvalidName(..) => "invalid_name",
-            Error::Timeout { .. } => "timeout",
-            Error::OutOfMemory { .. } => "out_of_memory",
-            Error::StackOverflow => "stack_overflow",
-            Error::OutputTooLarge { .. } => "output_too_large",
-            Error::Busy { .. } => "busy",
-            Error::Config { .. } => "config",
-            Error::Trap(_) => "trap",
-            Error::Engine(_) => "engine",
-        }
+        Self::KINDS[self.index()]
     }
 
     /// Whether the handler (its source, input or result) is at fault, as
@@ -170,38 +179,70 @@ impl Error {
     pub fn is_handler_error(&self) -> bool {
         !matches!(
             self,
-            Error::Config { .. } | Error::Engine(_) | Error::Busy { .. }
+            Error::Config { .. } | Error::Engine(_) | Error::Busy { .. } | Error::Internal(_)
         )
-    }
-}
-
-impl From<HandlerError> for Error {
-    fn from(e: HandlerError) -> Self {
-        match e {
-            HandlerError::Compile(d) => Error::Compile {
-                message: d.message,
-                file: d.file,
-                line: d.line,
-                column: d.column,
-            },
-            HandlerError::Runtime(x) => Error::Runtime {
-                name: x.name,
-                message: x.message,
-                stack: x.stack,
-            },
-            HandlerError::InvalidInput(m) => Error::InvalidInput(m),
-            HandlerError::InvalidOutput(m) => Error::InvalidOutput(m),
-            HandlerError::InvalidBytecode(m) => Error::InvalidBytecode(m),
-            HandlerError::InvalidModule(m) => Error::InvalidModule(m),
-        }
-    }
-}
-
-impl Error {
-    pub(crate) fn engine(e: wasmtime::Error) -> Self {
-        Error::Engine(e.into())
     }
 }
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// One error of every variant.
+    pub(crate) fn every_variant() -> Vec<Error> {
+        vec![
+            Error::Compile {
+                message: "m".into(),
+                file: "f.js".into(),
+                line: 1,
+                column: 1,
+            },
+            Error::Runtime {
+                name: "TypeError".into(),
+                message: "m".into(),
+                stack: String::new(),
+            },
+            Error::InvalidInput("x".into()),
+            Error::InvalidOutput("x".into()),
+            Error::InvalidBytecode("x".into()),
+            Error::InvalidModule("x".into()),
+            Error::InvalidName("A".into(), "uppercase"),
+            Error::Timeout {
+                limit: Duration::from_millis(1),
+            },
+            Error::OutOfMemory { limit: 1 },
+            Error::StackOverflow,
+            Error::OutputTooLarge { size: 2, limit: 1 },
+            Error::Busy {
+                max_instances: 1,
+                waited: Duration::ZERO,
+            },
+            Error::Config {
+                name: "timeout_ms",
+                value: "0".into(),
+                expected: "more".into(),
+            },
+            Error::Trap("x".into()),
+            Error::Engine(anyhow::anyhow!("x")),
+            Error::Internal("x".into()),
+        ]
+    }
+
+    #[test]
+    fn every_variant_has_its_own_kind_in_kinds() {
+        let errors = every_variant();
+        let mut kinds: Vec<_> = errors.iter().map(Error::kind).collect();
+        assert_eq!(kinds, Error::KINDS, "one error per kind, in KINDS' order");
+        kinds.sort();
+        kinds.dedup();
+        assert_eq!(
+            kinds.len(),
+            Error::KINDS.len(),
+            "no two variants share a kind"
+        );
+    }
+}

@@ -25,14 +25,13 @@
 #![deny(missing_docs)]
 
 mod artifacts;
-#[allow(missing_docs)] // generated; wit/handler.wit documents it
-mod bindings;
 mod cache;
 mod config;
 mod engine;
 mod error;
 mod guest;
 mod names;
+mod registry;
 mod runtime;
 mod stats;
 
@@ -42,19 +41,16 @@ mod stats;
 mod trim_imports;
 
 pub use artifacts::{Bytecode, CompiledHandler};
-pub use bindings::{CacheStats, Level, RuntimeStats, Tier};
 pub use cache::{
-    Cache, Key, Kind, Op, Origin, SeedEntries, TierStats, VerifyReport, FORMAT_VERSION,
+    Artifact, Cache, Key, Op, Origin, SeedEntries, TierStats, VerifyReport, FORMAT_VERSION,
 };
 pub use config::{
     parse_size, CompileOptions, Config, Layer, LogFormat, RawValue, Setting, SnapshotPolicy,
     SETTINGS,
 };
-pub use engine::{LogLine, Observed, Timing, THREAD_STACK};
+pub use engine::{CacheStats, Level, LogLine, Observed, RuntimeStats, Tier, Timing, THREAD_STACK};
 pub use error::{Error, Result};
 pub use guest::{GUEST_FINGERPRINT, GUEST_WASM};
-pub use runtime::{
-    check_name, handler_files, Handler, Handlers, Invocation, InvocationPath, PreparedHandler,
-    Runtime, Snapshot, SnapshotCounts,
-};
-pub use stats::{Durations, Metrics};
+pub use registry::{check_name, handler_files, Handler, Handlers, Snapshot, SnapshotCounts};
+pub use runtime::{Invocation, InvocationPath, PreparedHandler, Runtime};
+pub use stats::{Counters, Durations};

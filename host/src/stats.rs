@@ -2,7 +2,7 @@
 //! figures: the one `runtime-stats` record that [`crate::Runtime::stats`]
 //! answers and a handler reads through the `stats` import (`Nexus.stats()`,
 //! served by the engine's host state from [`Stats::record`]), and the
-//! [`Metrics`] a Prometheus scrape reads.
+//! [`Counters`] a Prometheus scrape reads.
 //!
 //! Layer: imports `cache`, `bindings` and `error`. Only figures the runtime
 //! really measures are reported, each counted once, here.
@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::bindings::{CacheStats, RuntimeStats, Tier};
-use crate::cache::{Cache, Kind, Origin, TierStats};
+use crate::cache::{Artifact, Cache, Origin, TierStats};
+use crate::engine::{CacheStats, RuntimeStats, Tier};
 use crate::error::{Error, Result};
 
 /// Upper bounds of the duration histograms' buckets, in seconds: 50 µs (a
@@ -73,12 +73,12 @@ pub struct Durations {
 
 /// The runtime's counters beyond the `runtime-stats` record, for metrics.
 #[derive(Debug, Clone)]
-pub struct Metrics {
+pub struct Counters {
     /// Invocations by outcome: `ok`, or an [`Error::kind`].
-    pub executions: Vec<(&'static str, u64)>,
+    pub invocations: Vec<(&'static str, u64)>,
     /// How long invocations took (instance, call and teardown; not the wait
     /// for a slot), whatever their outcome.
-    pub execution_seconds: Durations,
+    pub invocation_seconds: Durations,
     /// How long compiling took, by artifact (`bytecode`, `component`): only
     /// real compiles, not cache hits.
     pub compile_seconds: Vec<(&'static str, Durations)>,
@@ -89,7 +89,7 @@ pub(crate) struct Stats {
     cache: Arc<Cache>,
     /// By outcome: `ok` first, then [`Error::KINDS`].
     outcomes: [AtomicU64; Error::KINDS.len() + 1],
-    execution_seconds: Histogram,
+    invocation_seconds: Histogram,
     compile_seconds: [Histogram; 2],
 }
 
@@ -98,32 +98,27 @@ impl Stats {
         Self {
             cache,
             outcomes: Default::default(),
-            execution_seconds: Histogram::default(),
+            invocation_seconds: Histogram::default(),
             compile_seconds: Default::default(),
         }
     }
 
     /// Counts one invocation, how it ended and how long it took.
-    pub fn executed<T>(&self, result: &Result<T>, took: Duration) {
+    pub fn invoked<T>(&self, result: &Result<T>, took: Duration) {
         let outcome = match result {
             Ok(_) => 0,
-            Err(e) => {
-                1 + Error::KINDS
-                    .iter()
-                    .position(|k| *k == e.kind())
-                    .unwrap_or(0)
-            }
+            Err(e) => 1 + e.index(),
         };
         self.outcomes[outcome].fetch_add(1, Relaxed);
-        self.execution_seconds.observe(took);
+        self.invocation_seconds.observe(took);
     }
 
     /// Counts a real compile of `kind` and how long it took, if `origin`
     /// says it was compiled (not a cache hit); `start` is when its lookup
     /// began.
-    pub fn compiled_if(&self, kind: Kind, origin: Origin, start: Instant) {
+    pub fn compiled_if(&self, kind: Artifact, origin: Origin, start: Instant) {
         if origin == Origin::Compiled {
-            let index = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+            let index = Artifact::ALL.iter().position(|k| *k == kind).unwrap_or(0);
             self.compile_seconds[index].observe(start.elapsed());
         }
     }
@@ -136,14 +131,14 @@ impl Stats {
     /// compiled to bytecode (cache misses), not lookups.
     pub fn record(&self) -> RuntimeStats {
         let executions = (0..self.outcomes.len()).map(|i| self.count(i)).sum();
-        let timeout = 1 + Error::KINDS
-            .iter()
-            .position(|k| *k == "timeout")
-            .unwrap_or(0);
+        let timeout = 1 + Error::Timeout {
+            limit: Duration::ZERO,
+        }
+        .index();
         RuntimeStats {
-            bytecode: self.cache_stats(Kind::Bytecode),
-            components: self.cache_stats(Kind::Component),
-            compiles: self.cache.compiles(Kind::Bytecode),
+            bytecode: self.cache_stats(Artifact::Bytecode),
+            components: self.cache_stats(Artifact::Component),
+            compiles: self.cache.compiles(Artifact::Bytecode),
             executions,
             failures: executions - self.count(0),
             timeouts: self.count(timeout),
@@ -151,12 +146,12 @@ impl Stats {
     }
 
     /// The counters beyond the record.
-    pub fn metrics(&self) -> Metrics {
+    pub fn counters(&self) -> Counters {
         let kinds = std::iter::once("ok").chain(Error::KINDS);
-        Metrics {
-            executions: kinds.enumerate().map(|(i, k)| (k, self.count(i))).collect(),
-            execution_seconds: self.execution_seconds.read(),
-            compile_seconds: Kind::ALL
+        Counters {
+            invocations: kinds.enumerate().map(|(i, k)| (k, self.count(i))).collect(),
+            invocation_seconds: self.invocation_seconds.read(),
+            compile_seconds: Artifact::ALL
                 .iter()
                 .zip(&self.compile_seconds)
                 .map(|(kind, h)| (kind.as_str(), h.read()))
@@ -164,7 +159,7 @@ impl Stats {
         }
     }
 
-    fn cache_stats(&self, kind: Kind) -> CacheStats {
+    fn cache_stats(&self, kind: Artifact) -> CacheStats {
         CacheStats {
             memory: tier(self.cache.memory_stats(kind)),
             disk: tier(self.cache.disk_stats(kind)),

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use nexus_host::{Cache, Error, Key, Kind, Op};
+use nexus_host::{Artifact, Cache, Error, Key, Op};
 use nexus_host::{Config, Origin, Runtime};
 use serde_json::Value;
 
@@ -59,7 +59,7 @@ fn miss_then_memory_then_disk_after_a_restart_with_zero_compiles() {
         let second = rt.compile("hello.js", HELLO).unwrap();
         assert_eq!(second.origin, Origin::Memory);
         assert!(second.cache_hit());
-        assert_eq!(rt.cache().compiles(Kind::Bytecode), 1);
+        assert_eq!(rt.cache().compiles(Artifact::Bytecode), 1);
         first.key
     }; // dropping the runtime finishes its disk writes
 
@@ -77,10 +77,10 @@ fn miss_then_memory_then_disk_after_a_restart_with_zero_compiles() {
     );
 
     let cache = rt.cache();
-    assert_eq!(cache.compiles(Kind::Bytecode), 0);
-    assert_eq!(cache.compiles(Kind::Component), 0);
-    assert_eq!(cache.disk_stats(Kind::Bytecode).hits, 1);
-    assert_eq!(cache.memory_stats(Kind::Bytecode).hits, 1);
+    assert_eq!(cache.compiles(Artifact::Bytecode), 0);
+    assert_eq!(cache.compiles(Artifact::Component), 0);
+    assert_eq!(cache.disk_stats(Artifact::Bytecode).hits, 1);
+    assert_eq!(cache.memory_stats(Artifact::Bytecode).hits, 1);
     let stats = rt.stats();
     assert_eq!(stats.compiles, 0);
     assert_eq!(stats.bytecode.hit_rate, 1.0);
@@ -99,8 +99,8 @@ fn the_memory_bound_holds_and_evicts() {
     for i in 0..20 {
         rt.compile(&format!("h{i}.js"), HELLO).unwrap();
     }
-    let bytecode = rt.cache().memory_stats(Kind::Bytecode);
-    assert_eq!(rt.cache().memory_stats(Kind::Component).entries, 0);
+    let bytecode = rt.cache().memory_stats(Artifact::Bytecode);
+    assert_eq!(rt.cache().memory_stats(Artifact::Component).entries, 0);
     assert!(bytecode.bytes <= 2_000, "{bytecode:?}");
     assert!(
         bytecode.entries > 0 && bytecode.entries < 20,
@@ -159,7 +159,7 @@ fn damaged_bytecode_is_detected_removed_recompiled_and_counted() {
         let rt = Runtime::new(config(dir.path())).unwrap();
         let compiled = rt.compile("a.js", HELLO).unwrap();
         assert_eq!(compiled.origin, Origin::Compiled, "{what}");
-        assert_eq!(rt.cache().corrupt(Kind::Bytecode), 1, "{what}");
+        assert_eq!(rt.cache().corrupt(Artifact::Bytecode), 1, "{what}");
         assert_eq!(
             rt.invoke(&compiled, r#"{"name":1}"#).unwrap().output,
             r#"{"hi":1}"#
@@ -193,7 +193,7 @@ fn a_damaged_component_is_detected_removed_recompiled_and_counted() {
         std::fs::write(&path, &bytes).unwrap();
         let rt = Runtime::new(config(dir.path())).unwrap();
         assert_eq!(rt.component_origin(), Origin::Compiled, "{what}");
-        assert_eq!(rt.cache().corrupt(Kind::Component), 1, "{what}");
+        assert_eq!(rt.cache().corrupt(Artifact::Component), 1, "{what}");
         let h = rt.compile("a.js", HELLO).unwrap();
         assert_eq!(rt.invoke(&h, "{}").unwrap().output, "{}");
         rt.cache().flush();
@@ -435,7 +435,7 @@ fn a_new_guest_fingerprint_is_a_miss() {
         .bytecode(new, || Ok::<_, Error>(b"new".to_vec()))
         .unwrap();
     assert_eq!((&*bytes, source), (&b"new"[..], Origin::Compiled));
-    assert_eq!(cache.compiles(Kind::Bytecode), 2);
+    assert_eq!(cache.compiles(Artifact::Bytecode), 2);
 }
 
 #[test]
@@ -452,7 +452,7 @@ fn the_disk_bound_holds_after_many_distinct_entries() {
             assert_eq!((bytes.len(), source), (900, Origin::Compiled));
         }
         cache.flush();
-        let stats = cache.disk_stats(Kind::Bytecode);
+        let stats = cache.disk_stats(Artifact::Bytecode);
         assert!(stats.bytes <= bound, "{stats:?}");
         assert!(stats.evictions >= 150, "{stats:?}");
     }
@@ -463,7 +463,7 @@ fn the_disk_bound_holds_after_many_distinct_entries() {
     assert!(on_disk <= bound, "{on_disk} bytes on disk");
     // A new process rebuilds its index from the directory and keeps the bound.
     let cache = Cache::open(dir.path(), 0, 5_000);
-    assert!(cache.disk_stats(Kind::Bytecode).bytes <= 5_000);
+    assert!(cache.disk_stats(Artifact::Bytecode).bytes <= 5_000);
     let on_disk: u64 = files(dir.path())
         .iter()
         .map(|p| p.metadata().unwrap().len())
@@ -723,7 +723,7 @@ fn special_and_huge_files_in_place_of_entries_are_refused_unread() {
             (
                 rt.component_origin(),
                 h.origin,
-                rt.cache().corrupt(Kind::Bytecode),
+                rt.cache().corrupt(Artifact::Bytecode),
             )
         })
     };
@@ -848,7 +848,7 @@ fn odd_names_are_neither_counted_nor_in_the_way() {
 
     let cache = Cache::open(dir.path(), 0, 1 << 20);
     assert_eq!(
-        cache.disk_stats(Kind::Bytecode).entries,
+        cache.disk_stats(Artifact::Bytecode).entries,
         1,
         "only the real entry"
     );

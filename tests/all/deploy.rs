@@ -409,7 +409,7 @@ fn the_pod_as_deployed_starts_warm_from_the_images_seed_and_answers_probes_and_s
         "{text}"
     );
     assert!(
-        text.contains("nexus_executions_total{outcome=\"ok\"} 3"),
+        text.contains("nexus_invocations_total{outcome=\"ok\"} 3"),
         "{text}"
     );
     // Warm: nothing compiled, nothing snapshotted; the seed answered.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nexus_host::{Cache, Config, Key, Kind, Origin, Runtime};
+use nexus_host::{Artifact, Cache, Config, Key, Origin, Runtime};
 use serde_json::Value;
 
 use crate::server::{handlers_dir, Server};
@@ -25,10 +25,10 @@ fn seconds(var: &str, default: u64) -> Duration {
 }
 
 /// The files of one kind in a cache directory, by key.
-fn entries(cache: &Path, kind: Kind) -> Vec<(Key, PathBuf)> {
+fn entries(cache: &Path, kind: Artifact) -> Vec<(Key, PathBuf)> {
     let dir = cache.join("v1").join(match kind {
-        Kind::Component => "components",
-        Kind::Bytecode => "bytecode",
+        Artifact::Component => "components",
+        Artifact::Bytecode => "bytecode",
     });
     let mut found: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -87,7 +87,7 @@ fn mutate(rng: &mut Rng, good: &[u8], others: &[&[u8]]) -> Vec<u8> {
 /// Answers (refused, harmless).
 fn fuzz(
     cache: &Cache,
-    kind: Kind,
+    kind: Artifact,
     (key, path): &(Key, PathBuf),
     others: &[&[u8]],
     rounds: usize,
@@ -143,8 +143,8 @@ fn ten_thousand_mutations_of_real_cache_files_are_refused_or_harmless() {
     runtime.cache().flush();
     drop(runtime);
 
-    let bytecode = entries(dir.path(), Kind::Bytecode);
-    let component = entries(dir.path(), Kind::Component);
+    let bytecode = entries(dir.path(), Artifact::Bytecode);
+    let component = entries(dir.path(), Artifact::Component);
     assert_eq!((bytecode.len(), component.len()), (2, 1));
     let read = |entry: &(Key, PathBuf)| std::fs::read(&entry.1).unwrap();
     let (a, b, guest) = (read(&bytecode[0]), read(&bytecode[1]), read(&component[0]));
@@ -153,7 +153,7 @@ fn ten_thousand_mutations_of_real_cache_files_are_refused_or_harmless() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let (mut refused, mut harmless) = fuzz(
         &cache,
-        Kind::Bytecode,
+        Artifact::Bytecode,
         &bytecode[0],
         &[&b, &guest],
         7_000,
@@ -161,7 +161,7 @@ fn ten_thousand_mutations_of_real_cache_files_are_refused_or_harmless() {
     );
     let (r, h) = fuzz(
         &cache,
-        Kind::Component,
+        Artifact::Component,
         &component[0],
         &[&a, &b],
         3_000,
@@ -174,7 +174,7 @@ fn ten_thousand_mutations_of_real_cache_files_are_refused_or_harmless() {
     assert_eq!(refused + harmless, 10_000);
     assert!(refused > 9_000, "most damage is refused: {refused}");
     assert_eq!(
-        cache.corrupt(Kind::Bytecode) + cache.corrupt(Kind::Component),
+        cache.corrupt(Artifact::Bytecode) + cache.corrupt(Artifact::Component),
         refused as u64
     );
 }

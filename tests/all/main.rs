@@ -12,6 +12,7 @@ mod cli;
 mod deploy;
 mod faults;
 mod isolation;
+mod layers;
 mod limits;
 mod monitoring;
 mod node;

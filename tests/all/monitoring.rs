@@ -261,7 +261,7 @@ fn a_real_prometheus_scrapes_nexus_as_the_annotations_say() {
     }
     let prometheus = Prometheus::start(server.addr, path);
     prometheus
-        .wait_for(|| prometheus.query(r#"nexus_executions_total{outcome="ok"}"#) == Some(5.0));
+        .wait_for(|| prometheus.query(r#"nexus_invocations_total{outcome="ok"}"#) == Some(5.0));
 
     let scrape = server.request("GET", path, b"").text();
     let hit_rate = r#"nexus_cache_hit_rate{artifact="bytecode"}"#;

@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use nexus_host::{Cache, Key, Kind, GUEST_WASM};
+use nexus_host::{Artifact, Cache, Key, GUEST_WASM};
 
 use crate::server::{handlers_dir, sample, Server};
 use crate::support::output;
@@ -124,7 +124,7 @@ fn foreign_seed() -> tempfile::TempDir {
     let key = Key::component(GUEST_WASM, &engine_hash, "wizer-snapshot-v1");
     cache
         .get_or_compile(
-            Kind::Component,
+            Artifact::Component,
             key,
             |_| Err::<(), _>("not read here".to_owned()),
             || Ok::<_, ()>(((), bytes)),

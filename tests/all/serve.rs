@@ -366,8 +366,8 @@ fn metrics_parse_and_move_as_the_server_works() {
         "nexus_cache_corrupt_total",
         "nexus_cache_disk_errors_total",
         "nexus_compile_duration_seconds",
-        "nexus_executions_total",
-        "nexus_execution_duration_seconds",
+        "nexus_invocations_total",
+        "nexus_invocation_duration_seconds",
         "nexus_instances_active",
         "nexus_handlers",
         "nexus_http_requests_total",
@@ -378,8 +378,8 @@ fn metrics_parse_and_move_as_the_server_works() {
             "{family} missing:\n{before}"
         );
     }
-    let ok = r#"nexus_executions_total{outcome="ok"}"#;
-    let timeouts = r#"nexus_executions_total{outcome="timeout"}"#;
+    let ok = r#"nexus_invocations_total{outcome="ok"}"#;
+    let timeouts = r#"nexus_invocations_total{outcome="timeout"}"#;
     let memory_hits = r#"nexus_cache_hits_total{artifact="bytecode",tier="memory"}"#;
     assert_eq!(sample(&before, r#"nexus_handlers{path="plain"}"#), 2.0);
     assert_eq!(
@@ -413,7 +413,22 @@ fn metrics_parse_and_move_as_the_server_works() {
         sample(&before, memory_hits) + 1.0,
         "a repeat is a hit"
     );
-    assert!(sample(&after, "nexus_execution_duration_seconds_count") >= 2.0);
+    assert!(sample(&after, "nexus_invocation_duration_seconds_count") >= 2.0);
+    // The names before 0.2 still carry the same samples, marked deprecated.
+    for (old, new) in [
+        ("nexus_executions_total{outcome=\"ok\"}", ok),
+        ("nexus_executions_total{outcome=\"timeout\"}", timeouts),
+        (
+            "nexus_execution_duration_seconds_count",
+            "nexus_invocation_duration_seconds_count",
+        ),
+    ] {
+        assert_eq!(sample(&after, old), sample(&after, new), "{old}");
+    }
+    assert!(
+        after.contains("# HELP nexus_executions_total Deprecated, removed in Nexus 0.3"),
+        "{after}"
+    );
     assert!(
         sample(
             &after,

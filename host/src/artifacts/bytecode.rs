@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use crate::bindings::exports::nexus::handler::compiler::CompileOptions as WitOptions;
 use crate::cache::{Cache, Key, Origin};
 use crate::config::CompileOptions;
 use crate::engine::{Limits, Sandbox};
@@ -47,14 +46,7 @@ pub(crate) fn compile(
     let flags = [options.strip_source as u8, options.strip_debug as u8];
     let key = Key::bytecode(GUEST_FINGERPRINT, name, source, &flags);
     let (bytecode, origin) = cache.bytecode(key, || -> Result<Vec<u8>> {
-        let options = WitOptions {
-            strip_source: options.strip_source,
-            strip_debug: options.strip_debug,
-        };
-        let (bytecode, _logs, _timing) = sandbox.call(name, limits, |guest, store| {
-            guest.compile(store, name, source, options)
-        })?;
-        Ok(bytecode)
+        sandbox.compile(name, source, options, limits)
     })?;
     Ok(CompiledHandler {
         key,

@@ -1,12 +1,9 @@
 //! Components through the cache: the pre-initialized guest, and a handler's
 //! own prepared component.
 
-use wasmtime::component::Component;
-use wasmtime::Engine;
-
-use crate::cache::{Cache, Key, Kind, Origin};
-use crate::engine::{self, Limits, Observed, Snapshotter};
-use crate::error::{Error, Result};
+use crate::cache::{Artifact, Cache, Key, Origin};
+use crate::engine::{self, Component, Engine, Limits, Observed};
+use crate::error::Result;
 use crate::guest::GUEST_WASM;
 
 /// The pre-initialized guest compiled for `engine`: from memory, from a
@@ -15,19 +12,11 @@ use crate::guest::GUEST_WASM;
 ///
 /// # Errors
 ///
-/// [`Error::Engine`] if pre-initializing or compiling fails.
-pub(crate) fn guest(
-    engine: &Engine,
-    cache: &Cache,
-    snapshotter: &Snapshotter,
-) -> Result<(Component, Origin)> {
-    let key = Key::component(
-        GUEST_WASM,
-        &engine::compatibility_hash(engine),
-        engine::VARIANT,
-    );
+/// [`Error::Engine`](crate::Error::Engine) if pre-initializing or compiling fails.
+pub(crate) fn guest(engine: &Engine, cache: &Cache) -> Result<(Component, Origin)> {
+    let key = Key::component(GUEST_WASM, &engine.compatibility_hash(), engine::VARIANT);
     cache.get_or_compile(
-        Kind::Component,
+        Artifact::Component,
         key,
         |payload| deserialize(engine, payload),
         || {
@@ -38,8 +27,8 @@ pub(crate) fn guest(
                 target: "nexus::cache",
                 "compiling the guest for this machine: the first start on this cache takes a few seconds (about 2 s here)"
             );
-            let component = compile(engine, &snapshotter.pre_initialize()?)?;
-            let bytes = component.serialize().map_err(Error::engine)?.into();
+            let component = engine.compile(&engine.pre_initialize()?)?;
+            let bytes = engine.serialize(&component)?.into();
             Ok((component, bytes))
         },
     )
@@ -54,23 +43,22 @@ pub(crate) fn guest(
 ///
 /// The handler's own errors from evaluating its module (`Runtime`,
 /// `InvalidModule`, `InvalidBytecode`, the limits' errors);
-/// [`Error::Engine`] if snapshotting or compiling fails.
+/// [`Error::Engine`](crate::Error::Engine) if snapshotting or compiling fails.
 pub(crate) fn prepared(
     engine: &Engine,
     cache: &Cache,
-    snapshotter: &Snapshotter,
     name: &str,
     bytecode: &[u8],
     limits: Limits,
 ) -> Result<((Component, Observed), Origin)> {
     let key = Key::prepared(
         GUEST_WASM,
-        &engine::compatibility_hash(engine),
+        &engine.compatibility_hash(),
         engine::PREPARED_VARIANT,
         bytecode,
     );
     cache.get_or_compile(
-        Kind::Component,
+        Artifact::Component,
         key,
         |payload| {
             let (&byte, component) = payload.split_first().ok_or("empty")?;
@@ -79,10 +67,10 @@ pub(crate) fn prepared(
             Ok((deserialize(engine, component)?, observed))
         },
         || {
-            let (snapshot, observed) = snapshotter.prepare(name, bytecode, limits)?;
-            let component = compile(engine, &snapshot)?;
+            let (snapshot, observed) = engine.snapshot(name, bytecode, limits)?;
+            let component = engine.compile(&snapshot)?;
             let mut bytes = vec![observed.to_byte()];
-            bytes.extend(component.serialize().map_err(Error::engine)?);
+            bytes.extend(engine.serialize(&component)?);
             Ok(((component, observed), bytes.into()))
         },
     )
@@ -93,7 +81,7 @@ pub(crate) fn prepared(
 /// wasmtime or configuration: the key covers the engine's compatibility
 /// hash, and wasmtime says what differs) or by another build of Nexus.
 fn seed_miss(engine: &Engine, cache: &Cache) -> Option<String> {
-    let seed = cache.seed_entries(Kind::Component)?;
+    let seed = cache.seed_entries(Artifact::Component)?;
     let Some(key) = seed.keys.first() else {
         return Some(
             "it holds no components (make it with `nexus cache warm` and NEXUS_CACHE_DIR set to it)"
@@ -125,14 +113,11 @@ fn seed_miss(engine: &Engine, cache: &Cache) -> Option<String> {
 /// The serialized component in a component entry: all of a guest's, all
 /// but the first (observation) byte of a prepared handler's.
 fn native_code(payload: &[u8]) -> &[u8] {
-    match Engine::detect_precompiled(payload) {
-        Some(_) => payload,
-        None => payload.get(1..).unwrap_or_default(),
+    if Engine::is_native_code(payload) {
+        payload
+    } else {
+        payload.get(1..).unwrap_or_default()
     }
-}
-
-fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component> {
-    Component::new(engine, wasm).map_err(Error::engine)
 }
 
 fn deserialize(engine: &Engine, payload: &[u8]) -> std::result::Result<Component, String> {
@@ -140,5 +125,5 @@ fn deserialize(engine: &Engine, payload: &[u8]) -> std::result::Result<Component
     // length, BLAKE3) in a directory only this user can write, and the key
     // covers the engine's compatibility hash: it is exactly what `serialize`
     // wrote for an engine like this one.
-    unsafe { Component::deserialize(engine, payload) }.map_err(|e| format!("{e:#}"))
+    unsafe { engine.deserialize(payload) }
 }

@@ -16,7 +16,7 @@
 
 use std::fmt;
 
-use super::{Key, Kind, FORMAT_VERSION};
+use super::{Artifact, Key, FORMAT_VERSION};
 
 const MAGIC: &[u8; 8] = b"NXSCACHE";
 pub const HEADER_LEN: usize = 88;
@@ -27,7 +27,7 @@ pub enum Damage {
     Truncated(usize),
     Magic,
     Version(u32),
-    Kind(u8),
+    Artifact(u8),
     Key,
     Length {
         header: u64,
@@ -51,7 +51,7 @@ impl fmt::Display for Damage {
             Damage::Truncated(n) => write!(f, "truncated: {n} bytes, shorter than the header"),
             Damage::Magic => f.write_str("not a Nexus cache file (bad magic)"),
             Damage::Version(v) => write!(f, "format version {v}, expected {FORMAT_VERSION}"),
-            Damage::Kind(k) => write!(f, "holds artifact kind {k}, not the one asked for"),
+            Damage::Artifact(k) => write!(f, "holds artifact kind {k}, not the one asked for"),
             Damage::Key => f.write_str("holds another key's entry"),
             Damage::Length { header, actual } => {
                 write!(f, "payload is {actual} bytes, header says {header}")
@@ -66,7 +66,7 @@ impl fmt::Display for Damage {
     }
 }
 
-pub fn encode(kind: Kind, key: &Key, payload: &[u8]) -> Vec<u8> {
+pub fn encode(kind: Artifact, key: &Key, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -79,7 +79,7 @@ pub fn encode(kind: Kind, key: &Key, payload: &[u8]) -> Vec<u8> {
 }
 
 /// The payload of `file`, if it is exactly the entry for `kind` and `key`.
-pub fn decode<'a>(kind: Kind, key: &Key, file: &'a [u8]) -> Result<&'a [u8], Damage> {
+pub fn decode<'a>(kind: Artifact, key: &Key, file: &'a [u8]) -> Result<&'a [u8], Damage> {
     if file.len() < HEADER_LEN {
         return Err(Damage::Truncated(file.len()));
     }
@@ -92,7 +92,7 @@ pub fn decode<'a>(kind: Kind, key: &Key, file: &'a [u8]) -> Result<&'a [u8], Dam
         return Err(Damage::Version(version));
     }
     if header[12..16] != [kind as u8, 0, 0, 0] {
-        return Err(Damage::Kind(header[12]));
+        return Err(Damage::Artifact(header[12]));
     }
     if header[16..48] != key.0 {
         return Err(Damage::Key);
@@ -117,35 +117,38 @@ mod tests {
     #[test]
     fn round_trips_and_refuses_every_damage() {
         let key = Key([7; 32]);
-        let file = encode(Kind::Bytecode, &key, b"payload");
-        assert_eq!(decode(Kind::Bytecode, &key, &file), Ok(&b"payload"[..]));
+        let file = encode(Artifact::Bytecode, &key, b"payload");
+        assert_eq!(decode(Artifact::Bytecode, &key, &file), Ok(&b"payload"[..]));
 
-        assert_eq!(decode(Kind::Component, &key, &file), Err(Damage::Kind(2)));
         assert_eq!(
-            decode(Kind::Bytecode, &Key([8; 32]), &file),
+            decode(Artifact::Component, &key, &file),
+            Err(Damage::Artifact(2))
+        );
+        assert_eq!(
+            decode(Artifact::Bytecode, &Key([8; 32]), &file),
             Err(Damage::Key)
         );
         assert_eq!(
-            decode(Kind::Bytecode, &key, &file[..10]),
+            decode(Artifact::Bytecode, &key, &file[..10]),
             Err(Damage::Truncated(10))
         );
         assert!(matches!(
-            decode(Kind::Bytecode, &key, &file[..file.len() - 1]),
+            decode(Artifact::Bytecode, &key, &file[..file.len() - 1]),
             Err(Damage::Length { .. })
         ));
         let mut flipped = file.clone();
         *flipped.last_mut().unwrap() ^= 1;
         assert_eq!(
-            decode(Kind::Bytecode, &key, &flipped),
+            decode(Artifact::Bytecode, &key, &flipped),
             Err(Damage::Checksum)
         );
         let mut magic = file.clone();
         magic[0] ^= 1;
-        assert_eq!(decode(Kind::Bytecode, &key, &magic), Err(Damage::Magic));
+        assert_eq!(decode(Artifact::Bytecode, &key, &magic), Err(Damage::Magic));
         let mut version = file;
         version[8] ^= 1;
         assert!(matches!(
-            decode(Kind::Bytecode, &key, &version),
+            decode(Artifact::Bytecode, &key, &version),
             Err(Damage::Version(_))
         ));
     }

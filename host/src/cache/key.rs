@@ -7,14 +7,14 @@
 
 use std::fmt;
 
-use super::{Kind, FORMAT_VERSION};
+use super::{Artifact, FORMAT_VERSION};
 
 /// A 32-byte BLAKE3 key; file names show it as hex.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key(pub [u8; 32]);
 
 impl Key {
-    fn hash(kind: Kind, fields: &[&[u8]]) -> Key {
+    fn hash(kind: Artifact, fields: &[&[u8]]) -> Key {
         let mut h = blake3::Hasher::new();
         h.update(b"nexus-cache-key");
         h.update(&FORMAT_VERSION.to_le_bytes());
@@ -29,7 +29,7 @@ impl Key {
     /// The key of a handler's bytecode.
     pub fn bytecode(guest_fingerprint: &str, name: &str, source: &str, options: &[u8]) -> Key {
         Key::hash(
-            Kind::Bytecode,
+            Artifact::Bytecode,
             &[
                 guest_fingerprint.as_bytes(),
                 name.as_bytes(),
@@ -42,14 +42,17 @@ impl Key {
     /// The key of a precompiled component: its wasm and the engine's
     /// compatibility hash (wasmtime version, target, settings).
     pub fn component(wasm: &[u8], engine_hash: &[u8], variant: &str) -> Key {
-        Key::hash(Kind::Component, &[wasm, engine_hash, variant.as_bytes()])
+        Key::hash(
+            Artifact::Component,
+            &[wasm, engine_hash, variant.as_bytes()],
+        )
     }
 
     /// The key of a handler's own precompiled component: as
     /// [`component`](Self::component), and the handler's bytecode.
     pub fn prepared(wasm: &[u8], engine_hash: &[u8], variant: &str, bytecode: &[u8]) -> Key {
         Key::hash(
-            Kind::Component,
+            Artifact::Component,
             &[wasm, engine_hash, variant.as_bytes(), bytecode],
         )
     }

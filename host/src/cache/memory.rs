@@ -7,10 +7,10 @@
 use lru::LruCache;
 
 use super::budget::Budget;
-use super::{Key, Kind, TierStats};
+use super::{Artifact, Key, TierStats};
 
 pub(super) struct MemoryTier<V> {
-    entries: LruCache<Key, (V, u64, Kind)>,
+    entries: LruCache<Key, (V, u64, Artifact)>,
     budget: Budget,
     stats: [TierStats; 2],
 }
@@ -25,7 +25,7 @@ impl<V: Clone> MemoryTier<V> {
     }
 
     /// The entry, now the most recently used; counts a hit or a miss.
-    pub fn get(&mut self, kind: Kind, key: &Key) -> Option<V> {
+    pub fn get(&mut self, kind: Artifact, key: &Key) -> Option<V> {
         let found = self.peek(key);
         let stats = &mut self.stats[kind.index()];
         match found {
@@ -33,10 +33,6 @@ impl<V: Clone> MemoryTier<V> {
             None => stats.misses += 1,
         }
         found
-    }
-
-    pub fn record_hit(&mut self, kind: Kind) {
-        self.stats[kind.index()].hits += 1;
     }
 
     /// As [`get`](Self::get), without counting: a second look by the same
@@ -47,7 +43,7 @@ impl<V: Clone> MemoryTier<V> {
 
     /// Holds `value` (weighing `weight` bytes), evicting least recently used
     /// entries until it fits. Returns whether it is held.
-    pub fn insert(&mut self, kind: Kind, key: Key, value: V, weight: u64) -> bool {
+    pub fn insert(&mut self, kind: Artifact, key: Key, value: V, weight: u64) -> bool {
         if let Some((_, old, _)) = self.entries.pop(&key) {
             self.budget.refund(old);
         }
@@ -72,7 +68,7 @@ impl<V: Clone> MemoryTier<V> {
     }
 
     /// Figures for `kind`; the capacity is shared by every kind.
-    pub fn stats(&self, kind: Kind) -> TierStats {
+    pub fn stats(&self, kind: Artifact) -> TierStats {
         let (entries, bytes) = self
             .entries
             .iter()
@@ -102,7 +98,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const B: Kind = Kind::Bytecode;
+    const B: Artifact = Artifact::Bytecode;
 
     fn key(n: u8) -> Key {
         Key([n; 32])

@@ -29,22 +29,22 @@ const VERSION_DIR: &str = "v1";
 
 /// What a cache entry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
+pub enum Artifact {
     /// A precompiled (native) component.
     Component = 1,
     /// A handler's QuickJS bytecode.
     Bytecode = 2,
 }
 
-impl Kind {
+impl Artifact {
     /// Every kind, components first.
-    pub const ALL: [Kind; 2] = [Kind::Component, Kind::Bytecode];
+    pub const ALL: [Artifact; 2] = [Artifact::Component, Artifact::Bytecode];
 
     /// The `artifact` label: `component` or `bytecode`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Kind::Component => "component",
-            Kind::Bytecode => "bytecode",
+            Artifact::Component => "component",
+            Artifact::Bytecode => "bytecode",
         }
     }
 
@@ -54,15 +54,15 @@ impl Kind {
 
     fn dir(self) -> &'static str {
         match self {
-            Kind::Component => "components",
-            Kind::Bytecode => "bytecode",
+            Artifact::Component => "components",
+            Artifact::Bytecode => "bytecode",
         }
     }
 
     fn extension(self) -> &'static str {
         match self {
-            Kind::Component => "cwasm",
-            Kind::Bytecode => "qjsc",
+            Artifact::Component => "cwasm",
+            Artifact::Bytecode => "qjsc",
         }
     }
 

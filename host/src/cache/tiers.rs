@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 
 use super::disk::{DiskTier, Op};
 use super::memory::MemoryTier;
-use super::{Key, Kind, Origin, TierStats};
+use super::{Artifact, Key, Origin, TierStats};
 
 /// What the memory tier holds: whatever the entry decoded to.
 type Held = Arc<dyn Any + Send + Sync>;
@@ -47,7 +47,7 @@ impl Drop for Leave<'_> {
 }
 
 enum Job {
-    Write(Kind, Key, Arc<[u8]>),
+    Write(Artifact, Key, Arc<[u8]>),
     Flush(mpsc::SyncSender<()>),
 }
 
@@ -98,8 +98,8 @@ impl Cache {
                 let count = |kind| tier.keys(kind).len();
                 tracing::info!(
                     seed = %seed.display(),
-                    components = count(Kind::Component),
-                    bytecode = count(Kind::Bytecode),
+                    components = count(Artifact::Component),
+                    bytecode = count(Artifact::Bytecode),
                     "seed directory in use"
                 );
                 self.seed = Some(tier);
@@ -149,7 +149,7 @@ impl Cache {
         compile: impl FnOnce() -> Result<Vec<u8>, E>,
     ) -> Result<(Arc<[u8]>, Origin), E> {
         self.get_or_compile(
-            Kind::Bytecode,
+            Artifact::Bytecode,
             key,
             |payload| Ok(Arc::<[u8]>::from(payload)),
             || {
@@ -169,7 +169,7 @@ impl Cache {
     /// Only `compile`'s own.
     pub fn get_or_compile<T, E>(
         &self,
-        kind: Kind,
+        kind: Artifact,
         key: Key,
         decode: impl Fn(&[u8]) -> Result<T, String>,
         compile: impl FnOnce() -> Result<(T, Arc<[u8]>), E>,
@@ -239,7 +239,7 @@ impl Cache {
     }
 
     /// Queues the entry's write to the cache directory.
-    fn store(&self, kind: Kind, key: Key, payload: Arc<[u8]>) {
+    fn store(&self, kind: Artifact, key: Key, payload: Arc<[u8]>) {
         if let Some(writer) = self.writer.lock().unwrap().as_ref() {
             let _ = writer.send(Job::Write(kind, key, payload));
         }
@@ -255,29 +255,23 @@ impl Cache {
         }
     }
 
-    /// Counts a lookup the caller answered itself (precompiled bytecode) as
-    /// a memory hit.
-    pub fn record_hit(&self, kind: Kind) {
-        self.memory.lock().unwrap().record_hit(kind);
-    }
-
     /// How many artifacts of `kind` this cache compiled (both tiers missed).
-    pub fn compiles(&self, kind: Kind) -> u64 {
+    pub fn compiles(&self, kind: Artifact) -> u64 {
         self.compiles[kind.index()].load(Relaxed)
     }
 
     /// The memory tier's figures for `kind`.
-    pub fn memory_stats(&self, kind: Kind) -> TierStats {
+    pub fn memory_stats(&self, kind: Artifact) -> TierStats {
         self.memory.lock().unwrap().stats(kind)
     }
 
     /// The disk tier's figures for `kind`.
-    pub fn disk_stats(&self, kind: Kind) -> TierStats {
+    pub fn disk_stats(&self, kind: Artifact) -> TierStats {
         self.disk.stats(kind)
     }
 
     /// The seed directory's figures for `kind`, if one is in use.
-    pub fn seed_stats(&self, kind: Kind) -> Option<TierStats> {
+    pub fn seed_stats(&self, kind: Artifact) -> Option<TierStats> {
         self.seed.as_ref().map(|seed| seed.stats(kind))
     }
 
@@ -290,7 +284,7 @@ impl Cache {
     /// The seed directory's keys of `kind`, and a way to read each entry's
     /// verified payload without counting it: to explain why the seed did
     /// not have what was asked for. `None` without a seed.
-    pub fn seed_entries(&self, kind: Kind) -> Option<SeedEntries<'_>> {
+    pub fn seed_entries(&self, kind: Artifact) -> Option<SeedEntries<'_>> {
         let seed = self.seed.as_ref()?;
         Some(SeedEntries {
             seed,
@@ -301,7 +295,7 @@ impl Cache {
 
     /// Files of `kind` refused as damaged since start-up, in the cache
     /// directory and the seed.
-    pub fn corrupt(&self, kind: Kind) -> u64 {
+    pub fn corrupt(&self, kind: Artifact) -> u64 {
         self.disk.corrupt(kind) + self.seed.as_ref().map_or(0, |seed| seed.corrupt(kind))
     }
 
@@ -343,7 +337,7 @@ impl Cache {
 
     /// The share of lookups of `kind` that compiled nothing; 0 before the
     /// first lookup.
-    pub fn hit_rate(&self, kind: Kind) -> f64 {
+    pub fn hit_rate(&self, kind: Artifact) -> f64 {
         let memory = self.memory_stats(kind);
         let lookups = memory.hits + memory.misses;
         if lookups == 0 {
@@ -357,7 +351,7 @@ impl Cache {
 /// [`Cache::seed_entries`] gives them.
 pub struct SeedEntries<'a> {
     seed: &'a DiskTier,
-    kind: Kind,
+    kind: Artifact,
     /// The entries' keys.
     pub keys: Vec<Key>,
 }

@@ -4,7 +4,7 @@ use anyhow::Context;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use nexus_host::{handler_files, Cache, Kind, Runtime, TierStats};
+use nexus_host::{handler_files, Artifact, Cache, Runtime, TierStats};
 use serde_json::{json, Value};
 
 use super::settings::Settings;
@@ -148,16 +148,16 @@ pub(crate) fn cache(command: CacheCommand) -> Result<(), Failure> {
 
 /// `{"bytecode": {"entries", "bytes"}, "components": {...}}` of one tier.
 /// The text form of the same figures is [`print_kinds`].
-fn kinds_json(stats: impl Fn(Kind) -> TierStats) -> Value {
+fn kinds_json(stats: impl Fn(Artifact) -> TierStats) -> Value {
     let kind = |k| {
         let s = stats(k);
         json!({ "entries": s.entries, "bytes": s.bytes })
     };
-    json!({ "bytecode": kind(Kind::Bytecode), "components": kind(Kind::Component) })
+    json!({ "bytecode": kind(Artifact::Bytecode), "components": kind(Artifact::Component) })
 }
 
-fn print_kinds(stats: impl Fn(Kind) -> TierStats) {
-    for k in [Kind::Bytecode, Kind::Component] {
+fn print_kinds(stats: impl Fn(Artifact) -> TierStats) {
+    for k in [Artifact::Bytecode, Artifact::Component] {
         let s = stats(k);
         println!(
             "  {:<10} {:>6} entries {:>12} bytes",

@@ -15,9 +15,9 @@ use wasmtime::component::{
 };
 use wasmtime::{AsContextMut, Result, Store};
 
+use super::bindings::exports::nexus::handler::compiler::CompileOptions;
+use super::bindings::HandlerError;
 use super::host::HostState;
-use crate::bindings::exports::nexus::handler::compiler::CompileOptions;
-use crate::bindings::HandlerError;
 
 /// The guest's exported interfaces, as its component names them.
 pub(super) const COMPILER: &str = "nexus:handler/compiler@0.1.0";

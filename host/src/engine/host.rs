@@ -17,8 +17,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::bindings::{nexus::handler as wit, Level, RuntimeStats};
 use super::observe::Watch;
-use crate::bindings::{nexus::handler as wit, Level, RuntimeStats};
 
 /// Console output a handler may keep per call, in bytes and in lines; past
 /// either, lines are dropped and one marker line says so. Each line costs at

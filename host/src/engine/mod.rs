@@ -1,19 +1,26 @@
-//! Everything wasmtime: the engine and its epoch ticker, the host state a
-//! store carries (limits, log, stats, WASI), the one store builder, the
-//! guest's typed exports, the sandbox that runs one call in a fresh
-//! instance, and the Wizer snapshot.
+//! Everything wasmtime, behind one type: [`Engine`] owns the wasmtime
+//! engine (pooling allocator, copy-on-write images, epochs), its epoch
+//! ticker, the one store builder and the Wizer snapshotter, and hands out a
+//! [`Sandbox`] per component. The runtime asks it for typed things, each
+//! answered in the library's own types: run a [`Call`] (plain bytecode, or a
+//! prepared snapshot) against an input within [`Limits`], compile a source,
+//! build a snapshot.
 //!
-//! Layer: imports wasmtime, `bindings`, `error` and `guest`; never the
-//! cache, the artifacts or the runtime. What a handler may do is decided
-//! here, once: [`store`] is the only place a store gets its limits.
+//! Layer: imports wasmtime, `config`, `error` and `guest`; never the
+//! cache, the artifacts or the runtime. No wasmtime type leaves this module
+//! except [`Component`], a handle only `artifacts` holds. The WIT world's
+//! bindings live here too ([`bindings`]); their record types are plain data. What a handler may do is decided here,
+//! once: [`store`] is the only place a store gets its limits.
 //!
 //! Invariants:
 //! - One engine per runtime, with the pooling allocator sized for
 //!   `max_instances` instances, copy-on-write memory images and epoch
-//!   interruption; [`epoch::Ticker`] drives the epochs.
+//!   interruption; [`epoch::Ticker`] drives the epochs while the engine lives.
 //! - Every store comes from [`store::StoreBuilder`]: a memory cap, an epoch
 //!   deadline that traps, and an empty WASI context.
 
+#[allow(missing_docs)] // generated; wit/handler.wit documents it
+mod bindings;
 mod epoch;
 mod exports;
 mod host;
@@ -23,22 +30,27 @@ mod snapshot;
 mod stack;
 mod store;
 
-pub(crate) use epoch::Ticker;
-pub(crate) use exports::Guest;
+pub use bindings::{CacheStats, Level, RuntimeStats, Tier};
 pub use host::LogLine;
-pub(crate) use host::{Console, HostState, Shared};
+pub(crate) use host::StatsSource;
 pub use observe::Observed;
-pub(crate) use sandbox::Sandbox;
 pub use sandbox::Timing;
-pub(crate) use snapshot::{Snapshotter, PREPARED_VARIANT, VARIANT};
+pub(crate) use sandbox::{Call, Sandbox};
+pub(crate) use snapshot::{PREPARED_VARIANT, VARIANT};
 pub use stack::THREAD_STACK;
-pub(crate) use store::{Limits, StoreBuilder};
+pub(crate) use store::Limits;
+pub(crate) use wasmtime::component::Component;
 
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
-use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::error::{Error, Result};
+use epoch::Ticker;
+use host::{Console, Shared};
+use snapshot::Snapshotter;
+use store::StoreBuilder;
 
 /// Per-component maxima, generous for the guest (one main module plus the
 /// small shim modules `wit-component` adds).
@@ -47,9 +59,141 @@ const MEMORIES_PER_COMPONENT: u32 = 2;
 const TABLES_PER_COMPONENT: u32 = 8;
 const KEEP_RESIDENT: usize = 16 << 20;
 
+/// How an [`Engine`] is sized, and what its stores share.
+pub(crate) struct EngineConfig {
+    /// Instances alive at once: the pool's size.
+    pub max_instances: u32,
+    /// The largest memory any instance may have (each store then holds its
+    /// call to its own cap).
+    pub largest_memory: u64,
+    /// Console lines a second per handler.
+    pub console_lines_per_second: u32,
+    /// Where `Nexus.stats()` reads.
+    pub stats: StatsSource,
+}
+
+/// The wasmtime engine and everything that shares it. Dropping it stops
+/// the epoch ticker.
+pub(crate) struct Engine {
+    stores: StoreBuilder,
+    snapshotter: Snapshotter,
+    compatibility: [u8; 8],
+    // Dropped last: stops the epoch ticker.
+    _ticker: Ticker,
+}
+
+impl Engine {
+    /// The pooled engine, its ticker started.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] when wasmtime refuses the configuration (the pool
+    /// cannot be reserved, for one).
+    pub fn new(config: EngineConfig) -> Result<Self> {
+        let engine = pooled(config.max_instances, config.largest_memory)?;
+        let shared = Shared {
+            stats: config.stats,
+            console: Arc::new(Console::new(config.console_lines_per_second)),
+        };
+        Ok(Self {
+            _ticker: Ticker::start(&engine),
+            compatibility: compatibility_hash(&engine),
+            snapshotter: Snapshotter::new(shared.clone()),
+            stores: StoreBuilder::new(&engine, shared),
+        })
+    }
+
+    /// What makes native code from one engine loadable by another:
+    /// wasmtime's version, the target and the settings that shape code.
+    pub fn compatibility_hash(&self) -> [u8; 8] {
+        self.compatibility
+    }
+
+    /// Cranelift: `wasm` (a component) compiled for this engine.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] if the component does not validate or compile.
+    pub fn compile(&self, wasm: &[u8]) -> Result<Component> {
+        Component::new(self.stores.engine(), wasm).map_err(Error::engine)
+    }
+
+    /// `component`'s native code, as [`deserialize`](Self::deserialize)
+    /// reads it back.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] if wasmtime cannot serialize it.
+    pub fn serialize(&self, component: &Component) -> Result<Vec<u8>> {
+        component.serialize().map_err(Error::engine)
+    }
+
+    /// Native code that [`serialize`](Self::serialize) wrote, loaded.
+    ///
+    /// # Safety
+    ///
+    /// `payload` must be exactly what `serialize` wrote on an engine with
+    /// this [compatibility hash](Self::compatibility_hash): wasmtime maps
+    /// it as executable code without checking it.
+    pub unsafe fn deserialize(&self, payload: &[u8]) -> std::result::Result<Component, String> {
+        // SAFETY: the caller's contract, above.
+        unsafe { Component::deserialize(self.stores.engine(), payload) }
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    /// Whether `payload` starts like wasmtime's serialized native code.
+    pub fn is_native_code(payload: &[u8]) -> bool {
+        wasmtime::Engine::detect_precompiled(payload).is_some()
+    }
+
+    /// `component`, linked once, ready to instantiate per call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] if it does not link against the guest's world or
+    /// lacks one of the exports the host calls.
+    pub fn sandbox(&self, component: &Component) -> Result<Sandbox> {
+        Sandbox::new(&self.stores, component)
+    }
+
+    /// The guest pre-initialized (QuickJS's runtime and context created,
+    /// then snapshotted), as component bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] if pre-initializing fails.
+    pub fn pre_initialize(&self) -> Result<Vec<u8>> {
+        self.snapshotter.pre_initialize()
+    }
+
+    /// A handler's snapshot: the guest pre-initialized, then with
+    /// `bytecode`'s module evaluated under `limits`, as component bytes,
+    /// with what its top level read of the world.
+    ///
+    /// # Errors
+    ///
+    /// The module's own errors (`Runtime`, `InvalidModule`,
+    /// `InvalidBytecode`, the limits'); [`Error::Engine`] if snapshotting
+    /// fails.
+    pub fn snapshot(
+        &self,
+        name: &str,
+        bytecode: &[u8],
+        limits: Limits,
+    ) -> Result<(Vec<u8>, Observed)> {
+        self.snapshotter.prepare(name, bytecode, limits)
+    }
+}
+
+impl Error {
+    fn engine(e: wasmtime::Error) -> Self {
+        Error::Engine(e.into())
+    }
+}
+
 /// The engine for `max_instances` instances at once, none with a memory
 /// over `largest_memory` bytes (stores hold each call to its own cap).
-pub(crate) fn pooled(max_instances: u32, largest_memory: u64) -> Result<Engine> {
+fn pooled(max_instances: u32, largest_memory: u64) -> Result<wasmtime::Engine> {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(max_instances)
         .total_core_instances(max_instances * CORE_INSTANCES_PER_COMPONENT)
@@ -83,13 +227,13 @@ pub(crate) fn pooled(max_instances: u32, largest_memory: u64) -> Result<Engine> 
         .async_stack_size(stack::WASM_STACK + (2 << 20))
         .memory_init_cow(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&config).map_err(Error::engine)
+    wasmtime::Engine::new(&config).map_err(Error::engine)
 }
 
 /// The engine `wasmtime-wizer` snapshots on: no pooling (one instance at a
 /// time), epochs on, since preparing a handler runs the handler's own
 /// top-level code.
-pub(crate) fn for_wizer() -> Result<Engine> {
+fn for_wizer() -> Result<wasmtime::Engine> {
     let mut config = wasmtime::Config::new();
     config
         .wasm_component_model(true)
@@ -98,12 +242,12 @@ pub(crate) fn for_wizer() -> Result<Engine> {
         // Wizer runs it on a fiber of this size.
         .max_wasm_stack(stack::WASM_STACK)
         .async_stack_size(stack::WASM_STACK + (2 << 20));
-    Engine::new(&config).map_err(Error::engine)
+    wasmtime::Engine::new(&config).map_err(Error::engine)
 }
 
 /// What makes native code from one engine loadable by another: wasmtime's
 /// version, the target and the settings that shape code.
-pub(crate) fn compatibility_hash(engine: &Engine) -> [u8; 8] {
+fn compatibility_hash(engine: &wasmtime::Engine) -> [u8; 8] {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
     h.finish().to_le_bytes()

@@ -1,4 +1,5 @@
-//! A component linked once, and one call in a fresh instance of it.
+//! A component linked once, and one call in a fresh instance of it: a
+//! [`Call`] (which export, with what) in, a [`Ran`] or the host's error out.
 //!
 //! Invariants:
 //! - Every call gets a new `Store` (from the [`StoreBuilder`], so within its
@@ -11,10 +12,12 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, InstancePre};
 use wasmtime::Store;
 
+use super::bindings::exports::nexus::handler::compiler::CompileOptions as WitOptions;
+use super::bindings::HandlerError;
 use super::exports::{Exports, Guest};
 use super::host::{HostState, LogLine};
 use super::store::{self, Limits, Mode, StoreBuilder};
-use crate::bindings::HandlerError;
+use crate::config::CompileOptions;
 use crate::error::{Error, Result};
 
 /// Where one call's time went, phase by phase.
@@ -47,6 +50,34 @@ impl Timing {
     }
 }
 
+/// What one call asks of a fresh instance.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Call<'a> {
+    /// The plain path: the guest loads and evaluates `bytecode`, then calls
+    /// its default export with `input`.
+    Plain {
+        /// QuickJS bytecode from this guest build.
+        bytecode: &'a [u8],
+        /// The input, as JSON.
+        input: &'a str,
+    },
+    /// A prepared snapshot: its module is already evaluated; the call only
+    /// parses `input`, calls the default export and writes the result.
+    Prepared {
+        /// The input, as JSON.
+        input: &'a str,
+    },
+}
+
+/// What a call answered: the handler's result as JSON, its console lines
+/// and where the time went.
+#[derive(Debug)]
+pub(crate) struct Ran {
+    pub output: String,
+    pub logs: Vec<LogLine>,
+    pub timing: Timing,
+}
+
 /// A component, linked once, ready to instantiate.
 pub(crate) struct Sandbox {
     stores: StoreBuilder,
@@ -56,7 +87,7 @@ pub(crate) struct Sandbox {
 
 impl Sandbox {
     /// Links `component` and checks its exports' types once.
-    pub fn new(stores: &StoreBuilder, component: &Component) -> Result<Self> {
+    pub(super) fn new(stores: &StoreBuilder, component: &Component) -> Result<Self> {
         let linker = store::linker(stores.engine(), Mode::Sync)?;
         let pre = linker.instantiate_pre(component).map_err(Error::engine)?;
         let exports =
@@ -68,10 +99,51 @@ impl Sandbox {
         })
     }
 
-    /// Runs `f` against a fresh instance within `limits`; `handler` names
-    /// the log lines. Traps and limits become their own [`Error`] variants.
-    /// On success, also answers where the time went.
-    pub fn call<T>(
+    /// Runs `call` in a fresh instance within `limits`; `handler` names its
+    /// log lines. Traps and limits become their own [`Error`] variants.
+    ///
+    /// # Errors
+    ///
+    /// The handler's own errors and its limits' ([`Store`]'s verdict).
+    pub fn run(&self, handler: &str, call: Call<'_>, limits: Limits) -> Result<Ran> {
+        let (output, logs, timing) =
+            self.with_instance(handler, limits, |guest, store| match call {
+                Call::Plain { bytecode, input } => guest.invoke(store, bytecode, input),
+                Call::Prepared { input } => guest.invoke_prepared(store, input),
+            })?;
+        Ok(Ran {
+            output,
+            logs,
+            timing,
+        })
+    }
+
+    /// `source`, an ES module, compiled to QuickJS bytecode under `name` in
+    /// a fresh instance within `limits`; the module is not evaluated.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Compile`] with the position of a syntax error; the limits'.
+    pub fn compile(
+        &self,
+        name: &str,
+        source: &str,
+        options: CompileOptions,
+        limits: Limits,
+    ) -> Result<Vec<u8>> {
+        let options = WitOptions {
+            strip_source: options.strip_source,
+            strip_debug: options.strip_debug,
+        };
+        let (bytecode, _logs, _timing) = self.with_instance(name, limits, |guest, store| {
+            guest.compile(store, name, source, options)
+        })?;
+        Ok(bytecode)
+    }
+
+    /// Runs `f` against a fresh instance within `limits`, on a thread with
+    /// the stack the guest needs.
+    fn with_instance<T: Send>(
         &self,
         handler: &str,
         limits: Limits,
@@ -80,10 +152,7 @@ impl Sandbox {
                 &mut Store<HostState>,
             ) -> wasmtime::Result<std::result::Result<T, HandlerError>>
             + Send,
-    ) -> Result<(T, Vec<LogLine>, Timing)>
-    where
-        T: Send,
-    {
+    ) -> Result<(T, Vec<LogLine>, Timing)> {
         super::stack::with_stack(|| self.call_here(handler, limits, f))
     }
 

@@ -19,12 +19,12 @@ use std::sync::{Arc, Mutex};
 use wasmtime::component::{Component, Linker};
 use wasmtime_wizer::{ComponentContext, WasmtimeWizerComponent, Wizer};
 
+use super::bindings::HandlerError;
 use super::epoch::Ticker;
 use super::exports::{self, HANDLER};
 use super::host::{HostState, Shared};
 use super::observe::Observed;
 use super::store::{self, Limits, Mode, StoreBuilder};
-use crate::bindings::HandlerError;
 use crate::error::{Error, Result};
 use crate::guest::GUEST_WASM;
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap};
 
+use super::bindings::{HandlerError, HandlerRuntime};
 use super::epoch::{self, NEVER};
 use super::host::{HostState, Shared};
-use crate::bindings::{HandlerError, HandlerRuntime};
 use crate::error::{Error, Result};
 
 /// What one call may use.
@@ -122,7 +122,7 @@ fn judge<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::nexus::handler::types::JsException;
+    use crate::engine::bindings::nexus::handler::types::JsException;
 
     const LIMITS: Limits = Limits {
         timeout: Duration::from_millis(250),

@@ -1,34 +1,25 @@
-//! The façade: one engine, the linked guest, admission, and every
-//! invocation and preparation.
+//! The façade for one invocation: the engine, the linked guest, admission,
+//! and every compile, invocation and preparation.
 //!
-//! Layer: the top of the library; imports `artifacts`, `engine`, `cache`,
-//! `stats`, `config` and `error`. Data flows one way: [`Runtime`] →
-//! artifacts → {engine, cache}; nothing below calls back up. Every
-//! invocation runs in a fresh instance within its limits (timeout, memory,
-//! at most `max_instances` at once).
+//! Layer: imports `artifacts`, `engine`, `cache`, `stats`, `config` and
+//! `error`; named handlers (`registry`) sit above it. Data flows one way:
+//! [`Runtime`] → artifacts → {engine, cache}; nothing below calls back up.
+//! Every invocation runs in a fresh instance within its limits (timeout,
+//! memory, at most `max_instances` at once). No wasmtime type appears here:
+//! the engine answers in the library's own types.
 
 mod admission;
-mod handlers;
-mod snapshots;
-
-pub use handlers::{check_name, handler_files, Handler, Handlers};
-pub use snapshots::{Snapshot, SnapshotCounts};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::Store;
-
 use crate::artifacts::{self, Bytecode, CompiledHandler};
-use crate::bindings::{HandlerError, RuntimeStats};
-use crate::cache::{Cache, Kind, Origin};
+use crate::cache::{Artifact, Cache, Origin};
 use crate::config::Config;
-use crate::engine::{
-    self, Console, Guest, HostState, Limits, LogLine, Observed, Sandbox, Shared, Snapshotter,
-    StoreBuilder, Ticker, Timing,
-};
+use crate::engine::RuntimeStats;
+use crate::engine::{Call, Engine, EngineConfig, Limits, LogLine, Observed, Sandbox, Timing};
 use crate::error::{Error, Result};
-use crate::stats::{Metrics, Stats};
+use crate::stats::{Counters, Stats};
 use admission::Admission;
 
 /// The smallest disk cache that holds the guest component (about 4 MB, in
@@ -107,15 +98,13 @@ impl std::fmt::Debug for PreparedHandler {
 /// Compiles and runs handlers. `Send + Sync`: share it behind an `Arc`.
 pub struct Runtime {
     config: Config,
-    stores: StoreBuilder,
     sandbox: Sandbox,
-    snapshotter: Snapshotter,
     cache: Arc<Cache>,
     stats: Arc<Stats>,
     admission: Admission,
     component_origin: Origin,
-    // Dropped last: stops the epoch ticker.
-    _ticker: Ticker,
+    // Dropped last: the sandboxes above hold instances of its pool.
+    engine: Engine,
 }
 
 impl Runtime {
@@ -147,30 +136,27 @@ impl Runtime {
                 config.max_disk_cache_bytes
             );
         }
-        let engine = engine::pooled(config.max_instances, compile_memory(&config))?;
         let stats = Arc::new(Stats::new(cache.clone()));
         let record = stats.clone();
-        let shared = Shared {
+        let engine = Engine::new(EngineConfig {
+            max_instances: config.max_instances,
+            largest_memory: compile_memory(&config),
+            console_lines_per_second: config.console_lines_per_second,
             stats: Arc::new(move || record.record()),
-            console: Arc::new(Console::new(config.console_lines_per_second)),
-        };
-        let snapshotter = Snapshotter::new(shared.clone());
-        let stores = StoreBuilder::new(&engine, shared);
+        })?;
         let start = Instant::now();
-        let (component, component_origin) = artifacts::guest(&engine, &cache, &snapshotter)?;
-        stats.compiled_if(Kind::Component, component_origin, start);
+        let (component, component_origin) = artifacts::guest(&engine, &cache)?;
+        stats.compiled_if(Artifact::Component, component_origin, start);
         tracing::debug!(target: "nexus::cache", artifact = "component", origin = component_origin.as_str(), "guest component");
-        let sandbox = Sandbox::new(&stores, &component)?;
+        let sandbox = engine.sandbox(&component)?;
         Ok(Self {
             admission: Admission::new(config.max_instances, config.queue_timeout),
-            _ticker: Ticker::start(&engine),
             config,
-            stores,
             sandbox,
-            snapshotter,
             cache,
             stats,
             component_origin,
+            engine,
         })
     }
 
@@ -236,20 +222,9 @@ impl Runtime {
             source,
         )?;
         self.stats
-            .compiled_if(Kind::Bytecode, compiled.origin, start);
+            .compiled_if(Artifact::Bytecode, compiled.origin, start);
         tracing::debug!(target: "nexus::cache", artifact = "bytecode", origin = compiled.origin.as_str(), handler = name, "handler bytecode");
         Ok(compiled)
-    }
-
-    /// Compiles `source` to bytecode that can be stored and run later with
-    /// [`invoke_bytecode`](Self::invoke_bytecode) (through the cache, like
-    /// [`compile`](Self::compile)).
-    ///
-    /// # Errors
-    ///
-    /// As [`compile`](Self::compile).
-    pub fn compile_bytecode(&self, name: &str, source: &str) -> Result<Bytecode> {
-        Ok(Bytecode::from(&self.compile(name, source)?))
     }
 
     /// Runs `handler` in a fresh instance with `input` (JSON), within the
@@ -307,19 +282,18 @@ impl Runtime {
     pub(crate) fn prepare_unadmitted(&self, handler: &CompiledHandler) -> Result<PreparedHandler> {
         let start = Instant::now();
         let ((component, observed), origin) = artifacts::prepared(
-            self.stores.engine(),
+            &self.engine,
             &self.cache,
-            &self.snapshotter,
             &handler.name,
             &handler.bytecode,
             self.limits(None),
         )?;
-        self.stats.compiled_if(Kind::Component, origin, start);
+        self.stats.compiled_if(Artifact::Component, origin, start);
         Ok(PreparedHandler {
             name: handler.name.clone(),
             origin,
             observed,
-            sandbox: Arc::new(Sandbox::new(&self.stores, &component)?),
+            sandbox: Arc::new(self.engine.sandbox(&component)?),
         })
     }
 
@@ -335,18 +309,12 @@ impl Runtime {
         input: &str,
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
-        let path = InvocationPath::Prepared;
-        self.run(
-            &handler.sandbox,
-            &handler.name,
-            path,
-            timeout,
-            |guest, store| guest.invoke_prepared(store, input),
-        )
+        let call = Call::Prepared { input };
+        self.run(&handler.sandbox, &handler.name, call, timeout)
     }
 
-    /// Runs precompiled bytecode, with the same limits as
-    /// [`invoke`](Self::invoke); counted as a bytecode cache hit.
+    /// Runs precompiled bytecode (a `.qjsc` file), with the same limits as
+    /// [`invoke`](Self::invoke). No cache was looked up, so none is counted.
     ///
     /// # Errors
     ///
@@ -357,7 +325,6 @@ impl Runtime {
         input: &str,
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
-        self.cache.record_hit(Kind::Bytecode);
         self.run_bytecode(&bytecode.name, &bytecode.bytes, input, timeout)
     }
 
@@ -370,10 +337,8 @@ impl Runtime {
         input: &str,
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
-        let path = InvocationPath::Plain;
-        self.run(&self.sandbox, name, path, timeout, |guest, store| {
-            guest.invoke(store, bytecode, input)
-        })
+        let call = Call::Plain { bytecode, input };
+        self.run(&self.sandbox, name, call, timeout)
     }
 
     /// One invocation: admitted, in a fresh instance of `sandbox`'s
@@ -382,20 +347,20 @@ impl Runtime {
         &self,
         sandbox: &Sandbox,
         name: &str,
-        path: InvocationPath,
+        call: Call<'_>,
         timeout: Option<Duration>,
-        call: impl FnOnce(
-                &Guest<'_>,
-                &mut Store<HostState>,
-            ) -> wasmtime::Result<std::result::Result<String, HandlerError>>
-            + Send,
     ) -> Result<Invocation> {
+        let path = match call {
+            Call::Plain { .. } => InvocationPath::Plain,
+            Call::Prepared { .. } => InvocationPath::Prepared,
+        };
         let mut took = Duration::ZERO;
         let result = self.admission.enter().and_then(|_permit| {
             let start = Instant::now();
-            let called = sandbox.call(name, self.limits(timeout), call);
+            let ran = sandbox.run(name, call, self.limits(timeout));
             took = start.elapsed();
-            let (output, logs, timing) = called?;
+            let ran = ran?;
+            let (output, logs, timing) = (ran.output, ran.logs, ran.timing);
             if output.len() as u64 > self.config.max_output_bytes {
                 return Err(Error::OutputTooLarge {
                     size: output.len() as u64,
@@ -409,7 +374,7 @@ impl Runtime {
                 path,
             })
         });
-        self.stats.executed(&result, took);
+        self.stats.invoked(&result, took);
         result
     }
 
@@ -426,9 +391,12 @@ impl Runtime {
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
         let (runtime, handler, input) = (self.clone(), handler.clone(), input.to_owned());
-        tokio::task::spawn_blocking(move || runtime.invoke_with_timeout(&handler, &input, timeout))
-            .await
-            .map_err(|e| Error::Trap(format!("invocation task failed: {e}")))?
+        joined(
+            tokio::task::spawn_blocking(move || {
+                runtime.invoke_with_timeout(&handler, &input, timeout)
+            })
+            .await,
+        )
     }
 
     /// The guest pre-initialized (QuickJS's runtime and context created,
@@ -439,7 +407,7 @@ impl Runtime {
     ///
     /// [`Error::Engine`] if pre-initializing fails.
     pub fn pre_initialized_guest(&self) -> Result<Vec<u8>> {
-        self.snapshotter.pre_initialize()
+        self.engine.pre_initialize()
     }
 
     /// The runtime's figures, as handlers see them through `Nexus.stats()`.
@@ -449,7 +417,32 @@ impl Runtime {
 
     /// The counters beyond [`stats`](Self::stats), for metrics: invocations
     /// by outcome, and how long invocations and compiles took.
-    pub fn metrics(&self) -> Metrics {
-        self.stats.metrics()
+    pub fn counters(&self) -> Counters {
+        self.stats.counters()
+    }
+}
+
+/// A blocking task's answer; one that panicked or was cancelled is the
+/// host's failure, not the handler's.
+fn joined<T>(task: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
+    task.map_err(|e| Error::Internal(format!("the invocation's worker failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_that_panicked_is_an_internal_error_not_a_trap() {
+        let executor = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let task = executor.block_on(async {
+            tokio::task::spawn_blocking(|| -> Result<()> { panic!("worker bug") }).await
+        });
+        let error = joined(task).unwrap_err();
+        assert_eq!(error.kind(), "internal", "{error}");
+        assert!(!error.is_handler_error());
+        assert!(error.to_string().contains("worker failed"), "{error}");
     }
 }

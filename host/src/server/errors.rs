@@ -67,15 +67,7 @@ impl ApiError {
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let message = e.to_string();
-        let status = match &e {
-            Error::InvalidName(..) | Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
-            Error::Compile { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::InvalidOutput(_) | Error::OutputTooLarge { .. } => StatusCode::BAD_GATEWAY,
-            Error::OutOfMemory { .. } => StatusCode::INSUFFICIENT_STORAGE,
-            Error::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Error::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = status(&e);
         let mut api = ApiError::new(status, e.kind(), message);
         match e {
             Error::Compile {
@@ -113,6 +105,27 @@ impl From<Error> for ApiError {
             _ => {}
         }
         api
+    }
+}
+
+/// The status for each kind of error: exhaustive, so a new variant must
+/// be given its own.
+fn status(e: &Error) -> StatusCode {
+    match e {
+        Error::InvalidName(..) | Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
+        Error::Compile { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::InvalidOutput(_) | Error::OutputTooLarge { .. } => StatusCode::BAD_GATEWAY,
+        Error::OutOfMemory { .. } => StatusCode::INSUFFICIENT_STORAGE,
+        Error::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        Error::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Runtime { .. }
+        | Error::InvalidBytecode(_)
+        | Error::InvalidModule(_)
+        | Error::StackOverflow
+        | Error::Config { .. }
+        | Error::Trap(_)
+        | Error::Engine(_)
+        | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

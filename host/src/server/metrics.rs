@@ -4,10 +4,16 @@
 
 use std::sync::{Arc, OnceLock};
 
-use nexus_host::{Durations, Handlers, InvocationPath, Kind, Op, TierStats};
+use nexus_host::{Artifact, Durations, Handlers, InvocationPath, Op, TierStats};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+/// The names `nexus_invocations_total` and
+/// `nexus_invocation_duration_seconds` had before 0.2, still exported
+/// (the same samples) until 0.3 so dashboards and alerts can move over.
+const DEPRECATED_INVOCATIONS: &str = "nexus_executions_total";
+const DEPRECATED_DURATION: &str = "nexus_execution_duration_seconds";
 
 /// The families the collector reports: name, type, help, labels.
 const FAMILIES: &[(&str, MetricType, &str, &[&str])] = &[
@@ -72,15 +78,27 @@ const FAMILIES: &[(&str, MetricType, &str, &[&str])] = &[
         &["artifact"],
     ),
     (
-        "nexus_executions_total",
+        "nexus_invocations_total",
         MetricType::COUNTER,
         "Invocations by outcome: ok, or the error's kind.",
         &["outcome"],
     ),
     (
-        "nexus_execution_duration_seconds",
+        "nexus_invocation_duration_seconds",
         MetricType::HISTOGRAM,
         "Time an invocation spent in its instance, whatever its outcome.",
+        &[],
+    ),
+    (
+        DEPRECATED_INVOCATIONS,
+        MetricType::COUNTER,
+        "Deprecated, removed in Nexus 0.3: the same as nexus_invocations_total.",
+        &["outcome"],
+    ),
+    (
+        DEPRECATED_DURATION,
+        MetricType::HISTOGRAM,
+        "Deprecated, removed in Nexus 0.3: the same as nexus_invocation_duration_seconds.",
         &[],
     ),
     (
@@ -190,7 +208,7 @@ impl Collector for RuntimeCollector {
         };
         let runtime = handlers.runtime();
         let cache = runtime.cache();
-        let metrics = runtime.metrics();
+        let counters = runtime.counters();
         let mut samples: Vec<Vec<proto::Metric>> = vec![Vec::new(); FAMILIES.len()];
         let mut add = |family: &str, labels: &[(&str, &str)], value: Value<'_>| {
             let index = FAMILIES
@@ -199,7 +217,7 @@ impl Collector for RuntimeCollector {
                 .expect("a known family");
             samples[index].push(sample(labels, value));
         };
-        for kind in [Kind::Bytecode, Kind::Component] {
+        for kind in [Artifact::Bytecode, Artifact::Component] {
             let artifact = kind.as_str();
             let mut tiers: Vec<(&str, TierStats)> = vec![
                 ("memory", cache.memory_stats(kind)),
@@ -239,8 +257,8 @@ impl Collector for RuntimeCollector {
             );
         }
         for (tier, t) in [
-            ("memory", cache.memory_stats(Kind::Bytecode)),
-            ("disk", cache.disk_stats(Kind::Bytecode)),
+            ("memory", cache.memory_stats(Artifact::Bytecode)),
+            ("disk", cache.disk_stats(Artifact::Bytecode)),
         ] {
             add(
                 "nexus_cache_capacity_bytes",
@@ -255,25 +273,21 @@ impl Collector for RuntimeCollector {
                 Value::Counter(cache.disk_errors(op)),
             );
         }
-        for (artifact, durations) in &metrics.compile_seconds {
+        for (artifact, durations) in &counters.compile_seconds {
             add(
                 "nexus_compile_duration_seconds",
                 &[("artifact", artifact)],
                 Value::Histogram(durations),
             );
         }
-        for (outcome, n) in &metrics.executions {
-            add(
-                "nexus_executions_total",
-                &[("outcome", outcome)],
-                Value::Counter(*n),
-            );
+        for family in ["nexus_invocations_total", DEPRECATED_INVOCATIONS] {
+            for (outcome, n) in &counters.invocations {
+                add(family, &[("outcome", outcome)], Value::Counter(*n));
+            }
         }
-        add(
-            "nexus_execution_duration_seconds",
-            &[],
-            Value::Histogram(&metrics.execution_seconds),
-        );
+        for family in ["nexus_invocation_duration_seconds", DEPRECATED_DURATION] {
+            add(family, &[], Value::Histogram(&counters.invocation_seconds));
+        }
         add(
             "nexus_instances_active",
             &[],
@@ -322,13 +336,13 @@ impl Collector for RuntimeCollector {
 }
 
 /// The server's registry and its own HTTP counters.
-pub(crate) struct Metrics {
+pub(crate) struct Exporter {
     registry: Registry,
     pub requests: IntCounterVec,
     pub durations: HistogramVec,
 }
 
-impl Metrics {
+impl Exporter {
     pub fn new(handlers: Arc<OnceLock<Arc<Handlers>>>) -> prometheus::Result<Self> {
         let registry = Registry::new();
         registry.register(Box::new(RuntimeCollector::new(handlers)?))?;

@@ -13,7 +13,6 @@ mod routes;
 
 use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result};
@@ -23,13 +22,13 @@ use axum::Router;
 use nexus_host::{handler_files, Config, Handlers, Runtime};
 use tokio::sync::{oneshot, Notify};
 
-use metrics::Metrics;
+use metrics::Exporter;
 
-/// What every route shares.
+/// What every route shares. The server is ready exactly when `handlers`
+/// is set: loading sets it once, after every `--handlers` file registered.
 pub(crate) struct App {
     handlers: Arc<OnceLock<Arc<Handlers>>>,
-    ready: AtomicBool,
-    metrics: Metrics,
+    metrics: Exporter,
 }
 
 /// Serves until SIGTERM or SIGINT (then exits cleanly), or until loading
@@ -62,8 +61,7 @@ async fn run(config: Config, handlers_dir: Option<PathBuf>) -> Result<()> {
     let cell = Arc::new(OnceLock::new());
     let app = Arc::new(App {
         handlers: cell.clone(),
-        ready: AtomicBool::new(false),
-        metrics: Metrics::new(cell).context("registering the metrics")?,
+        metrics: Exporter::new(cell).context("registering the metrics")?,
     });
 
     let example = handlers_dir.as_deref().and_then(first_handler);
@@ -86,7 +84,6 @@ async fn run(config: Config, handlers_dir: Option<PathBuf>) -> Result<()> {
         Ok(handlers) => {
             let count = handlers.list().len();
             let _ = loading.handlers.set(Arc::new(handlers));
-            loading.ready.store(true, Ordering::Release);
             tracing::info!(handlers = count, "ready");
         }
         Err(e) => {

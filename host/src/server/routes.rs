@@ -1,6 +1,5 @@
 //! The HTTP API: each route as a function from request to response.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,8 +21,8 @@ type Answer = Result<Response, ApiError>;
 /// The registered handlers, once the server is ready.
 fn ready(app: &App) -> Result<&Arc<Handlers>, ApiError> {
     match app.handlers.get() {
-        Some(handlers) if app.ready.load(Ordering::Acquire) => Ok(handlers),
-        _ => Err(ApiError::not_ready()),
+        Some(handlers) => Ok(handlers),
+        None => Err(ApiError::not_ready()),
     }
 }
 
@@ -139,10 +138,11 @@ pub(crate) async fn invoke(
         .get(&name)
         .ok_or_else(|| ApiError::not_found(&name))?;
     let start = Instant::now();
-    let (path, invocation) =
-        tokio::task::spawn_blocking(move || handlers.invoke_routed(&handler, &input, timeout))
-            .await
-            .map_err(ApiError::worker)?;
+    let (path, invocation) = tokio::task::spawn_blocking(move || {
+        handlers.invoke_reporting_path(&handler, &input, timeout)
+    })
+    .await
+    .map_err(ApiError::worker)?;
     let mut response = match invocation {
         Ok(invocation) => (
             [(header::CONTENT_TYPE, "application/json")],

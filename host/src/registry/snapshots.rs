@@ -21,10 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
-use super::{PreparedHandler, Runtime};
 use crate::artifacts::CompiledHandler;
 use crate::cache::Origin;
 use crate::config::SnapshotPolicy;
+use crate::runtime::{PreparedHandler, Runtime};
 
 /// Builds that may wait for the worker; past that, a handler is asked
 /// again on a later invocation.

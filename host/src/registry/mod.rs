@@ -1,9 +1,16 @@
-//! Handlers registered by name: what `nexus serve` serves. Registering
+//! The registry: handlers by name, what `nexus serve` serves. Registering
 //! compiles through the cache; re-registering a name swaps the handler in
 //! one step, so calls already running finish on the version they started
 //! with. Each handler's calls take its snapshot once the policy
-//! ([`snapshots`](super::snapshots)) has loaded one, the plain path until
-//! then.
+//! ([`snapshots`]) has loaded one, the plain path until then.
+//!
+//! Layer: above `runtime` (the façade for one invocation), below the edges
+//! (`server`, `cli`); imports `runtime`, `artifacts` (for
+//! [`CompiledHandler`]), `cache`, `config`, `error` and `names`.
+
+mod snapshots;
+
+pub use snapshots::{Snapshot, SnapshotCounts};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,12 +18,12 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use super::snapshots::{Slot, Snapshot, SnapshotCounts, Snapshots};
-use super::{Invocation, InvocationPath, Runtime};
 use crate::artifacts::CompiledHandler;
 use crate::config::SnapshotPolicy;
 use crate::error::{Error, Result};
 use crate::names;
+use crate::runtime::{Invocation, InvocationPath, Runtime};
+use snapshots::{Slot, Snapshots};
 
 /// Checks a handler name: `[a-z0-9][a-z0-9_-]{0,63}`. A name is a key in a
 /// map, never a path.
@@ -196,12 +203,12 @@ impl Handlers {
         input: &str,
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
-        self.invoke_routed(handler, input, timeout).1
+        self.invoke_reporting_path(handler, input, timeout).1
     }
 
-    /// [`invoke`](Self::invoke), answering the path the call took whatever
-    /// its outcome.
-    pub fn invoke_routed(
+    /// [`invoke`](Self::invoke), answering the path the call took beside
+    /// its outcome, whatever that is.
+    pub fn invoke_reporting_path(
         &self,
         handler: &Handler,
         input: &str,

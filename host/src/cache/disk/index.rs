@@ -1,0 +1,186 @@
+//! The index of the directory's files and the eviction policy: each file
+//! charged to the [`Budget`] by the blocks it takes (as a kubelet counts a
+//! volume), rebuilt from the directory before every write (other processes
+//! write to it too), least recently used evicted first.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+use std::time::SystemTime;
+
+use cap_std::fs::{Dir, OpenOptionsExt as _};
+use rustix::fs::{FlockOperation, OFlags};
+
+use super::super::budget::Budget;
+use super::write::is_temp;
+use super::{allocated, Access, DiskTier, Op, STALE_TEMP};
+use crate::cache::{Artifact, Key, TierStats};
+use std::sync::atomic::Ordering::Relaxed;
+
+pub(super) struct Entry {
+    pub(super) bytes: u64,
+    pub(super) last_access: SystemTime,
+}
+
+/// The directory's files as last scanned, charged to the disk budget by
+/// the blocks they take.
+pub(super) struct Index {
+    pub(super) entries: HashMap<(Artifact, Key), Entry>,
+    pub(super) budget: Budget,
+    pub(super) stats: [TierStats; 2],
+}
+
+impl Index {
+    pub(super) fn new(capacity: u64) -> Self {
+        Self {
+            entries: HashMap::new(),
+            budget: Budget::new(capacity),
+            stats: Default::default(),
+        }
+    }
+
+    pub(super) fn insert(&mut self, kind: Artifact, key: Key, bytes: u64, last_access: SystemTime) {
+        self.remove(kind, &key);
+        self.budget.charge(bytes);
+        self.entries
+            .insert((kind, key), Entry { bytes, last_access });
+    }
+
+    pub(super) fn remove(&mut self, kind: Artifact, key: &Key) -> bool {
+        match self.entries.remove(&(kind, *key)) {
+            Some(old) => {
+                self.budget.refund(old.bytes);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The least recently used entry, taken out of the index.
+    pub(super) fn pop_lru(&mut self) -> Option<(Artifact, Key)> {
+        let (&(kind, key), _) = self.entries.iter().min_by_key(|(_, e)| e.last_access)?;
+        self.remove(kind, &key);
+        Some((kind, key))
+    }
+}
+
+impl DiskTier {
+    /// Rebuilds the index from what the directory really holds now (other
+    /// processes write to it too), counting each file's allocated blocks,
+    /// temporaries included; removes temporaries a crashed writer left.
+    /// Hits, misses and evictions so far are kept.
+    pub(super) fn rescan(&self, dir: &Dir, index: &mut Index, access: Access) {
+        let stats = index.stats;
+        *index = Index::new(index.budget.capacity());
+        index.stats = stats;
+        for kind in Artifact::ALL {
+            let Ok(entries) = dir.read_dir(kind.dir()) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let Ok(meta) = entry.metadata() else { continue };
+                let modified = meta
+                    .modified()
+                    .map(|t| t.into_std())
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                if is_temp(&name) {
+                    let path = Path::new(kind.dir()).join(&name);
+                    let age = SystemTime::now()
+                        .duration_since(modified)
+                        .unwrap_or_default();
+                    if access == Access::Use && (age > STALE_TEMP || !Self::held(dir, &path)) {
+                        let _ = dir.remove_file(&path);
+                    } else {
+                        // Being written (by any process): charged, never evicted.
+                        index.budget.charge(allocated(&meta));
+                    }
+                    continue;
+                }
+                if let Some(key) = kind.key_of(&name) {
+                    index.insert(kind, key, allocated(&meta), modified);
+                }
+            }
+        }
+    }
+
+    /// Whether a live writer holds the temporary at `path` (its lock).
+    pub(super) fn held(dir: &Dir, path: &Path) -> bool {
+        let mut options = cap_std::fs::OpenOptions::new();
+        options
+            .read(true)
+            .custom_flags(OFlags::NONBLOCK.bits() as i32);
+        let Ok(file) = dir.open_with(path, &options) else {
+            return true;
+        };
+        // A lock taken here is let go when `file` closes, at once.
+        rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive).is_err()
+    }
+
+    pub(super) fn rebuild_index(&self, access: Access) {
+        let Some(dir) = &self.dir else { return };
+        let mut index = self.index.lock().unwrap();
+        self.rescan(dir, &mut index, access);
+        if access == Access::Use {
+            self.evict_until_admitted(dir, &mut index, 0);
+        }
+    }
+
+    /// Deletes least recently used files until `incoming` bytes fit.
+    pub(super) fn evict_until_admitted(&self, dir: &Dir, index: &mut Index, incoming: u64) {
+        while !index.budget.admits(incoming) {
+            let Some((kind, key)) = index.pop_lru() else {
+                break;
+            };
+            index.stats[kind.index()].evictions += 1;
+            if let Err(e) = dir.remove_file(Self::path(kind, &key)) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!("cache eviction failed: {e}");
+                    self.errors[Op::Remove as usize].fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+
+    /// The keys of `kind` the directory held when last scanned.
+    pub fn keys(&self, kind: Artifact) -> Vec<Key> {
+        let index = self.index.lock().unwrap();
+        let mut keys: Vec<Key> = index
+            .entries
+            .keys()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, key)| *key)
+            .collect();
+        keys.sort();
+        keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_hit_charges_the_blocks_a_write_and_a_rescan_charge() {
+        let root = tempfile::tempdir().unwrap();
+        let tier = DiskTier::open(root.path(), 1 << 20);
+        let key = Key::bytecode("guest", "small.js", "export default 1", &[]);
+        // A few hundred bytes: one 4 KiB block on disk.
+        tier.write(Artifact::Bytecode, &key, &[7; 300]);
+        let file = root
+            .path()
+            .join(crate::cache::VERSION_DIR)
+            .join(DiskTier::path(Artifact::Bytecode, &key));
+        let blocks = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&file).unwrap());
+        let on_disk = blocks * 512;
+        assert!(on_disk > 400, "{on_disk}");
+        let charged = || tier.index.lock().unwrap().budget.held();
+        assert_eq!(charged(), on_disk, "written");
+        assert_eq!(tier.read(Artifact::Bytecode, &key).unwrap(), [7; 300]);
+        assert_eq!(charged(), on_disk, "read back: its blocks, not its length");
+        assert_eq!(tier.stats(Artifact::Bytecode).bytes, on_disk);
+        let dir = tier.dir.as_ref().unwrap();
+        tier.rescan(dir, &mut tier.index.lock().unwrap(), Access::Use);
+        assert_eq!(charged(), on_disk, "rescanned");
+    }
+}

@@ -1,0 +1,309 @@
+//! The kinds of values settings take: how each is written, what it
+//! accepts, and how a raw value from a flag, the environment or TOML parses
+//! into it (within the setting's range, if it has one).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::names;
+
+/// A value as a source gives it, before it is parsed: text (a flag, an
+/// environment variable, a TOML string) or a TOML integer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawValue {
+    /// Text, parsed by the setting's kind.
+    Text(String),
+    /// A TOML integer.
+    Integer(i64),
+}
+
+impl fmt::Display for RawValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RawValue::Text(text) => f.write_str(text),
+            RawValue::Integer(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// How a kind of setting is written: what it accepts and how it parses.
+pub(super) trait ValueKind {
+    type Value: PartialOrd;
+    const ACCEPTS: &'static str;
+    fn parse(raw: &RawValue) -> Option<Self::Value>;
+}
+
+/// Bytes, or a Kubernetes quantity.
+pub(super) struct Size;
+/// A whole number of milliseconds.
+pub(super) struct Millis;
+/// A whole number that fits 32 bits.
+pub(super) struct Count;
+/// A filesystem path.
+pub(super) struct PathKind;
+/// A filesystem path, or nothing (empty).
+pub(super) struct OptionalPath;
+/// A socket address.
+pub(super) struct Addr;
+/// `NAME=POLICY` pairs: per-handler snapshot policies.
+pub(super) struct HandlerPolicies;
+
+/// How the server writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+impl ValueKind for LogFormat {
+    type Value = LogFormat;
+    const ACCEPTS: &'static str = "`text` or `json`";
+    fn parse(raw: &RawValue) -> Option<LogFormat> {
+        match raw {
+            RawValue::Text(text) if text == "text" => Some(LogFormat::Text),
+            RawValue::Text(text) if text == "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// When `nexus serve` gives a handler its own prepared snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd)]
+pub enum SnapshotPolicy {
+    /// After its first invocations (`snapshot_after`), in the background,
+    /// unless its top level read the clock, randomness or `Nexus.stats()`.
+    Auto,
+    /// At registration, whatever its top level read.
+    Eager,
+    /// Never: every call evaluates the module.
+    Off,
+}
+
+impl SnapshotPolicy {
+    /// `auto`, `eager` or `off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotPolicy::Auto => "auto",
+            SnapshotPolicy::Eager => "eager",
+            SnapshotPolicy::Off => "off",
+        }
+    }
+
+    /// The policy named `auto`, `eager` or `off`.
+    pub fn from_name(name: &str) -> Option<SnapshotPolicy> {
+        [
+            SnapshotPolicy::Auto,
+            SnapshotPolicy::Eager,
+            SnapshotPolicy::Off,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == name)
+    }
+}
+
+impl ValueKind for SnapshotPolicy {
+    type Value = SnapshotPolicy;
+    const ACCEPTS: &'static str = "`auto`, `eager` or `off`";
+    fn parse(raw: &RawValue) -> Option<SnapshotPolicy> {
+        match raw {
+            RawValue::Text(text) => SnapshotPolicy::from_name(text),
+            RawValue::Integer(_) => None,
+        }
+    }
+}
+
+impl ValueKind for HandlerPolicies {
+    type Value = BTreeMap<String, SnapshotPolicy>;
+    const ACCEPTS: &'static str = "NAME=POLICY pairs separated by commas (lodash=eager,stamp=off), \
+        each NAME a handler name ([a-z0-9][a-z0-9_-]{0,63}) and each POLICY `auto`, `eager` or `off`";
+    fn parse(raw: &RawValue) -> Option<Self::Value> {
+        let RawValue::Text(text) = raw else {
+            return None;
+        };
+        // A name given twice takes its last policy, as a query's does.
+        text.split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (name, policy) = pair.split_once('=')?;
+                let name = name.trim();
+                if names::problem(name).is_some() {
+                    return None;
+                }
+                Some((name.to_owned(), SnapshotPolicy::from_name(policy.trim())?))
+            })
+            .collect()
+    }
+}
+
+impl ValueKind for Addr {
+    type Value = SocketAddr;
+    const ACCEPTS: &'static str = "an IP address and port (127.0.0.1:8080, [::1]:8080, 0.0.0.0:80)";
+    fn parse(raw: &RawValue) -> Option<SocketAddr> {
+        match raw {
+            RawValue::Text(text) => text.trim().parse().ok(),
+            RawValue::Integer(_) => None,
+        }
+    }
+}
+
+impl ValueKind for Size {
+    type Value = u64;
+    const ACCEPTS: &'static str =
+        "a size in bytes (67108864) or a Kubernetes quantity (64Mi, 128M, 1Gi)";
+    fn parse(raw: &RawValue) -> Option<u64> {
+        match raw {
+            RawValue::Integer(n) => u64::try_from(*n).ok(),
+            RawValue::Text(text) => parse_size(text),
+        }
+    }
+}
+
+impl ValueKind for Millis {
+    type Value = Duration;
+    const ACCEPTS: &'static str = "a whole number of milliseconds";
+    fn parse(raw: &RawValue) -> Option<Duration> {
+        let ms = match raw {
+            RawValue::Integer(n) => u64::try_from(*n).ok()?,
+            RawValue::Text(text) => text.trim().parse().ok()?,
+        };
+        Some(Duration::from_millis(ms))
+    }
+}
+
+impl ValueKind for Count {
+    type Value = u32;
+    const ACCEPTS: &'static str = "a whole number";
+    fn parse(raw: &RawValue) -> Option<u32> {
+        match raw {
+            RawValue::Integer(n) => u32::try_from(*n).ok(),
+            RawValue::Text(text) => text.trim().parse().ok(),
+        }
+    }
+}
+
+impl ValueKind for PathKind {
+    type Value = PathBuf;
+    const ACCEPTS: &'static str = "a directory path";
+    fn parse(raw: &RawValue) -> Option<PathBuf> {
+        match raw {
+            RawValue::Text(text) if !text.is_empty() => Some(PathBuf::from(text)),
+            _ => None,
+        }
+    }
+}
+
+impl ValueKind for OptionalPath {
+    type Value = Option<PathBuf>;
+    const ACCEPTS: &'static str = "a directory path, or nothing";
+    fn parse(raw: &RawValue) -> Option<Option<PathBuf>> {
+        match raw {
+            RawValue::Text(text) => Some(Some(PathBuf::from(text)).filter(|_| !text.is_empty())),
+            RawValue::Integer(_) => None,
+        }
+    }
+}
+
+/// A kind whose settings may have a range: its values written back as text,
+/// so [`Config::validate`](super::Config::validate) can check a value made in
+/// code against the table's range.
+pub(super) trait Ranged: ValueKind {
+    fn render(value: &Self::Value) -> String;
+}
+
+impl Ranged for Size {
+    fn render(value: &u64) -> String {
+        value.to_string()
+    }
+}
+
+impl Ranged for Millis {
+    fn render(value: &Duration) -> String {
+        value.as_millis().to_string()
+    }
+}
+
+impl Ranged for Count {
+    fn render(value: &u32) -> String {
+        value.to_string()
+    }
+}
+
+/// `raw` as `K`, within `range` (texts `K` parses): else the setting's
+/// error.
+pub(super) fn parse<K: ValueKind>(
+    name: &'static str,
+    raw: &RawValue,
+    range: Option<(&str, &str)>,
+) -> Result<K::Value> {
+    let refuse = |expected: String| Error::Config {
+        name,
+        value: raw.to_string(),
+        expected,
+    };
+    let value = K::parse(raw).ok_or_else(|| refuse(K::ACCEPTS.to_owned()))?;
+    if let Some((lo, hi)) = range {
+        let bound = |text: &str| K::parse(&RawValue::Text(text.to_owned()));
+        let (Some(min), Some(max)) = (bound(lo), bound(hi)) else {
+            unreachable!("the table's ranges parse");
+        };
+        if value < min || value > max {
+            return Err(refuse(format!("{}, from {lo} to {hi}", K::ACCEPTS)));
+        }
+    }
+    Ok(value)
+}
+
+/// Bytes, or a Kubernetes-style quantity: `Ki Mi Gi Ti` (powers of 1024) or
+/// `k M G T` (powers of 1000).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(split);
+    let multiplier: u64 = match suffix {
+        "" => 1,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(multiplier)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_accept_bytes_and_quantities() {
+        assert_eq!(parse_size("1048576"), Some(1 << 20));
+        assert_eq!(parse_size("64Mi"), Some(64 << 20));
+        assert_eq!(parse_size("128M"), Some(128_000_000));
+        assert_eq!(parse_size("1Gi"), Some(1 << 30));
+        assert_eq!(parse_size("2k"), Some(2000));
+        for bad in [
+            "",
+            "Mi",
+            "64 MB",
+            "64mb",
+            "-1",
+            "1.5Gi",
+            "99999999999999999999",
+        ] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Where settings come from: each source (flags, the environment, a
+//! `nexus.toml` file) is a [`Layer`] holding the values it sets, checked
+//! against the table's names but not yet parsed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::kinds::RawValue;
+use super::table::SETTINGS;
+use crate::error::{Error, Result};
+
+pub(super) fn setting(name: &str) -> Option<&'static super::Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+/// The settings one source gives; silent on the rest.
+#[derive(Debug, Clone, Default)]
+pub struct Layer {
+    values: BTreeMap<&'static str, RawValue>,
+}
+
+fn known_keys() -> String {
+    SETTINGS
+        .iter()
+        .map(|s| s.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Layer {
+    /// Sets `name` (a setting's snake_case name) to `value`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if no setting has that name.
+    pub fn set(&mut self, name: &str, value: RawValue) -> Result<()> {
+        let setting = setting(name).ok_or_else(|| Error::Config {
+            name: "setting",
+            value: name.to_owned(),
+            expected: format!("one of {}", known_keys()),
+        })?;
+        self.values.insert(setting.name, value);
+        Ok(())
+    }
+
+    /// The setting's value in this layer, if it has one.
+    pub fn get(&self, name: &str) -> Option<&RawValue> {
+        self.values.get(name)
+    }
+
+    /// The `NEXUS_*` variables that `lookup` knows; an empty one counts as
+    /// unset.
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Layer {
+        let values = SETTINGS
+            .iter()
+            .filter_map(|s| {
+                let value = lookup(s.env).filter(|v| !v.is_empty())?;
+                Some((s.name, RawValue::Text(value)))
+            })
+            .collect();
+        Layer { values }
+    }
+
+    /// A `nexus.toml` file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the file if it cannot be read or parsed, or
+    /// holds a key that is not a setting.
+    pub fn from_file(path: &Path) -> Result<Layer> {
+        let bad = |expected: String| Error::Config {
+            name: "config file",
+            value: path.display().to_string(),
+            expected,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad(format!("a readable TOML file ({e})")))?;
+        Layer::from_toml(&text).map_err(|e| match e {
+            Error::Config { expected, .. } => bad(expected),
+            other => other,
+        })
+    }
+
+    /// Settings in TOML: each key a setting's name, each value a string or
+    /// an integer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for TOML that does not parse, an unknown key, or a
+    /// value of another type.
+    pub fn from_toml(text: &str) -> Result<Layer> {
+        let expected = |why: String| Error::Config {
+            name: "config file",
+            value: String::new(),
+            expected: format!("TOML whose keys are settings ({}): {why}", known_keys()),
+        };
+        let table: toml::Table = toml::from_str(text).map_err(|e| expected(e.to_string()))?;
+        let mut layer = Layer::default();
+        for (key, value) in table {
+            let Some(setting) = setting(&key) else {
+                return Err(expected(format!("unknown key `{key}`")));
+            };
+            let raw = match value {
+                toml::Value::String(text) => RawValue::Text(text),
+                toml::Value::Integer(n) => RawValue::Integer(n),
+                other => {
+                    return Err(expected(format!(
+                        "`{key}` is a {}, not a string or an integer",
+                        other.type_str()
+                    )))
+                }
+            };
+            layer.values.insert(setting.name, raw);
+        }
+        Ok(layer)
+    }
+}

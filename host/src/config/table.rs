@@ -1,0 +1,253 @@
+//! The settings table: each setting declared once (its name, type,
+//! default, environment variable, range and help). The [`Config`] struct,
+//! [`SETTINGS`], the defaults, how a value is set and
+//! [`Config::validate`] are all generated from it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::kinds::{
+    parse, Addr, Count, HandlerPolicies, Millis, OptionalPath, PathKind, Ranged, RawValue, Size,
+    ValueKind,
+};
+use super::{CompileOptions, LogFormat, SnapshotPolicy};
+use crate::error::Result;
+
+/// One setting, as the table declares it.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The snake_case name: the config file's key; the flag is its
+    /// kebab-case form.
+    pub name: &'static str,
+    /// The environment variable.
+    pub env: &'static str,
+    /// The flag's value placeholder in `--help` (`SIZE`, `MS`, `DIR`).
+    pub value_name: &'static str,
+    /// One line for `--help`.
+    pub help: &'static str,
+    /// The default, as text (`64Mi`, `1000`).
+    pub default: fn() -> String,
+    /// The accepted range, as text, if the setting has one.
+    pub range: Option<(&'static str, &'static str)>,
+    /// What the setting's kind accepts, for errors.
+    pub accepts: &'static str,
+    /// Whether only `nexus serve` takes it.
+    pub serve_only: bool,
+}
+
+impl Setting {
+    /// The command-line flag, without its dashes: `cache-dir`.
+    pub fn flag(&self) -> String {
+        self.name.replace('_', "-")
+    }
+
+    /// The text `--help` shows: the help line, then the environment
+    /// variable, the range and the default.
+    pub fn long_help(&self) -> String {
+        let range = match self.range {
+            Some((lo, hi)) => format!(" [range: {lo} to {hi}]"),
+            None => String::new(),
+        };
+        let default = Some((self.default)()).filter(|d| !d.is_empty());
+        format!(
+            "{} [env: {}]{range} [default: {}]",
+            self.help.trim(),
+            self.env,
+            default.as_deref().unwrap_or("none")
+        )
+    }
+}
+
+/// `value`, written back as text, parsed within `range`: what
+/// [`Config::validate`] runs for each ranged setting.
+fn check_range<K: Ranged>(name: &'static str, value: &K::Value, range: (&str, &str)) -> Result<()> {
+    parse::<K>(name, &RawValue::Text(K::render(value)), Some(range)).map(drop)
+}
+
+/// Declares the settings: the [`Config`] struct, its defaults, [`SETTINGS`]
+/// and how a value is set, from one list.
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])+
+        $(#[$serve:ident])?
+        $name:ident => $field:ident: $ty:ty as $kind:ident = $default:expr,
+            env $env:literal, value $value_name:literal
+            $(, range $lo:literal to $hi:literal)?;
+    )*) => {
+        /// Resolved settings for a [`crate::Runtime`]; see [`SETTINGS`] for
+        /// each one's environment variable, default and range.
+        #[derive(Debug, Clone)]
+        pub struct Config {
+            $( $(#[doc = $doc])+ pub $field: $ty, )*
+            /// Bytecode write options.
+            pub compile_options: CompileOptions,
+        }
+
+        /// Every setting, in the order `--help` lists them.
+        pub const SETTINGS: &[Setting] = &[$(
+            Setting {
+                name: stringify!($name),
+                env: $env,
+                value_name: $value_name,
+                help: concat!($($doc),+),
+                default: || String::from($default),
+                range: settings!(@range $($lo, $hi)?),
+                accepts: <$kind as ValueKind>::ACCEPTS,
+                serve_only: settings!(@serve $($serve)?),
+            },
+        )*];
+
+        impl Config {
+            /// Sets `name` from `raw`, checked.
+            pub(super) fn set(&mut self, name: &str, raw: &RawValue) -> Result<()> {
+                match name {
+                    $( stringify!($name) => {
+                        self.$field = parse::<$kind>(
+                            stringify!($name), raw, settings!(@range $($lo, $hi)?))?;
+                    } )*
+                    _ => unreachable!("layers hold only known settings"),
+                }
+                Ok(())
+            }
+
+            /// Checks every setting that has a range against it: for a
+            /// `Config` made in code rather than resolved (a `Duration` is
+            /// checked in whole milliseconds).
+            ///
+            /// # Errors
+            ///
+            /// [`Error::Config`](crate::Error::Config) for the first value out
+            /// of range.
+            pub fn validate(&self) -> Result<()> {
+                $( settings!(@check self, $name, $field, $kind $(, $lo, $hi)?); )*
+                Ok(())
+            }
+
+            /// Sets `name` from `raw`, parsed but not range-checked: how a
+            /// test makes a value only [`validate`](Self::validate) refuses.
+            #[cfg(test)]
+            pub(super) fn set_unchecked(&mut self, name: &str, raw: &RawValue) {
+                match name {
+                    $( stringify!($name) => {
+                        self.$field = parse::<$kind>(stringify!($name), raw, None)
+                            .expect("the value parses");
+                    } )*
+                    _ => unreachable!("a known setting"),
+                }
+            }
+
+            /// Every setting at its default.
+            pub(super) fn defaults() -> Config {
+                Config {
+                    $( $field: parse::<$kind>(
+                        stringify!($name),
+                        &RawValue::Text(String::from($default)),
+                        settings!(@range $($lo, $hi)?),
+                    ).expect("the table's defaults are valid"), )*
+                    compile_options: CompileOptions::default(),
+                }
+            }
+        }
+    };
+    (@check $self:ident, $name:ident, $field:ident, $kind:ident, $lo:literal, $hi:literal) => {
+        check_range::<$kind>(stringify!($name), &$self.$field, ($lo, $hi))?;
+    };
+    (@check $self:ident, $name:ident, $field:ident, $kind:ident) => {};
+    (@range $lo:literal, $hi:literal) => { Some(($lo, $hi)) };
+    (@range) => { None };
+    (@serve serve_only) => { true };
+    (@serve) => { false };
+}
+
+settings! {
+    /// The cache directory: only its owner may write it, since it holds native code
+    cache_dir => cache_dir: PathBuf as PathKind = default_cache_dir(),
+        env "NEXUS_CACHE_DIR", value "DIR";
+    /// A read-only cache directory made ahead (`nexus cache warm`, e.g. in an image), looked up after the cache directory; a hit is verified, then copied into the cache directory. Its owner must be this user or root, and nobody else may write it
+    seed_dir => seed_dir: Option<PathBuf> as OptionalPath = "",
+        env "NEXUS_SEED_DIR", value "DIR";
+    /// Memory cache bound, all artifacts together: bytes, or a quantity like 64Mi
+    max_cache_size_bytes => max_cache_size_bytes: u64 as Size = "64Mi",
+        env "NEXUS_MAX_CACHE_SIZE_BYTES", value "SIZE", range "0" to "1Ti";
+    /// Disk cache bound, headers included: bytes, or a quantity like 96Mi
+    max_disk_cache_bytes => max_disk_cache_bytes: u64 as Size = "96Mi",
+        env "NEXUS_MAX_DISK_CACHE_BYTES", value "SIZE", range "0" to "1Ti";
+    /// How long one invocation may run, in milliseconds
+    timeout_ms => timeout: Duration as Millis = "1000",
+        env "NEXUS_TIMEOUT_MS", value "MS", range "1" to "3600000";
+    /// Memory one instance may use: bytes, or a quantity like 64Mi (QuickJS needs a few MiB to start)
+    max_memory_bytes => max_memory_bytes: u64 as Size = "64Mi",
+        env "NEXUS_MAX_MEMORY_BYTES", value "SIZE", range "4Mi" to "4Gi";
+    /// Instances alive at once: the bound on concurrent invocations
+    max_instances => max_instances: u32 as Count = "256",
+        env "NEXUS_MAX_INSTANCES", value "N", range "1" to "10000";
+    /// How long a call waits for a free instance, in milliseconds
+    queue_timeout_ms => queue_timeout: Duration as Millis = "5000",
+        env "NEXUS_QUEUE_TIMEOUT_MS", value "MS", range "0" to "3600000";
+    /// The largest result accepted: bytes, or a quantity like 8Mi
+    max_output_bytes => max_output_bytes: u64 as Size = "8Mi",
+        env "NEXUS_MAX_OUTPUT_BYTES", value "SIZE", range "1" to "1Gi";
+    /// Console lines a second each handler may send to the host's log (the rest are counted, and summed up in one line)
+    console_lines_per_second => console_lines_per_second: u32 as Count = "100",
+        env "NEXUS_CONSOLE_LINES_PER_SECOND", value "N", range "0" to "1000000";
+    /// The address `nexus serve` listens on (port 0: any free port)
+    #[serve_only]
+    listen => listen: SocketAddr as Addr = "127.0.0.1:8080",
+        env "NEXUS_LISTEN", value "ADDR";
+    /// The largest HTTP request body `nexus serve` reads (a handler's source, an input)
+    #[serve_only]
+    max_body_bytes => max_body_bytes: u64 as Size = "16Mi",
+        env "NEXUS_MAX_BODY_BYTES", value "SIZE", range "1Ki" to "1Gi";
+    /// On SIGTERM or SIGINT, how long in-flight requests may take to finish, in milliseconds
+    #[serve_only]
+    grace_period_ms => grace_period: Duration as Millis = "20000",
+        env "NEXUS_GRACE_PERIOD_MS", value "MS", range "0" to "600000";
+    /// When a handler gets its own snapshot (its module evaluated ahead, so calls skip that): `auto` after its first calls unless its top level reads the clock, Math.random or Nexus.stats(); `eager` at registration; `off` never
+    #[serve_only]
+    snapshot => snapshot: SnapshotPolicy as SnapshotPolicy = "auto",
+        env "NEXUS_SNAPSHOT", value "POLICY";
+    /// Per-handler snapshot policies, each in place of `snapshot` for the handler it names (a `--handlers` file's stem, a PUT's name): NAME=POLICY pairs separated by commas (`lodash=eager,stamp=off`). A PUT's `?snapshot=` still comes first
+    #[serve_only]
+    handler_snapshots => handler_snapshots: BTreeMap<String, SnapshotPolicy> as HandlerPolicies = "",
+        env "NEXUS_HANDLER_SNAPSHOTS", value "NAME=POLICY,...";
+    /// Under `snapshot = auto`, the invocations after which a handler's snapshot is built (in the background)
+    #[serve_only]
+    snapshot_after => snapshot_after: u32 as Count = "3",
+        env "NEXUS_SNAPSHOT_AFTER", value "N", range "1" to "1000000";
+    /// Prepared handlers kept loaded at once; past it, the least recently invoked goes back to the plain path (its snapshot stays in the cache)
+    #[serve_only]
+    max_prepared => max_prepared: u32 as Count = "16",
+        env "NEXUS_MAX_PREPARED", value "N", range "0" to "10000";
+    /// How `nexus serve` logs: `text` for people, `json` (one object a line) for clusters
+    #[serve_only]
+    log_format => log_format: LogFormat as LogFormat = "text",
+        env "NEXUS_LOG_FORMAT", value "FORMAT";
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::defaults()
+    }
+}
+
+/// Per user and absolute, never relative to the working directory (a
+/// checkout could carry a cache with native code in it):
+/// `$XDG_CACHE_HOME/nexus`, else `$HOME/.cache/nexus`, else
+/// `<temp dir>/nexus-cache-<uid>`.
+fn default_cache_dir() -> String {
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    let dir = absolute("XDG_CACHE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".cache")))
+        .map(|base| base.join("nexus"))
+        .unwrap_or_else(|| {
+            let uid = rustix::process::geteuid().as_raw();
+            std::env::temp_dir().join(format!("nexus-cache-{uid}"))
+        });
+    dir.display().to_string()
+}
