@@ -155,7 +155,7 @@ fn the_rendered_manifests_keep_the_designs_invariants() {
     let memory_limit = quantity(&limits["memory"]);
     let cores: u64 = limits["cpu"].as_str().unwrap().parse().unwrap();
     let instances = (cores + 1) * size(&settings, "max_memory_bytes");
-    let snapshots = size(&settings, "max_prepared") * (6 << 20);
+    let snapshots = size(&settings, "max_snapshots") * (6 << 20);
     let process = 100 << 20;
     let needed = volume_bytes + cache + instances + snapshots + process;
     assert!(

@@ -101,3 +101,98 @@ fn a_value_out_of_range_is_refused_naming_the_setting_and_its_range() {
         );
     }
 }
+
+/// docs/settings.md is what `nexus settings` prints from the table: a
+/// setting added, renamed or given a new default makes this fail until the
+/// page is made again.
+#[test]
+fn the_settings_page_is_generated_from_the_table() {
+    let (mut cmd, _c) = nexus();
+    let out = output(cmd.args(["settings", "--format", "markdown"]));
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/settings.md");
+    let committed = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        printed == committed,
+        "docs/settings.md is stale: run `nexus settings > docs/settings.md`"
+    );
+    for setting in nexus_host::SETTINGS {
+        assert!(committed.contains(&format!("\n## {}\n", setting.name)));
+        assert!(committed.contains(setting.env));
+    }
+
+    // The JSON form carries the same table, for the Node package.
+    let (mut cmd, _c) = nexus();
+    let out = output(cmd.args(["settings", "--format", "json"]));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let settings = json["settings"].as_array().unwrap();
+    assert_eq!(settings.len(), nexus_host::SETTINGS.len());
+    let max = settings
+        .iter()
+        .find(|s| s["name"] == "max_instances")
+        .unwrap();
+    assert_eq!(max["range"], serde_json::json!(["1", "10000"]));
+    assert_eq!(max["env"], "NEXUS_MAX_INSTANCES");
+    assert_eq!(max["default"], "256");
+}
+
+/// `max_snapshots` was `max_prepared`: the old flag, variable and key still
+/// set it, each with a warning naming the new one.
+#[test]
+fn a_renamed_setting_answers_to_its_old_name_with_a_warning() {
+    use crate::server::serve;
+    const HELLO: (&str, &str) = ("hello.js", "export default () => 1");
+    let snapshot = |server: &crate::server::Running| {
+        server.request("GET", "/handlers/hello", b"").json()["snapshot"].clone()
+    };
+
+    let server = serve(&[HELLO], &["--max-prepared", "0"]);
+    assert_eq!(snapshot(&server), "off", "max_snapshots = 0: no snapshots");
+    let log = server.log();
+    assert!(
+        log.contains("--max-prepared is the old name of --max-snapshots"),
+        "{log}"
+    );
+
+    let cache = tempfile::tempdir().unwrap();
+    let handlers = crate::server::handlers_dir(&[HELLO]);
+    let dir = handlers.path().to_str().unwrap();
+    let server = crate::server::Server::start_with(
+        cache.path(),
+        &["--handlers", dir],
+        &[("NEXUS_MAX_PREPARED", "0")],
+    )
+    .ready();
+    assert_eq!(
+        server.request("GET", "/handlers/hello", b"").json()["snapshot"],
+        "off"
+    );
+    assert!(
+        server
+            .log()
+            .contains("NEXUS_MAX_PREPARED is the old name of NEXUS_MAX_SNAPSHOTS"),
+        "{}",
+        server.log()
+    );
+
+    let toml = tempfile::tempdir().unwrap();
+    let file = toml.path().join("nexus.toml");
+    std::fs::write(&file, "max_prepared = 0\n").unwrap();
+    let server = crate::server::Server::start(
+        cache.path(),
+        &["--handlers", dir, "--config", file.to_str().unwrap()],
+    )
+    .ready();
+    assert_eq!(
+        server.request("GET", "/handlers/hello", b"").json()["snapshot"],
+        "off"
+    );
+    assert!(
+        server
+            .log()
+            .contains("max_prepared is the old name of max_snapshots"),
+        "{}",
+        server.log()
+    );
+}

@@ -1,7 +1,7 @@
 //! `nexus serve`'s automatic per-handler snapshots, over HTTP: `auto`
 //! switches a handler to its snapshot with the same answers, keeps handlers
 //! whose top level reads the world on the plain path, and survives a
-//! failing build; `eager` and `off`; the `max_prepared` bound; restarts.
+//! failing build; `eager` and `off`; the `max_snapshots` bound; restarts.
 
 use std::time::{Duration, Instant};
 
@@ -306,13 +306,13 @@ fn the_handler_snapshots_setting_gives_named_handlers_their_own_policy() {
 }
 
 #[test]
-fn at_most_max_prepared_are_loaded_and_an_unloaded_one_comes_back_from_the_cache() {
+fn at_most_max_snapshots_are_loaded_and_an_unloaded_one_comes_back_from_the_cache() {
     let server = serve(
         &[
             ("a.js", PURE),
             ("b.js", "export default (ctx) => ({ b: ctx.n })"),
         ],
-        &["--snapshot-after", "1", "--max-prepared", "1"],
+        &["--snapshot-after", "1", "--max-snapshots", "1"],
     );
     assert_eq!(invoke(&server, "a", r#"{"n":1}"#).2["square"], 1);
     assert_eq!(settled(&server, "a")["snapshot"], "prepared");

@@ -23,24 +23,24 @@ type Held = Arc<dyn Any + Send + Sync>;
 /// Where the callers of one key meet: the first looks up or compiles while
 /// holding `gate`, and leaves what it found in `found` for the others.
 #[derive(Default)]
-struct Slot {
+struct Flight {
     gate: Mutex<()>,
     found: Mutex<Option<Held>>,
 }
 
-/// Takes the key's slot out of the map when its last caller leaves, even by
+/// Takes the key's flight out of the map when its last caller leaves, even by
 /// a panic.
 struct Leave<'a> {
-    inflight: &'a Mutex<HashMap<Key, Arc<Slot>>>,
+    inflight: &'a Mutex<HashMap<Key, Arc<Flight>>>,
     key: Key,
-    slot: &'a Arc<Slot>,
+    flight: &'a Arc<Flight>,
 }
 
 impl Drop for Leave<'_> {
     fn drop(&mut self) {
         let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         // The map's reference and ours: nobody else is waiting.
-        if Arc::strong_count(self.slot) == 2 {
+        if Arc::strong_count(self.flight) == 2 {
             inflight.remove(&self.key);
         }
     }
@@ -60,7 +60,7 @@ pub struct Cache {
     seed_unavailable: Option<String>,
     writer: Mutex<Option<Sender<Job>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
-    inflight: Mutex<HashMap<Key, Arc<Slot>>>,
+    inflight: Mutex<HashMap<Key, Arc<Flight>>>,
     compiles: [AtomicU64; 2],
 }
 
@@ -183,9 +183,9 @@ impl Cache {
         }
 
         // One compiler per key: later callers wait for their turn, and take
-        // what the first found or compiled from its slot (memory may not hold
+        // what the first found or compiled from its flight (memory may not hold
         // it, nor the disk yet).
-        let slot = self
+        let flight = self
             .inflight
             .lock()
             .unwrap()
@@ -195,12 +195,16 @@ impl Cache {
         let _leave = Leave {
             inflight: &self.inflight,
             key,
-            slot: &slot,
+            flight: &flight,
         };
         // A caller that panicked while compiling poisoned the gate, and left
-        // nothing in the slot: the next one compiles.
-        let _turn = slot.gate.lock().unwrap_or_else(|e| e.into_inner());
-        let found = slot.found.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // nothing in the flight: the next one compiles.
+        let _turn = flight.gate.lock().unwrap_or_else(|e| e.into_inner());
+        let found = flight
+            .found
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if let Some(hit) = found.and_then(held) {
             return Ok((hit, Origin::Memory));
         }
@@ -230,7 +234,7 @@ impl Cache {
             (artifact, Origin::Compiled, weight)
         };
         let held: Held = Arc::new(artifact.clone());
-        *slot.found.lock().unwrap_or_else(|e| e.into_inner()) = Some(held.clone());
+        *flight.found.lock().unwrap_or_else(|e| e.into_inner()) = Some(held.clone());
         self.memory
             .lock()
             .unwrap()

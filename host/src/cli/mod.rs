@@ -13,6 +13,7 @@ mod component;
 mod run;
 mod serve;
 mod settings;
+mod table;
 
 use std::io::Read;
 use std::path::Path;
@@ -81,6 +82,11 @@ enum Command {
     #[command(after_help = "Examples:\n  nexus serve --handlers examples\n  \
         nexus serve --listen 0.0.0.0:8080 --log-format json")]
     Serve(serve::ServeArgs),
+    /// Print every setting: its flag, environment variable, default, range
+    /// and help, as Markdown (docs/settings.md) or JSON.
+    #[command(after_help = "Examples:\n  nexus settings > docs/settings.md\n  \
+        nexus settings --format json")]
+    Settings(table::SettingsArgs),
 }
 
 /// A failure, sorted by who is at fault; decides the exit status.
@@ -113,6 +119,7 @@ pub fn main() -> ExitCode {
         Command::Cache(command) => cache::cache(command),
         Command::Component(args) => component::component(args),
         Command::Serve(args) => serve::serve(args),
+        Command::Settings(args) => table::settings(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,7 +18,8 @@ pub(crate) struct ServeArgs {
 }
 
 pub(crate) fn serve(args: ServeArgs) -> Result<(), Failure> {
-    let config = args.settings.resolve()?;
+    let (config, renamed) = args.settings.resolve_noting_renames()?;
     init_tracing(config.log_format, "info");
+    super::settings::warn_renamed(&renamed);
     crate::server::serve(config, args.handlers).map_err(usage)
 }

@@ -19,6 +19,8 @@ const CONFIG_ENV: &str = "NEXUS_CONFIG";
 #[derive(Clone, Default)]
 pub(crate) struct Settings<const SERVE: bool = false> {
     flags: Vec<(&'static str, String)>,
+    /// Old flag names given (clap answers to them as aliases).
+    renamed_flags: Vec<(&'static str, &'static str)>,
     config: Option<PathBuf>,
 }
 
@@ -33,13 +35,15 @@ fn taken<const SERVE: bool>() -> impl Iterator<Item = &'static nexus_host::Setti
 impl<const SERVE: bool> Args for Settings<SERVE> {
     fn augment_args(mut cmd: Command) -> Command {
         for setting in taken::<SERVE>() {
-            cmd = cmd.arg(
-                Arg::new(setting.name)
-                    .long(setting.flag())
-                    .value_name(setting.value_name)
-                    .help(setting.long_help())
-                    .help_heading("Settings"),
-            );
+            let mut arg = Arg::new(setting.name)
+                .long(setting.flag())
+                .value_name(setting.value_name)
+                .help(setting.long_help())
+                .help_heading("Settings");
+            if let Some((old, _)) = setting.formerly {
+                arg = arg.alias(old.replace('_', "-"));
+            }
+            cmd = cmd.arg(arg);
         }
         cmd.arg(
             Arg::new(CONFIG)
@@ -71,6 +75,14 @@ impl<const SERVE: bool> FromArgMatches for Settings<SERVE> {
             if let Some(value) = matches.get_one::<String>(setting.name) {
                 self.flags.retain(|(name, _)| *name != setting.name);
                 self.flags.push((setting.name, value.clone()));
+                if let Some((old, _)) = setting.formerly {
+                    let old_flag = format!("--{}", old.replace('_', "-"));
+                    if std::env::args()
+                        .any(|a| a == old_flag || a.starts_with(&format!("{old_flag}=")))
+                    {
+                        self.renamed_flags.push((old, setting.name));
+                    }
+                }
             }
         }
         if let Some(path) = matches.get_one::<PathBuf>(CONFIG) {
@@ -81,7 +93,17 @@ impl<const SERVE: bool> FromArgMatches for Settings<SERVE> {
 }
 
 impl<const SERVE: bool> Settings<SERVE> {
+    /// The settings, resolved; a setting given by its old name is warned
+    /// about (in the log, which must already be set up).
     pub(crate) fn resolve(self) -> Result<Config, Failure> {
+        let (config, renamed) = self.resolve_noting_renames()?;
+        warn_renamed(&renamed);
+        Ok(config)
+    }
+
+    /// The settings, resolved, and the old names (of renamed settings) that
+    /// were used, for [`warn_renamed`] once the log is set up.
+    pub(crate) fn resolve_noting_renames(self) -> Result<(Config, Vec<String>), Failure> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let file = self
             .config
@@ -95,6 +117,26 @@ impl<const SERVE: bool> Settings<SERVE> {
         if let Some(path) = file {
             layers.push(Layer::from_file(&path).map_err(usage)?);
         }
-        Config::resolve(&layers).map_err(usage)
+        let flag = |name: &str| format!("--{}", name.replace('_', "-"));
+        let renamed = (self.renamed_flags.iter())
+            .map(|(old, new)| (flag(old), flag(new)))
+            .chain(
+                layers
+                    .iter()
+                    .flat_map(Layer::renamed)
+                    .map(|(old, new)| (old.to_string(), new.to_string())),
+            )
+            .map(|(old, new)| {
+                format!("{old} is the old name of {new}; it is accepted until Nexus 0.3: use {new}")
+            })
+            .collect();
+        Ok((Config::resolve(&layers).map_err(usage)?, renamed))
+    }
+}
+
+/// Logs each warning about an old setting name.
+pub(crate) fn warn_renamed(renamed: &[String]) {
+    for warning in renamed {
+        tracing::warn!("{warning}");
     }
 }

@@ -9,14 +9,19 @@ use super::kinds::RawValue;
 use super::table::SETTINGS;
 use crate::error::{Error, Result};
 
+/// The setting named `name`, by its name or the one it had before a rename.
 pub(super) fn setting(name: &str) -> Option<&'static super::Setting> {
-    SETTINGS.iter().find(|s| s.name == name)
+    SETTINGS
+        .iter()
+        .find(|s| s.name == name || s.formerly.is_some_and(|(old, _)| old == name))
 }
 
 /// The settings one source gives; silent on the rest.
 #[derive(Debug, Clone, Default)]
 pub struct Layer {
     values: BTreeMap<&'static str, RawValue>,
+    /// Old names this source used: (old, new).
+    renamed: Vec<(&'static str, &'static str)>,
 }
 
 fn known_keys() -> String {
@@ -39,8 +44,19 @@ impl Layer {
             value: name.to_owned(),
             expected: format!("one of {}", known_keys()),
         })?;
-        self.values.insert(setting.name, value);
+        self.insert(setting, name, value);
         Ok(())
+    }
+
+    fn insert(&mut self, setting: &'static super::Setting, given: &str, value: RawValue) {
+        if let Some((old, old_env)) = setting.formerly {
+            if given == old {
+                self.renamed.push((old, setting.name));
+            } else if given == old_env {
+                self.renamed.push((old_env, setting.env));
+            }
+        }
+        self.values.insert(setting.name, value);
     }
 
     /// The setting's value in this layer, if it has one.
@@ -48,17 +64,27 @@ impl Layer {
         self.values.get(name)
     }
 
+    /// The old names (of settings renamed since) this source used, each
+    /// with its new name in the same form (a key, or a variable): accepted
+    /// until Nexus 0.3, worth a warning now.
+    pub fn renamed(&self) -> &[(&'static str, &'static str)] {
+        &self.renamed
+    }
+
     /// The `NEXUS_*` variables that `lookup` knows; an empty one counts as
     /// unset.
     pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Layer {
-        let values = SETTINGS
-            .iter()
-            .filter_map(|s| {
-                let value = lookup(s.env).filter(|v| !v.is_empty())?;
-                Some((s.name, RawValue::Text(value)))
-            })
-            .collect();
-        Layer { values }
+        let mut layer = Layer::default();
+        for setting in SETTINGS {
+            let old = setting.formerly.map(|(_, env)| env);
+            let found = std::iter::once(setting.env)
+                .chain(old)
+                .find_map(|env| Some((env, lookup(env).filter(|v| !v.is_empty())?)));
+            if let Some((env, value)) = found {
+                layer.insert(setting, env, RawValue::Text(value));
+            }
+        }
+        layer
     }
 
     /// A `nexus.toml` file.
@@ -110,7 +136,7 @@ impl Layer {
                     )))
                 }
             };
-            layer.values.insert(setting.name, raw);
+            layer.insert(setting, &key, raw);
         }
         Ok(layer)
     }

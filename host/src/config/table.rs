@@ -35,12 +35,24 @@ pub struct Setting {
     pub accepts: &'static str,
     /// Whether only `nexus serve` takes it.
     pub serve_only: bool,
+    /// What the docs show as the default, where the default depends on
+    /// the machine (`cache_dir`'s is per user).
+    pub documented_default: Option<&'static str>,
+    /// The name and environment variable it had before it was renamed,
+    /// still accepted (with a warning) until Nexus 0.3.
+    pub formerly: Option<(&'static str, &'static str)>,
 }
 
 impl Setting {
     /// The command-line flag, without its dashes: `cache-dir`.
     pub fn flag(&self) -> String {
         self.name.replace('_', "-")
+    }
+
+    /// The default as the docs show it: the same on every machine.
+    pub fn shown_default(&self) -> String {
+        self.documented_default
+            .map_or_else(|| (self.default)(), str::to_owned)
     }
 
     /// The text `--help` shows: the help line, then the environment
@@ -74,7 +86,9 @@ macro_rules! settings {
         $(#[$serve:ident])?
         $name:ident => $field:ident: $ty:ty as $kind:ident = $default:expr,
             env $env:literal, value $value_name:literal
-            $(, range $lo:literal to $hi:literal)?;
+            $(, range $lo:literal to $hi:literal)?
+            $(, shown $shown:literal)?
+            $(, formerly $old:literal, $old_env:literal)?;
     )*) => {
         /// Resolved settings for a [`crate::Runtime`]; see [`SETTINGS`] for
         /// each one's environment variable, default and range.
@@ -96,6 +110,8 @@ macro_rules! settings {
                 range: settings!(@range $($lo, $hi)?),
                 accepts: <$kind as ValueKind>::ACCEPTS,
                 serve_only: settings!(@serve $($serve)?),
+                documented_default: settings!(@option $($shown)?),
+                formerly: settings!(@option $(($old, $old_env))?),
             },
         )*];
 
@@ -155,6 +171,8 @@ macro_rules! settings {
         check_range::<$kind>(stringify!($name), &$self.$field, ($lo, $hi))?;
     };
     (@check $self:ident, $name:ident, $field:ident, $kind:ident) => {};
+    (@option $value:expr) => { Some($value) };
+    (@option) => { None };
     (@range $lo:literal, $hi:literal) => { Some(($lo, $hi)) };
     (@range) => { None };
     (@serve serve_only) => { true };
@@ -164,7 +182,8 @@ macro_rules! settings {
 settings! {
     /// The cache directory: only its owner may write it, since it holds native code
     cache_dir => cache_dir: PathBuf as PathKind = default_cache_dir(),
-        env "NEXUS_CACHE_DIR", value "DIR";
+        env "NEXUS_CACHE_DIR", value "DIR",
+        shown "per user: `$XDG_CACHE_HOME/nexus`, else `~/.cache/nexus`";
     /// A read-only cache directory made ahead (`nexus cache warm`, e.g. in an image), looked up after the cache directory; a hit is verified, then copied into the cache directory. Its owner must be this user or root, and nobody else may write it
     seed_dir => seed_dir: Option<PathBuf> as OptionalPath = "",
         env "NEXUS_SEED_DIR", value "DIR";
@@ -216,10 +235,11 @@ settings! {
     #[serve_only]
     snapshot_after => snapshot_after: u32 as Count = "3",
         env "NEXUS_SNAPSHOT_AFTER", value "N", range "1" to "1000000";
-    /// Prepared handlers kept loaded at once; past it, the least recently invoked goes back to the plain path (its snapshot stays in the cache)
+    /// Snapshots kept loaded at once (handlers on the prepared path); past it, the least recently invoked handler goes back to the plain path (its snapshot stays in the cache). Formerly `max_prepared`
     #[serve_only]
-    max_prepared => max_prepared: u32 as Count = "16",
-        env "NEXUS_MAX_PREPARED", value "N", range "0" to "10000";
+    max_snapshots => max_snapshots: u32 as Count = "16",
+        env "NEXUS_MAX_SNAPSHOTS", value "N", range "0" to "10000",
+        formerly "max_prepared", "NEXUS_MAX_PREPARED";
     /// How `nexus serve` logs: `text` for people, `json` (one object a line) for clusters
     #[serve_only]
     log_format => log_format: LogFormat as LogFormat = "text",

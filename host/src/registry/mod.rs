@@ -23,7 +23,7 @@ use crate::config::SnapshotPolicy;
 use crate::error::{Error, Result};
 use crate::names;
 use crate::runtime::{Invocation, InvocationPath, Runtime};
-use snapshots::{Slot, Snapshots};
+use snapshots::{HandlerSnapshot, Snapshots};
 
 /// Checks a handler name: `[a-z0-9][a-z0-9_-]{0,63}`. A name is a key in a
 /// map, never a path.
@@ -67,12 +67,14 @@ pub struct Handler {
     /// show, so it shares cache entries with `nexus run <name>.js`).
     pub compiled: CompiledHandler,
     invocations: AtomicU64,
-    snapshot: Arc<Slot>,
+    snapshot: Arc<HandlerSnapshot>,
 }
 
-impl std::fmt::Debug for Slot {
+impl std::fmt::Debug for HandlerSnapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Slot").field(&self.state()).finish()
+        f.debug_tuple("HandlerSnapshot")
+            .field(&self.state())
+            .finish()
     }
 }
 
@@ -88,7 +90,7 @@ impl Handler {
     }
 
     /// Its snapshot policy: its own, if it was registered with one, else
-    /// the server's (`off` whatever either says when `max_prepared` is 0).
+    /// the server's (`off` whatever either says when `max_snapshots` is 0).
     pub fn snapshot_policy(&self) -> SnapshotPolicy {
         self.snapshot.policy()
     }
@@ -103,7 +105,7 @@ impl Handler {
 }
 
 /// Handlers by name, over one runtime, with the snapshot policy of its
-/// settings (`snapshot`, `snapshot_after`, `max_prepared`). `Send + Sync`.
+/// settings (`snapshot`, `snapshot_after`, `max_snapshots`). `Send + Sync`.
 pub struct Handlers {
     runtime: Arc<Runtime>,
     by_name: RwLock<BTreeMap<String, Arc<Handler>>>,
@@ -163,7 +165,7 @@ impl Handlers {
         let compiled = self.runtime.compile(&format!("{name}.js"), source)?;
         let handler = Arc::new(Handler {
             name: name.to_owned(),
-            snapshot: self.snapshots.slot(compiled.clone(), policy),
+            snapshot: self.snapshots.register(compiled.clone(), policy),
             compiled,
             invocations: AtomicU64::new(0),
         });

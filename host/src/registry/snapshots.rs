@@ -1,6 +1,6 @@
 //! Automatic per-handler snapshots: the policy over [`Runtime::prepare`].
 //!
-//! Each registered handler has a [`Slot`]: its policy (the server's
+//! Each registered handler has a [`HandlerSnapshot`]: its policy (the server's
 //! `snapshot` setting, or the handler's own: given at registration, else
 //! `handler_snapshots`' entry for its name), its snapshot's state and,
 //! once built, its prepared component. One background thread, at a lower CPU
@@ -13,7 +13,7 @@
 //!   answers are the same before and after the switch.
 //! - A build that fails leaves the handler on the plain path: the failure
 //!   is logged once, counted and shown, never an invocation's error.
-//! - At most `max_prepared` snapshots are loaded; past that, the least
+//! - At most `max_snapshots` snapshots are loaded; past that, the least
 //!   recently invoked is unloaded (its component stays in the cache, from
 //!   which a later build loads it without snapshotting again).
 
@@ -33,7 +33,7 @@ const QUEUE: usize = 256;
 /// Where a handler's snapshot stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Snapshot {
-    /// Snapshots are off (`snapshot = off`, or `max_prepared = 0`).
+    /// Snapshots are off (`snapshot = off`, or `max_snapshots = 0`).
     Off,
     /// Under `auto`: built after this many invocations.
     Waiting {
@@ -46,7 +46,7 @@ pub enum Snapshot {
     Building,
     /// Loaded: calls run in it.
     Prepared,
-    /// Unloaded to keep within `max_prepared`; the next call asks for it
+    /// Unloaded to keep within `max_snapshots`; the next call asks for it
     /// again, from the cache.
     Unloaded,
     /// Under `auto`, not used: the top level read something that differs
@@ -93,7 +93,7 @@ pub struct SnapshotCounts {
     pub refused: u64,
     /// The top level threw, ran out of time or memory, or the engine failed.
     pub failed: u64,
-    /// Unloaded to keep within `max_prepared`.
+    /// Unloaded to keep within `max_snapshots`.
     pub unloaded: u64,
 }
 
@@ -107,7 +107,7 @@ struct Counts {
 }
 
 /// One handler's snapshot.
-pub(crate) struct Slot {
+pub(crate) struct HandlerSnapshot {
     compiled: CompiledHandler,
     policy: SnapshotPolicy,
     state: Mutex<Snapshot>,
@@ -116,7 +116,7 @@ pub(crate) struct Slot {
     last_used: AtomicU64,
 }
 
-impl Slot {
+impl HandlerSnapshot {
     pub fn state(&self) -> Snapshot {
         self.state.lock().unwrap().clone()
     }
@@ -138,10 +138,10 @@ impl Slot {
 pub(crate) struct Snapshots {
     /// The server's `snapshot` setting: a handler's unless it has its own.
     policy: SnapshotPolicy,
-    /// `max_prepared` > 0: without room for one, no handler gets one.
+    /// `max_snapshots` > 0: without room for one, no handler gets one.
     enabled: bool,
     after: u32,
-    queue: SyncSender<Weak<Slot>>,
+    queue: SyncSender<Weak<HandlerSnapshot>>,
     counts: Arc<Counts>,
     clock: AtomicU64,
 }
@@ -149,14 +149,14 @@ pub(crate) struct Snapshots {
 impl Snapshots {
     /// The policy of `runtime`'s settings, with its worker started (even
     /// under `off`, which a handler's own policy may override), unless
-    /// `max_prepared` is 0.
+    /// `max_snapshots` is 0.
     pub fn start(runtime: Arc<Runtime>) -> Self {
         let config = runtime.config().clone();
-        let enabled = config.max_prepared > 0;
+        let enabled = config.max_snapshots > 0;
         let (queue, jobs) = mpsc::sync_channel(QUEUE);
         let counts = Arc::new(Counts::default());
         let worker = Worker {
-            max_prepared: config.max_prepared as usize,
+            max_snapshots: config.max_snapshots as usize,
             loaded: Vec::new(),
             counts: counts.clone(),
             runtime,
@@ -181,9 +181,13 @@ impl Snapshots {
         }
     }
 
-    /// A slot for a newly registered handler, under its own `policy` if it
+    /// A snapshot for a newly registered handler, under its own `policy` if it
     /// has one, else the server's; under `eager`, its build is queued now.
-    pub fn slot(&self, compiled: CompiledHandler, policy: Option<SnapshotPolicy>) -> Arc<Slot> {
+    pub fn register(
+        &self,
+        compiled: CompiledHandler,
+        policy: Option<SnapshotPolicy>,
+    ) -> Arc<HandlerSnapshot> {
         let policy = match policy.unwrap_or(self.policy) {
             _ if !self.enabled => SnapshotPolicy::Off,
             policy => policy,
@@ -193,7 +197,7 @@ impl Snapshots {
             SnapshotPolicy::Auto => Snapshot::Waiting { after: self.after },
             SnapshotPolicy::Eager => Snapshot::Queued,
         };
-        let slot = Arc::new(Slot {
+        let snapshot = Arc::new(HandlerSnapshot {
             compiled,
             policy,
             state: Mutex::new(state),
@@ -201,21 +205,26 @@ impl Snapshots {
             last_used: AtomicU64::new(0),
         });
         if policy == SnapshotPolicy::Eager {
-            self.enqueue(&slot, Snapshot::Waiting { after: 0 });
+            self.enqueue(&snapshot, Snapshot::Waiting { after: 0 });
         }
-        slot
+        snapshot
     }
 
     /// The prepared component to run this call in, if loaded; else, where
     /// `invocations` (this one included) reached the threshold, queues the
     /// build.
-    pub fn route(&self, slot: &Arc<Slot>, invocations: u64) -> Option<Arc<PreparedHandler>> {
-        if let Some(prepared) = slot.prepared() {
-            slot.last_used
+    pub fn route(
+        &self,
+        snapshot: &Arc<HandlerSnapshot>,
+        invocations: u64,
+    ) -> Option<Arc<PreparedHandler>> {
+        if let Some(prepared) = snapshot.prepared() {
+            snapshot
+                .last_used
                 .store(self.clock.fetch_add(1, Relaxed) + 1, Relaxed);
             return Some(prepared);
         }
-        let threshold = match slot.policy {
+        let threshold = match snapshot.policy {
             SnapshotPolicy::Off => return None,
             SnapshotPolicy::Auto => self.after,
             // Only if the build could not be queued at registration.
@@ -224,22 +233,22 @@ impl Snapshots {
         if invocations < u64::from(threshold) {
             return None;
         }
-        let mut state = slot.state.lock().unwrap();
+        let mut state = snapshot.state.lock().unwrap();
         if matches!(*state, Snapshot::Waiting { .. } | Snapshot::Unloaded) {
             let before = std::mem::replace(&mut *state, Snapshot::Queued);
             drop(state);
-            self.enqueue(slot, before);
+            self.enqueue(snapshot, before);
         }
         None
     }
 
-    /// Queues `slot`'s build; when the queue is full, puts back the state
+    /// Queues `snapshot`'s build; when the queue is full, puts back the state
     /// it had, so a later call asks again.
-    fn enqueue(&self, slot: &Arc<Slot>, before: Snapshot) {
+    fn enqueue(&self, snapshot: &Arc<HandlerSnapshot>, before: Snapshot) {
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.queue.try_send(Arc::downgrade(slot))
+            self.queue.try_send(Arc::downgrade(snapshot))
         {
-            slot.set(before);
+            snapshot.set(before);
         }
     }
 
@@ -257,15 +266,15 @@ impl Snapshots {
 
 /// The background builder: one build at a time.
 struct Worker {
-    max_prepared: usize,
-    /// The slots with a loaded snapshot; a removed handler's goes dead.
-    loaded: Vec<Weak<Slot>>,
+    max_snapshots: usize,
+    /// The snapshots with a loaded snapshot; a removed handler's goes dead.
+    loaded: Vec<Weak<HandlerSnapshot>>,
     counts: Arc<Counts>,
     runtime: Arc<Runtime>,
 }
 
 impl Worker {
-    fn run(mut self, jobs: Receiver<Weak<Slot>>) {
+    fn run(mut self, jobs: Receiver<Weak<HandlerSnapshot>>) {
         // Builds take seconds of CPU: let invocations go first.
         if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
             tracing::debug!("snapshot worker keeps its priority: {e}");
@@ -273,22 +282,22 @@ impl Worker {
         // Ends when the handlers (and so the queue's sender) are dropped.
         for job in jobs {
             // A handler removed or replaced since it was queued is gone.
-            if let Some(slot) = job.upgrade() {
-                self.build(&slot);
+            if let Some(snapshot) = job.upgrade() {
+                self.build(&snapshot);
             }
         }
     }
 
-    fn build(&mut self, slot: &Arc<Slot>) {
-        slot.set(Snapshot::Building);
-        let name = slot.compiled.name.as_str();
+    fn build(&mut self, snapshot: &Arc<HandlerSnapshot>) {
+        snapshot.set(Snapshot::Building);
+        let name = snapshot.compiled.name.as_str();
         let counts = &self.counts;
-        match self.runtime.prepare_unadmitted(&slot.compiled) {
+        match self.runtime.prepare_unadmitted(&snapshot.compiled) {
             Ok(prepared) => match prepared.observed.reason() {
-                Some(why) if slot.policy == SnapshotPolicy::Auto => {
+                Some(why) if snapshot.policy == SnapshotPolicy::Auto => {
                     counts.refused.fetch_add(1, Relaxed);
                     tracing::info!(target: "nexus::snapshot", handler = name, "not used under snapshot = auto: {why}; calls stay on the plain path");
-                    slot.set(Snapshot::Refused(format!(
+                    snapshot.set(Snapshot::Refused(format!(
                         "{why}; to snapshot it anyway, give it the eager policy \
                          (PUT /handlers/{name}?snapshot=eager, or the setting \
                          handler_snapshots = \"{name}=eager\")"
@@ -301,21 +310,21 @@ impl Worker {
                     };
                     outcome.fetch_add(1, Relaxed);
                     tracing::debug!(target: "nexus::snapshot", handler = name, origin = prepared.origin.as_str(), "prepared");
-                    self.install(slot, prepared);
+                    self.install(snapshot, prepared);
                 }
             },
             Err(e) => {
                 counts.failed.fetch_add(1, Relaxed);
                 let why = format!("{} ({})", e, e.kind());
                 tracing::warn!(target: "nexus::snapshot", handler = name, "snapshot failed; calls stay on the plain path: {why}");
-                slot.set(Snapshot::Failed(why));
+                snapshot.set(Snapshot::Failed(why));
             }
         }
     }
 
-    /// Loads `prepared` into `slot`, then unloads the least recently
-    /// invoked snapshots past `max_prepared`.
-    fn install(&mut self, slot: &Arc<Slot>, prepared: PreparedHandler) {
+    /// Loads `prepared` into `snapshot`, then unloads the least recently
+    /// invoked snapshots past `max_snapshots`.
+    fn install(&mut self, snapshot: &Arc<HandlerSnapshot>, prepared: PreparedHandler) {
         let newest = self
             .loaded
             .iter()
@@ -325,13 +334,13 @@ impl Worker {
             .unwrap_or(0);
         // It has not been invoked prepared yet: count it as recent as the
         // most recent, so it is not the first to go.
-        slot.last_used.store(newest, Relaxed);
-        *slot.prepared.write().unwrap() = Some(Arc::new(prepared));
-        slot.set(Snapshot::Prepared);
+        snapshot.last_used.store(newest, Relaxed);
+        *snapshot.prepared.write().unwrap() = Some(Arc::new(prepared));
+        snapshot.set(Snapshot::Prepared);
         self.loaded.retain(|s| s.strong_count() > 0);
-        self.loaded.push(Arc::downgrade(slot));
-        while self.loaded.len() > self.max_prepared {
-            let this = Arc::downgrade(slot);
+        self.loaded.push(Arc::downgrade(snapshot));
+        while self.loaded.len() > self.max_snapshots {
+            let this = Arc::downgrade(snapshot);
             let Some((index, _)) = self
                 .loaded
                 .iter()
@@ -346,7 +355,7 @@ impl Worker {
                 *old.prepared.write().unwrap() = None;
                 old.set(Snapshot::Unloaded);
                 self.counts.unloaded.fetch_add(1, Relaxed);
-                tracing::debug!(target: "nexus::snapshot", handler = old.compiled.name.as_str(), "unloaded (max_prepared)");
+                tracing::debug!(target: "nexus::snapshot", handler = old.compiled.name.as_str(), "unloaded (max_snapshots)");
             }
         }
     }

@@ -116,7 +116,7 @@ const FAMILIES: &[(&str, MetricType, &str, &[&str])] = &[
     (
         "nexus_snapshots_total",
         MetricType::COUNTER,
-        "Per-handler snapshot builds by outcome (built, loaded from the cache, refused under auto, failed), and snapshots unloaded to keep within max_prepared.",
+        "Per-handler snapshot builds by outcome (built, loaded from the cache, refused under auto, failed), and snapshots unloaded to keep within max_snapshots.",
         &["outcome"],
     ),
 ];
