@@ -3,9 +3,11 @@
 # Where cargo builds: $CARGO_TARGET_DIR if set, as cargo itself reads it.
 target := absolute_path(env_var_or_default("CARGO_TARGET_DIR", "target"))
 
-# The main job: serve examples/*.js on 127.0.0.1:8080 until Ctrl-C.
-run: build
-    cargo run -q --bin nexus -- serve --handlers examples
+# The main job: serve examples/*.js on 127.0.0.1:8080 until Ctrl-C, from an
+# optimized build (the `serve` profile: release with thin LTO).
+run:
+    cargo build --locked --profile serve --bin nexus
+    {{target}}/serve/nexus serve --handlers examples
 
 # Every test: the guest is built by host/build.rs on the way; then the Node
 # package (node/), from its lockfile, against the nexus those tests built.

@@ -235,7 +235,7 @@ settings! {
     #[serve_only]
     snapshot_after => snapshot_after: u32 as Count = "3",
         env "NEXUS_SNAPSHOT_AFTER", value "N", range "1" to "1000000";
-    /// Snapshots kept loaded at once (handlers on the prepared path); past it, the least recently invoked handler goes back to the plain path (its snapshot stays in the cache). Formerly `max_prepared`
+    /// Snapshots kept loaded at once (handlers on the prepared path); past it, the least recently invoked handler goes back to the plain path (its snapshot stays in the cache)
     #[serve_only]
     max_snapshots => max_snapshots: u32 as Count = "16",
         env "NEXUS_MAX_SNAPSHOTS", value "N", range "0" to "10000",
