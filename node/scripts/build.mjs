@@ -54,5 +54,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const jco = join(root, 'node_modules', '.bin', 'jco');
   run(jco, ['transpile', pre, '-o', join(dist, 'guest'), '--name', 'guest', '--instantiation', 'sync', '--quiet']);
   writeFileSync(join(dist, 'guest.json'), JSON.stringify({ fingerprint, nexus }, null, 2) + '\n');
+  // The host's settings table: src/config.js takes the shared settings'
+  // variables, ranges and defaults from it, so the two cannot drift.
+  const table = execFileSync(nexus, ['settings', '--format', 'json'], { encoding: 'utf8' });
+  writeFileSync(join(dist, 'settings.json'), table);
   console.log(`dist/guest: the pre-initialized guest ${fingerprint}, from ${nexus}`);
 }

@@ -1,18 +1,33 @@
-// Errors with the Rust host's kinds and fields (`compile_error` with file,
-// line and column; `runtime_error` with name, message and stack; `timeout`
-// with limit_ms; ...), as `GET`/`POST` errors and `Error::kind()` name them.
+// Errors with the Rust host's kinds and fields. In JavaScript the fields are
+// camelCase (`limitMs`, `sizeBytes`), as the rest of the API is; `toJSON()`
+// gives the host's own form (`limit_ms`), as its HTTP errors carry it. Each
+// error also has a Node-style `code`: `ERR_NEXUS_` and the kind in capitals
+// (`ERR_NEXUS_TIMEOUT`).
+
+/** `limit_ms` → `limitMs`. */
+export function camel(name) {
+  return name.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+}
+
+/** A record with camelCase keys, all the way down. */
+export function camelKeys(value) {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [camel(k), camelKeys(v)]));
+}
 
 export class NexusError extends Error {
   /**
    * @param {string} kind the host's error kind
    * @param {string} message
-   * @param {Record<string, unknown>} [fields] the kind's own fields
+   * @param {Record<string, unknown>} [fields] the kind's own fields, with
+   *   the host's names (`limit_ms`)
    */
   constructor(kind, message, fields = {}) {
     super(message);
     this.name = 'NexusError';
     this.kind = kind;
-    Object.assign(this, fields);
+    this.code = `ERR_NEXUS_${kind.toUpperCase()}`;
+    Object.assign(this, camelKeys(fields));
     this.fields = fields;
   }
 

@@ -3,7 +3,7 @@
 
 /** Settings; each beats its environment variable, which beats the default. */
 export interface Config {
-  /** NEXUS_CACHE_DIR; default `/tmp/nexus-cache`. */
+  /** NEXUS_CACHE_DIR; default the host's: `$XDG_CACHE_HOME/nexus`, else `~/.cache/nexus`. */
   cacheDir?: string;
   /** NEXUS_MAX_CACHE_SIZE_BYTES: the memory LRU's bound; bytes or `64Mi`; default 64Mi. */
   maxCacheSizeBytes?: number | string;
@@ -42,17 +42,17 @@ export interface Tier {
   misses: number;
   entries: number;
   bytes: number;
-  capacity_bytes: number;
+  capacityBytes: number;
   evictions: number;
 }
 
 export interface CacheStats {
   memory: Tier;
   disk: Tier;
-  hit_rate: number;
+  hitRate: number;
 }
 
-/** The host's `runtime-stats` record, with its field names. */
+/** The host's `runtime-stats` record, its names in camelCase (a handler's `Nexus.stats()` has the WIT's: `hit_rate`). */
 export interface RuntimeStats {
   bytecode: CacheStats;
   components: CacheStats;
@@ -67,12 +67,15 @@ export interface Runtime {
   /** `input`: a JSON-able value, or JSON text as a string. */
   invoke(handler: Handler, input?: unknown): Promise<Invocation>;
   stats(): RuntimeStats;
+  /** Calls not started reject with kind `closed`; running calls finish; then the workers end. */
   close(): Promise<void>;
 }
 
-/** The host's error kinds and fields: `compile_error` (file, line, column), `runtime_error` (name, stack), `timeout` (limit_ms), `output_too_large` (size_bytes, limit_bytes), `invalid_input`, `invalid_output`, `invalid_bytecode`, `invalid_module`, `stack_overflow`, `trap`, `config` (name, value). */
+/** The host's error kinds and fields, camelCase: `compile_error` (file, line, column), `runtime_error` (name, stack), `timeout` (limitMs), `output_too_large` (sizeBytes, limitBytes), `invalid_input`, `invalid_output`, `invalid_bytecode`, `invalid_module`, `stack_overflow`, `trap`, `config` (name, value); and `closed` (the runtime closed before the call started). `toJSON()` gives the host's own form (`limit_ms`). */
 export class NexusError extends Error {
   kind: string;
+  /** Node-style: `ERR_NEXUS_` and the kind in capitals (`ERR_NEXUS_TIMEOUT`). */
+  code: string;
   fields: Record<string, unknown>;
   [field: string]: unknown;
   toJSON(): Record<string, unknown>;
@@ -83,3 +86,6 @@ export function createRuntime(config?: Config): Promise<Runtime>;
 
 /** Bytes from a number or a quantity (`64Mi`, `128M`, `1Gi`); undefined if malformed. */
 export function parseSize(value: number | string): number | undefined;
+
+/** The host's default cache directory for this user (`$XDG_CACHE_HOME/nexus`, else `~/.cache/nexus`). */
+export function defaultCacheDir(env?: Record<string, string | undefined>): string;

@@ -8,12 +8,12 @@
 import { statSync } from 'node:fs';
 import { bytecodeKey, bytesToHex, DiskTier, MemoryTier, ready, tierStats } from './cache.js';
 import { resolveConfig } from './config.js';
-import { NexusError } from './errors.js';
+import { camelKeys, NexusError } from './errors.js';
 import { buildInfo, compileModules } from './guest.js';
 import { Pool } from './pool.js';
 
 export { NexusError } from './errors.js';
-export { parseSize } from './config.js';
+export { defaultCacheDir, parseSize } from './config.js';
 
 // Compiling is not the handler's code running, but a large bundle takes a
 // while: it gets at least this long.
@@ -70,7 +70,7 @@ class Runtime {
     }
     this.counts.instances++;
     const timeout = Math.max(this.config.timeoutMs, MIN_COMPILE_TIMEOUT_MS);
-    const { value } = await this.pool.run({ op: 'compile', name, source, options, stats: this.stats() }, timeout);
+    const { value } = await this.pool.run({ op: 'compile', name, source, options, stats: this.record() }, timeout);
     this.counts.compiles++;
     this.memory.insert(hex, value);
     this.disk.write(key, value);
@@ -99,7 +99,7 @@ class Runtime {
     this.counts.instances++;
     // Counted when it ends, as the host counts: a handler's Nexus.stats()
     // sees the calls before its own.
-    const stats = this.stats();
+    const stats = this.record();
     const job = { op: 'invoke', name: handler.name, bytecode: handler.bytecode, input: json, stats };
     let answer;
     try {
@@ -125,8 +125,18 @@ class Runtime {
     return { output: JSON.parse(value), json: value, logs };
   }
 
-  /** The `runtime-stats` record, with the host's field names. */
+  /**
+   * The `runtime-stats` record, its keys in camelCase like the rest of
+   * this API (`hitRate`, `capacityBytes`); a handler's `Nexus.stats()`
+   * reads the same figures under the WIT record's names (`hit_rate`), as
+   * in the host.
+   */
   stats() {
+    return camelKeys(this.record());
+  }
+
+  /** The record with the host's (WIT) names, for the guest's `stats` import. */
+  record() {
     const rate = (memory, compiles) => {
       const lookups = memory.hits + memory.misses;
       return lookups === 0 ? 0 : (lookups - compiles) / lookups;
@@ -158,7 +168,10 @@ class Runtime {
     };
   }
 
-  /** Ends the worker threads; pending calls fail. */
+  /**
+   * Stops: calls not started yet reject with kind `closed`; calls running
+   * finish as they would have; then the worker threads end.
+   */
   close() {
     return this.pool.close();
   }
@@ -167,7 +180,8 @@ class Runtime {
 /**
  * A runtime. `config` beats the environment (NEXUS_CACHE_DIR,
  * NEXUS_MAX_CACHE_SIZE_BYTES, NEXUS_TIMEOUT_MS, NEXUS_MAX_OUTPUT_BYTES,
- * NEXUS_MAX_INSTANCES), which beats the defaults.
+ * NEXUS_MAX_INSTANCES: the host's settings, from its table), which beats
+ * the defaults (the host's, but a worker thread per CPU).
  *
  * @throws {NexusError} kind `config` for a bad setting, naming it.
  */

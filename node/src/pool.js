@@ -1,6 +1,13 @@
 // Worker threads that run jobs, at most `size` at once; the rest queue.
-// A job past its timeout ends its worker (terminate), which is replaced:
-// a handler that loops costs one worker, never the runtime.
+// A job past its timeout ends its worker (terminate), which is replaced at
+// once: a handler that loops costs one worker, never the runtime.
+//
+// A job's timeout counts only its own run: a job is given to a worker that
+// has already started (it says `ready`), and the clock starts then. Workers
+// are started ahead, one spare beyond the jobs at hand (within `size`), so
+// the next job seldom waits for one.
+//
+// Workers are unref'd: idle ones never keep Node alive.
 import { Worker } from 'node:worker_threads';
 import { fromWire, NexusError } from './errors.js';
 
@@ -15,17 +22,23 @@ export class Pool {
     this.modules = modules;
     this.idle = [];
     this.busy = new Set();
+    this.starting = new Set();
+    // Every worker not yet ended, whatever it is doing.
+    this.workers = new Set();
     this.queue = [];
     this.nextId = 0;
     this.closed = false;
+    this.closing = undefined;
+    this.warm();
   }
 
   /**
    * Runs `job` on a worker. Resolves `{value, logs}`; rejects with the
-   * job's NexusError (with `.logs`), or `timeout` after `timeoutMs`.
+   * job's NexusError (with `.logs`), `timeout` after `timeoutMs` of its own
+   * run, or `closed` if the pool closes before it starts.
    */
   run(job, timeoutMs) {
-    if (this.closed) return Promise.reject(new NexusError('engine', 'the runtime is closed'));
+    if (this.closed) return Promise.reject(closedError());
     return new Promise((resolve, reject) => {
       this.queue.push({ job: { ...job, id: this.nextId++ }, timeoutMs, resolve, reject });
       this.pump();
@@ -33,14 +46,17 @@ export class Pool {
   }
 
   pump() {
-    while (this.queue.length > 0) {
-      let worker = this.idle.pop();
-      if (!worker) {
-        if (this.busy.size >= this.size) return;
-        worker = this.spawn();
-      }
-      this.dispatch(worker, this.queue.shift());
+    while (this.queue.length > 0 && this.idle.length > 0) {
+      this.dispatch(this.idle.pop(), this.queue.shift());
     }
+    this.warm();
+  }
+
+  /** Starts workers until every queued job, and one spare, has one ready or starting, within `size`. */
+  warm() {
+    if (this.closed) return;
+    const wanted = Math.min(this.size, this.busy.size + this.queue.length + 1);
+    while (this.busy.size + this.idle.length + this.starting.size < wanted) this.spawn();
   }
 
   spawn() {
@@ -52,23 +68,44 @@ export class Pool {
       resourceLimits: { stackSizeMb: STACK_MB },
     });
     worker.unref();
+    this.starting.add(worker);
+    this.workers.add(worker);
     worker.on('message', (msg) => {
+      if (msg.ready) {
+        this.starting.delete(worker);
+        if (this.closed) {
+          this.retire(worker);
+          return;
+        }
+        this.idle.push(worker);
+        this.pump();
+        return;
+      }
       const task = worker.task;
       if (!task || msg.id !== task.job.id) return;
       this.finish(worker, task);
-      this.idle.push(worker);
+      if (!this.closed) this.idle.push(worker);
       if (msg.ok) task.resolve({ value: msg.value, logs: msg.logs });
       else task.reject(Object.assign(fromWire(msg.error), { logs: msg.logs }));
       this.pump();
     });
     worker.on('error', (e) => {
       const task = worker.task;
+      const started = !this.starting.has(worker);
       this.retire(worker);
       if (task) {
         this.finish(worker, task);
         task.reject(new NexusError('trap', `the worker running the guest failed: ${e.message}`));
       }
-      this.pump();
+      if (started) {
+        this.pump();
+        return;
+      }
+      // A worker that cannot even start: fail what waits, and try again
+      // only when a new job comes, never in a loop.
+      for (const queued of this.queue.splice(0)) {
+        queued.reject(new NexusError('trap', `cannot start a worker for the guest: ${e.message}`));
+      }
     });
     return worker;
   }
@@ -76,6 +113,7 @@ export class Pool {
   dispatch(worker, task) {
     worker.task = task;
     this.busy.add(worker);
+    task.done = new Promise((settled) => (task.settled = settled));
     task.timer = setTimeout(() => {
       this.retire(worker);
       this.finish(worker, task);
@@ -93,19 +131,38 @@ export class Pool {
     clearTimeout(task.timer);
     worker.task = undefined;
     this.busy.delete(worker);
+    task.settled();
   }
 
   retire(worker) {
     worker.removeAllListeners('message');
     worker.terminate();
+    this.workers.delete(worker);
     this.busy.delete(worker);
+    this.starting.delete(worker);
     this.idle = this.idle.filter((w) => w !== worker);
   }
 
-  async close() {
+  /**
+   * Stops taking jobs: queued ones reject with `closed` at once, running
+   * ones finish (or time out) as they would have, then every worker ends.
+   */
+  close() {
+    if (this.closing) return this.closing;
     this.closed = true;
-    const all = [...this.idle, ...this.busy];
-    this.idle = [];
-    await Promise.all(all.map((w) => w.terminate()));
+    for (const task of this.queue.splice(0)) task.reject(closedError());
+    const running = [...this.busy].map((worker) => worker.task.done);
+    this.closing = Promise.allSettled(running).then(async () => {
+      const workers = [...this.workers];
+      this.workers.clear();
+      this.idle = [];
+      this.starting.clear();
+      await Promise.all(workers.map((w) => w.terminate()));
+    });
+    return this.closing;
   }
+}
+
+function closedError() {
+  return new NexusError('closed', 'the runtime was closed before this call started');
 }

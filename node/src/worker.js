@@ -39,3 +39,6 @@ parentPort.on('message', (job) => {
     parentPort.postMessage({ id: job.id, ok: false, error: toWire(classify(e)), logs });
   }
 });
+
+// Loaded: the pool may give this worker a job, and start its clock.
+parentPort.postMessage({ ready: true });

@@ -1,9 +1,11 @@
 // Isolation, timeouts, errors, stats and settings, through the public API.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createRuntime, NexusError, parseSize } from '../src/index.js';
-import { resolveConfig } from '../src/config.js';
-import { tempDir } from './helpers.js';
+import { join } from 'node:path';
+import { createRuntime, defaultCacheDir, NexusError, parseSize } from '../src/index.js';
+import { camelKeys } from '../src/errors.js';
+import { hostSettings, resolveConfig } from '../src/config.js';
+import { nexus, tempDir } from './helpers.js';
 
 test('a handler that loops gets timeout near its limit, and the runtime keeps serving', async () => {
   const runtime = await createRuntime({ cacheDir: tempDir(), timeoutMs: 300, maxInstances: 1 });
@@ -14,7 +16,9 @@ test('a handler that loops gets timeout near its limit, and the runtime keeps se
       const start = performance.now();
       await assert.rejects(runtime.invoke(loop, {}), (e) => {
         assert.equal(e.kind, 'timeout');
-        assert.equal(e.limit_ms, 300);
+        assert.equal(e.code, 'ERR_NEXUS_TIMEOUT');
+        assert.equal(e.limitMs, 300);
+        assert.equal(e.toJSON().limit_ms, 300, "toJSON is the host's wire form");
         return true;
       });
       // A correctness bound, not a benchmark: the worker is ended, not
@@ -77,7 +81,8 @@ test('errors carry the host kinds and fields', async () => {
     const big = await runtime.compile('big.js', 'export default () => "x".repeat(4096)');
     await assert.rejects(runtime.invoke(big, {}), (e) => {
       assert.equal(e.kind, 'output_too_large');
-      assert.deepEqual([e.size_bytes, e.limit_bytes], [4098, 1024]);
+      assert.deepEqual([e.sizeBytes, e.limitBytes], [4098, 1024]);
+      assert.equal(e.code, 'ERR_NEXUS_OUTPUT_TOO_LARGE');
       return true;
     });
     const recursion = await runtime.compile(
@@ -102,7 +107,10 @@ test('stats() is the host runtime-stats shape, and handlers read it through Nexu
       value && typeof value === 'object'
         ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, shape(v)]))
         : typeof value;
-    assert.deepEqual(shape(output), shape(ours), 'the same record, the same names');
+    assert.deepEqual(shape(camelKeys(output)), shape(ours), 'the same record, in camelCase');
+    assert.equal(typeof ours.bytecode.hitRate, 'number');
+    assert.equal(typeof ours.bytecode.memory.capacityBytes, 'number');
+    assert.equal(typeof output.bytecode.hit_rate, 'number', "Nexus.stats() keeps the WIT's names");
     assert.deepEqual(Object.keys(ours).sort(), ['bytecode', 'compiles', 'components', 'executions', 'failures', 'timeouts']);
     assert.equal(output.compiles, 1);
     assert.equal(output.bytecode.memory.hits, 1, 'the second compile was a memory hit');
@@ -119,19 +127,86 @@ test('settings: the argument beats the environment, which beats the defaults; ba
   assert.equal(config.cacheDir, '/from/env');
   assert.equal(config.maxCacheSizeBytes, 32 * 2 ** 20);
   assert.equal(config.timeoutMs, 50);
-  const defaults = resolveConfig({}, {});
-  assert.equal(defaults.cacheDir, '/tmp/nexus-cache');
+  const defaults = resolveConfig({}, { HOME: '/home/ada' });
+  assert.equal(defaults.cacheDir, '/home/ada/.cache/nexus', "the host's per-user default");
+  assert.equal(resolveConfig({}, { XDG_CACHE_HOME: '/xdg', HOME: '/home/ada' }).cacheDir, '/xdg/nexus');
   assert.equal(defaults.maxCacheSizeBytes, 64 * 2 ** 20);
   assert.equal(defaults.timeoutMs, 1000);
   assert.equal(parseSize('64Mi'), 64 * 2 ** 20);
   assert.equal(parseSize('128M'), 128e6);
   assert.equal(parseSize('1Gi'), 2 ** 30);
   assert.equal(parseSize('12 apples'), undefined);
+  assert.equal(parseSize('2K'), undefined, 'K is not a unit the host takes (k and Ki are)');
+  assert.equal(parseSize('2k'), 2000);
   assert.throws(() => resolveConfig({}, { NEXUS_MAX_CACHE_SIZE_BYTES: 'lots' }), (e) => {
     assert.equal(e.kind, 'config');
-    assert.match(e.message, /maxCacheSizeBytes \(NEXUS_MAX_CACHE_SIZE_BYTES\) = "lots": expected bytes, or a quantity like 64Mi/);
+    assert.match(e.message, /maxCacheSizeBytes \(NEXUS_MAX_CACHE_SIZE_BYTES\) = "lots": expected a size in bytes .* or a Kubernetes quantity/);
+    assert.equal(e.code, 'ERR_NEXUS_CONFIG');
     return true;
   });
   assert.throws(() => resolveConfig({ timeoutMs: 0 }, {}), /timeoutMs = 0: expected .* from 1 to 3600000/);
   assert.throws(() => resolveConfig({ cacheDirectory: '/x' }, {}), /unknown setting cacheDirectory/);
+});
+
+test("the shared settings are the host's: its variables, ranges and defaults", () => {
+  const table = JSON.parse(nexus(['settings', '--format', 'json']).stdout).settings;
+  assert.deepEqual(hostSettings(), table, 'dist/settings.json is what this nexus prints');
+  const max = table.find((s) => s.name === 'max_instances');
+  assert.deepEqual(max.range, ['1', '10000']);
+  assert.equal(resolveConfig({ maxInstances: 10000 }, {}).maxInstances, 10000);
+  assert.throws(() => resolveConfig({ maxInstances: 10001 }, {}), /maxInstances = 10001: expected .* from 1 to 10000/);
+  assert.throws(() => resolveConfig({ maxCacheSizeBytes: '2Ti' }, {}), /from 0 to 1Ti/);
+  assert.equal(resolveConfig({}, {}).timeoutMs, Number(table.find((s) => s.name === 'timeout_ms').default));
+
+  // Out of the box, both sides use the same cache directory.
+  const home = tempDir('nexus-node-home-');
+  const env = { HOME: home, XDG_CACHE_HOME: '', NEXUS_CACHE_DIR: '' };
+  nexus(['cache', 'warm'], env); // the host makes its default directory
+  const hosts = JSON.parse(nexus(['cache', 'stats', '--json'], env).stdout || '{}');
+  assert.equal(defaultCacheDir(env), join(home, '.cache', 'nexus'));
+  assert.equal(hosts.dir, defaultCacheDir(env), JSON.stringify(hosts));
+});
+
+test('close() rejects calls not started with closed, and lets running ones finish', async () => {
+  const runtime = await createRuntime({ cacheDir: tempDir(), maxInstances: 1, timeoutMs: 20_000 });
+  const slow = await runtime.compile(
+    'slow.js',
+    'export default () => { const end = Date.now() + 300; while (Date.now() < end) {} return "done" }',
+  );
+  const running = runtime.invoke(slow, {});
+  const queued = [runtime.invoke(slow, {}), runtime.invoke(slow, {})];
+  // The first call is on the only worker once the pool has dispatched it.
+  while (runtime.pool.busy.size === 0) await new Promise((r) => setTimeout(r, 5));
+  const closed = runtime.close();
+  for (const call of queued) {
+    await assert.rejects(call, (e) => {
+      assert.equal(e.kind, 'closed');
+      assert.equal(e.code, 'ERR_NEXUS_CLOSED');
+      return true;
+    });
+  }
+  assert.equal((await running).output, 'done', 'a running call finishes, it is not cut off');
+  await closed;
+  await assert.rejects(runtime.invoke(slow, {}), { kind: 'closed' });
+});
+
+test("a call's timeout counts its own run, not the start of a worker", async () => {
+  const runtime = await createRuntime({ cacheDir: tempDir(), maxInstances: 1, timeoutMs: 400 });
+  try {
+    const loop = await runtime.compile('loop.js', 'export default () => { for (;;) {} }');
+    const hello = await runtime.compile('hello.js', 'export default () => "hi"');
+    for (let round = 0; round < 3; round++) {
+      await assert.rejects(runtime.invoke(loop, {}), { kind: 'timeout' });
+      // The looping worker was ended and its replacement started at once.
+      // A call made while it starts waits in the queue, its clock not yet
+      // running (no worker is busy with it), however long the start takes.
+      const pool = runtime.pool;
+      const call = runtime.invoke(hello, {});
+      assert.equal(pool.starting.size, 1, 'the replacement is starting');
+      assert.deepEqual([pool.queue.length, pool.busy.size], [1, 0], 'queued, not given to a starting worker');
+      assert.equal((await call).output, 'hi');
+    }
+  } finally {
+    await runtime.close();
+  }
 });
