@@ -22,10 +22,16 @@ fn nexus_bench_reports_percentiles() {
     );
     assert!(median > 0.0 && median <= p90 && p90 <= p99, "{report}");
     assert!(report["per_second"].as_f64().unwrap() > 0.0);
-    // Each phase of an invocation was measured (and so took some time).
-    for phase in ["setup", "instantiate", "call", "teardown"] {
-        let us = report["phases_us"][phase].as_f64();
-        assert!(us.is_some_and(|us| us > 0.0), "{phase}: {report}");
+    assert_eq!(report["path"], "plain", "{report}");
+    // Exactly the four phases, each measured. Each call's whole time holds
+    // each of its phases, so the median call is at least each phase's
+    // median: phases that were not part of the call would break that.
+    let phases = report["phases_us"].as_object().unwrap();
+    let names: Vec<&str> = phases.keys().map(String::as_str).collect();
+    assert_eq!(names, ["call", "instantiate", "setup", "teardown"]);
+    for (phase, us) in phases {
+        let us = us.as_f64().unwrap();
+        assert!(us > 0.0 && us <= median, "{phase}: {report}");
     }
 }
 
@@ -50,6 +56,10 @@ fn nexus_bench_runs_a_prepared_handler() {
     assert!(
         report["median_us"].as_f64().is_some_and(|us| us > 0.0),
         "{report}"
+    );
+    assert_eq!(
+        report["path"], "prepared",
+        "every call ran in the handler's own snapshot: {report}"
     );
 }
 

@@ -107,9 +107,11 @@ fn help_explains_run() {
 }
 
 #[test]
-fn the_cache_dir_flag_is_accepted() {
+fn the_cache_dir_flag_names_the_directory_used() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut cmd, _c) = nexus();
+    // `nexus()` sets NEXUS_CACHE_DIR to a directory of its own: the flag
+    // must win over it.
+    let (mut cmd, env_dir) = nexus();
     let out = output(
         cmd.arg("run")
             .arg(hello())
@@ -117,6 +119,17 @@ fn the_cache_dir_flag_is_accepted() {
             .arg(dir.path()),
     );
     assert!(out.status.success());
+    let entries = |sub: &str| {
+        std::fs::read_dir(dir.path().join("v1").join(sub))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(entries("bytecode"), 1, "the handler's bytecode is there");
+    assert_eq!(entries("components"), 1, "and the guest's native code");
+    assert!(
+        !env_dir.path().join("v1").exists(),
+        "the environment's directory was not used"
+    );
 }
 
 #[test]

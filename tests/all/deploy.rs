@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use nexus_host::parse_size;
 use serde_json::Value;
 
-use crate::server::Server;
+use crate::support::server::Server;
 
 pub fn kubernetes_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes")
@@ -415,7 +415,10 @@ fn the_pod_as_deployed_starts_warm_from_the_images_seed_and_answers_probes_and_s
     // Warm: nothing compiled, nothing snapshotted; the seed answered.
     for artifact in ["bytecode", "component"] {
         let series = |name: &str, tier: &str| {
-            crate::server::sample(&text, &format!(r#"{name}{{artifact="{artifact}"{tier}}}"#))
+            crate::support::server::sample(
+                &text,
+                &format!(r#"{name}{{artifact="{artifact}"{tier}}}"#),
+            )
         };
         assert_eq!(series("nexus_cache_misses_total", ""), 0.0, "{artifact}");
         assert!(
@@ -424,11 +427,11 @@ fn the_pod_as_deployed_starts_warm_from_the_images_seed_and_answers_probes_and_s
         );
     }
     assert_eq!(
-        crate::server::sample(&text, r#"nexus_snapshots_total{outcome="built"}"#),
+        crate::support::server::sample(&text, r#"nexus_snapshots_total{outcome="built"}"#),
         0.0
     );
     assert_eq!(
-        crate::server::sample(&text, r#"nexus_snapshots_total{outcome="loaded"}"#),
+        crate::support::server::sample(&text, r#"nexus_snapshots_total{outcome="loaded"}"#),
         1.0
     );
     // The config's log format took: one JSON object a line.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use nexus_host::{Artifact, Cache, Config, Key, Origin, Runtime};
 use serde_json::Value;
 
-use crate::server::{handlers_dir, Server};
+use crate::support::server::{handlers_dir, Server};
 use crate::support::Rng;
 
 fn seconds(var: &str, default: u64) -> Duration {

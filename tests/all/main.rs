@@ -19,7 +19,6 @@ mod node;
 mod prepared;
 mod seed;
 mod serve;
-mod server;
 mod settings;
 mod snapshots;
 mod support;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::deploy::{kubernetes_dir, object, rendered};
-use crate::server::{get, serve, Running};
+use crate::support::server::{get, serve, Running};
 
 fn deploy_dir() -> std::path::PathBuf {
     kubernetes_dir().join("..")
@@ -239,7 +239,7 @@ impl Prometheus {
 }
 
 fn sample(scrape: &str, series: &str) -> f64 {
-    crate::server::sample(scrape, series)
+    crate::support::server::sample(scrape, series)
 }
 
 #[test]

@@ -14,8 +14,8 @@ use std::process::Command;
 
 use nexus_host::{Artifact, Cache, Key, GUEST_WASM};
 
-use crate::server::{handlers_dir, sample, Server};
 use crate::support::output;
+use crate::support::server::{handlers_dir, sample, Server};
 
 const HELLO: &str = "export default (ctx) => ({ hi: ctx.name })";
 

@@ -141,9 +141,9 @@ fn the_settings_page_is_generated_from_the_table() {
 /// set it, each with a warning naming the new one.
 #[test]
 fn a_renamed_setting_answers_to_its_old_name_with_a_warning() {
-    use crate::server::serve;
+    use crate::support::server::serve;
     const HELLO: (&str, &str) = ("hello.js", "export default () => 1");
-    let snapshot = |server: &crate::server::Running| {
+    let snapshot = |server: &crate::support::server::Running| {
         server.request("GET", "/handlers/hello", b"").json()["snapshot"].clone()
     };
 
@@ -156,9 +156,9 @@ fn a_renamed_setting_answers_to_its_old_name_with_a_warning() {
     );
 
     let cache = tempfile::tempdir().unwrap();
-    let handlers = crate::server::handlers_dir(&[HELLO]);
+    let handlers = crate::support::server::handlers_dir(&[HELLO]);
     let dir = handlers.path().to_str().unwrap();
-    let server = crate::server::Server::start_with(
+    let server = crate::support::server::Server::start_with(
         cache.path(),
         &["--handlers", dir],
         &[("NEXUS_MAX_PREPARED", "0")],
@@ -179,7 +179,7 @@ fn a_renamed_setting_answers_to_its_old_name_with_a_warning() {
     let toml = tempfile::tempdir().unwrap();
     let file = toml.path().join("nexus.toml");
     std::fs::write(&file, "max_prepared = 0\n").unwrap();
-    let server = crate::server::Server::start(
+    let server = crate::support::server::Server::start(
         cache.path(),
         &["--handlers", dir, "--config", file.to_str().unwrap()],
     )

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::server::{handlers_dir, sample, serve, Server};
+use crate::support::server::{handlers_dir, sample, serve, Server};
 
 /// A top level that computes something (a table), and reads nothing that
 /// differs between instances.

@@ -27,6 +27,7 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     prepared: bool,
     /// Print JSON: {"median_us", "p90_us", "p99_us", "per_second", "iterations",
+    /// "path" (`plain` or `prepared`: the path every call took),
     /// "phases_us": {"setup", "instantiate", "call", "teardown"}} (phase medians).
     #[arg(long)]
     json: bool,
@@ -50,12 +51,15 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
     }
     let n = args.iterations as usize;
     let mut samples = Vec::with_capacity(n);
+    let mut paths = std::collections::BTreeSet::new();
     let mut phases: [Vec<Duration>; 4] = std::array::from_fn(|_| Vec::with_capacity(n));
     let start = Instant::now();
     for _ in 0..args.iterations {
         let t = Instant::now();
-        let timing = invoke()?.timing;
+        let invocation = invoke()?;
         samples.push(t.elapsed());
+        paths.insert(invocation.path.as_str());
+        let timing = invocation.timing;
         for (phase, part) in phases.iter_mut().zip(timing.phases()) {
             phase.push(part);
         }
@@ -70,6 +74,7 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
         "p99_us": p99,
         "per_second": per_second,
         "iterations": args.iterations,
+        "path": paths.into_iter().collect::<Vec<_>>().join(","),
         "phases_us": Timing::PHASES.into_iter().zip(phases).collect::<std::collections::BTreeMap<_, _>>(),
     });
     if args.json {

@@ -1,4 +1,7 @@
-//! Helpers shared by the test modules: the runtime, the CLI, the vectors.
+//! Helpers shared by the test modules: the runtime, the CLI, the vectors;
+//! [`server`], the `nexus serve` fixture.
+
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

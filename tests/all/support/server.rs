@@ -16,6 +16,8 @@ pub struct Server {
     /// The `curl` lines it printed on start, to paste in order.
     pub curl: Vec<String>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The thread reading stderr into `stderr`; joined by [`Server::wait`].
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// One HTTP answer.
@@ -95,7 +97,7 @@ impl Server {
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let sink = stderr.clone();
         let mut pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = pipe.read(&mut buf) {
                 if n == 0 {
@@ -111,6 +113,7 @@ impl Server {
             addr,
             curl,
             stderr,
+            reader: Some(reader),
         }
     }
 
@@ -172,9 +175,33 @@ impl Server {
         self.wait()
     }
 
-    /// Waits for the process to exit by itself.
+    /// Waits for the process to exit by itself, and for its log to be
+    /// read to the end.
     pub fn wait(&mut self) -> std::process::ExitStatus {
-        self.child.wait().unwrap()
+        let status = self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        status
+    }
+
+    /// Waits (up to a minute) until at least `n` invocations are running,
+    /// as `nexus_instances_active` reports: a request sent from another
+    /// thread is then in flight, however slow the machine.
+    pub fn wait_for_active(&self, n: u32) {
+        let start = Instant::now();
+        loop {
+            let metrics = self.request("GET", "/metrics", b"").text();
+            if sample(&metrics, "nexus_instances_active") >= f64::from(n) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "never {n} active: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 

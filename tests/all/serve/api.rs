@@ -1,0 +1,350 @@
+//! The API: registering, invoking, listing, replacing and removing
+//! handlers; the start-up lines; every status of the error table.
+
+use super::*;
+
+#[test]
+fn register_invoke_list_replace_and_delete() {
+    let server = serve(
+        &[("double.js", DOUBLE), ("notes.txt", "not a handler")],
+        &[],
+    );
+
+    let answer = server.request("POST", "/handlers/double/invoke", br#"{"n":21}"#);
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.json(), json!({ "twice": 42 }));
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    assert_eq!(answer.header("x-nexus-path"), Some("plain"));
+    assert!(answer
+        .header("x-nexus-duration-us")
+        .unwrap()
+        .parse::<u64>()
+        .is_ok());
+
+    let list = server.request("GET", "/handlers", b"").json();
+    let names: Vec<&str> = list["handlers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["double"], "only *.js files: {list}");
+
+    // A new handler, then the same source again (a memory hit), then a
+    // replacement.
+    let created = server.request(
+        "PUT",
+        "/handlers/greet",
+        b"export default (c) => 'hi ' + c.who",
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    let created = created.json();
+    assert_eq!(created["name"], "greet");
+    assert_eq!(created["origin"], "compiled");
+    assert_eq!(created["key"].as_str().unwrap().len(), 64);
+    assert!(created["bytecode_bytes"].as_u64().unwrap() > 0);
+    let again = server.request(
+        "PUT",
+        "/handlers/greet",
+        b"export default (c) => 'hi ' + c.who",
+    );
+    assert_eq!(
+        (again.status, again.json()["origin"].clone()),
+        (200, json!("memory"))
+    );
+    let greet = |who: &str| {
+        server.request(
+            "POST",
+            "/handlers/greet/invoke",
+            format!(r#"{{"who":"{who}"}}"#).as_bytes(),
+        )
+    };
+    assert_eq!(greet("ada").json(), json!("hi ada"));
+    let replaced = server.request(
+        "PUT",
+        "/handlers/greet",
+        b"export default (c) => 'hello ' + c.who",
+    );
+    assert_eq!(replaced.status, 200);
+    assert_ne!(replaced.json()["key"], created["key"]);
+    assert_eq!(greet("ada").json(), json!("hello ada"));
+
+    let shown = server.request("GET", "/handlers/greet", b"").json();
+    assert_eq!(shown["invocations"], 1, "counted per version: {shown}");
+    assert_eq!(shown["path"], "plain");
+    assert_eq!(shown["key"], replaced.json()["key"]);
+    // An empty body is `{}`.
+    let empty = server.request("POST", "/handlers/greet/invoke", b"");
+    assert_eq!(empty.json(), json!("hello undefined"));
+
+    assert_eq!(server.request("DELETE", "/handlers/greet", b"").status, 204);
+    assert_eq!(greet("ada").status, 404);
+    assert_eq!(server.request("DELETE", "/handlers/greet", b"").status, 404);
+    assert_eq!(
+        server.request("GET", "/healthz", b"").json()["status"],
+        "ok"
+    );
+}
+
+/// Runs the server's start-up `curl` lines in a shell, as a user pastes
+/// them; answers the last one's output.
+fn paste(server: &Server) -> String {
+    let mut last = String::new();
+    for line in &server.curl {
+        let out = std::process::Command::new("sh")
+            .args(["-c", line])
+            .output()
+            .expect("sh runs; curl must be installed to paste the start-up lines");
+        assert!(out.status.success(), "{line}: {out:?}");
+        last = String::from_utf8(out.stdout).unwrap();
+    }
+    last
+}
+
+#[test]
+fn the_start_up_lines_paste_as_they_are() {
+    // A handlers file: the line invokes it.
+    let server = serve(&[("hello.js", HELLO)], &[]);
+    assert_eq!(server.curl.len(), 1, "{:?}", server.curl);
+    let answer: Value = serde_json::from_str(&paste(&server)).unwrap();
+    assert_eq!(answer, json!({ "message": "Hello, Nexus!" }));
+
+    // None: a first line registers one, and the second invokes it.
+    let server = serve(&[], &[]);
+    assert_eq!(server.curl.len(), 2, "{:?}", server.curl);
+    let answer: Value = serde_json::from_str(&paste(&server)).unwrap();
+    assert_eq!(answer, json!({ "message": "Hello, Nexus!" }));
+}
+
+/// Each row of the README's table of errors, with its JSON.
+#[test]
+fn every_error_has_its_status_and_json() {
+    let server = serve(&[
+        ("double.js", DOUBLE),
+        (
+            "throws.js",
+            "function check() { throw new TypeError('bad thing'); }\nexport default () => check();",
+        ),
+        ("bigint.js", "export default () => 10n"),
+        (
+            "huge.js",
+            "export default () => 'x'.repeat(2 * 1024 * 1024)",
+        ),
+        (
+            "bomb.js",
+            "export default () => { const a = []; for (;;) a.push(new ArrayBuffer(1 << 20)); }",
+        ),
+        (
+            "recurse.js",
+            "export default () => JSON.parse('['.repeat(1e6))",
+        ),
+        ("loop.js", "export default () => { for (;;) {} }"),
+        ("nodefault.js", "export const x = 1;"),
+    ], &["--max-body-bytes",
+            "64Ki",
+            "--max-output-bytes",
+            "1Mi",
+            "--max-memory-bytes",
+            "32Mi",
+            "--timeout-ms",
+            "20000"]);
+    let check = |method: &str, path: &str, body: &[u8], status: u16, kind: &str| -> Value {
+        let reply = server.request(method, path, body);
+        assert_eq!(reply.status, status, "{method} {path}: {}", reply.text());
+        let error = reply.json()["error"].clone();
+        assert_eq!(error["kind"], kind, "{method} {path}: {error}");
+        assert!(!error["message"].as_str().unwrap().is_empty());
+        error
+    };
+    check(
+        "PUT",
+        "/handlers/Bad",
+        b"export default 1",
+        400,
+        "invalid_name",
+    );
+    check(
+        "PUT",
+        &format!("/handlers/{}", "a".repeat(65)),
+        b"",
+        400,
+        "invalid_name",
+    );
+    check("PUT", "/handlers/%2E%2E", b"", 400, "invalid_name");
+    check(
+        "POST",
+        "/handlers/double/invoke",
+        b"{not json",
+        400,
+        "invalid_input",
+    );
+    check(
+        "POST",
+        "/handlers/double/invoke",
+        b"\xff\xfe",
+        400,
+        "invalid_input",
+    );
+    check(
+        "POST",
+        "/handlers/double/invoke?timeout_ms=abc",
+        b"{}",
+        400,
+        "bad_request",
+    );
+    check(
+        "POST",
+        "/handlers/double/invoke?timeout_ms=0",
+        b"{}",
+        400,
+        "bad_request",
+    );
+    check(
+        "POST",
+        "/handlers/double/invoke?verbose=1",
+        b"{}",
+        400,
+        "bad_request",
+    );
+    check("POST", "/handlers/nobody/invoke", b"{}", 404, "not_found");
+    check("GET", "/no/such/route", b"", 404, "not_found");
+    check("DELETE", "/stats", b"", 405, "method_not_allowed");
+    check(
+        "GET",
+        "/handlers/double/invoke",
+        b"",
+        405,
+        "method_not_allowed",
+    );
+    check(
+        "PUT",
+        "/handlers/big",
+        &vec![b' '; 65 * 1024],
+        413,
+        "body_too_large",
+    );
+    let compile = check(
+        "PUT",
+        "/handlers/broken",
+        b"export default (ctx) => {\n  return ctx.;\n}",
+        422,
+        "compile_error",
+    );
+    assert_eq!(
+        (compile["file"].clone(), compile["line"].clone()),
+        (json!("broken.js"), json!(2))
+    );
+    assert!(compile["column"].as_u64().unwrap() > 0, "{compile}");
+    let thrown = check(
+        "POST",
+        "/handlers/throws/invoke",
+        b"{}",
+        500,
+        "runtime_error",
+    );
+    assert_eq!(
+        (thrown["name"].clone(), thrown["message"].clone()),
+        (json!("TypeError"), json!("bad thing"))
+    );
+    assert!(
+        thrown["stack"]
+            .as_str()
+            .unwrap()
+            .contains("at check (throws.js:1"),
+        "{thrown}"
+    );
+    check(
+        "POST",
+        "/handlers/bigint/invoke",
+        b"{}",
+        502,
+        "invalid_output",
+    );
+    check(
+        "POST",
+        "/handlers/huge/invoke",
+        b"{}",
+        502,
+        "output_too_large",
+    );
+    check("POST", "/handlers/bomb/invoke", b"{}", 507, "out_of_memory");
+    check(
+        "POST",
+        "/handlers/recurse/invoke",
+        b"{}",
+        500,
+        "stack_overflow",
+    );
+    check(
+        "POST",
+        "/handlers/nodefault/invoke",
+        b"{}",
+        500,
+        "invalid_module",
+    );
+    let timeout = check(
+        "POST",
+        "/handlers/loop/invoke?timeout_ms=200",
+        b"{}",
+        504,
+        "timeout",
+    );
+    assert_eq!(timeout["limit_ms"], 200, "the query shortened it");
+    // Still serving.
+    assert_eq!(
+        server
+            .request("POST", "/handlers/double/invoke", br#"{"n":2}"#)
+            .json(),
+        json!({ "twice": 4 })
+    );
+}
+
+#[test]
+fn busy_is_503_with_retry_after() {
+    let server = serve(&[("slow.js", "export default () => { const end = Date.now() + 1500; while (Date.now() < end) {} return 1; }")], &["--max-instances",
+            "1",
+            "--queue-timeout-ms",
+            "50",
+            "--timeout-ms",
+            "20000"]);
+    std::thread::scope(|scope| {
+        let slow = scope.spawn(|| server.request("POST", "/handlers/slow/invoke", b"{}"));
+        server.wait_for_active(1);
+        let busy = server.request("POST", "/handlers/slow/invoke", b"{}");
+        assert_eq!(busy.status, 503, "{}", busy.text());
+        assert_eq!(busy.json()["error"]["kind"], "busy");
+        assert_eq!(busy.header("retry-after"), Some("1"));
+        assert_eq!(slow.join().unwrap().status, 200);
+    });
+}
+
+#[test]
+fn a_handlers_file_that_does_not_compile_stops_the_server_naming_it() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = handlers_dir(&[("broken.js", "export default (ctx) => {")]);
+    let mut server = Server::start_with(
+        cache.path(),
+        &[
+            "--handlers",
+            dir.path().to_str().unwrap(),
+            "--log-format",
+            "json",
+        ],
+        &[],
+    );
+    // Waits for the log to be read to the end too.
+    let status = server.wait();
+    assert_eq!(status.code(), Some(2));
+    let log = server.log();
+    assert!(log.contains("broken.js:1:"), "{log}");
+    assert!(
+        log.contains("compiling the guest"),
+        "the first start says so: {log}"
+    );
+    // The log is JSON lines; the final error is plain text on stderr.
+    let json_lines = log.lines().filter(|l| l.starts_with('{'));
+    assert!(json_lines.clone().count() >= 1, "{log}");
+    for line in json_lines {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+}

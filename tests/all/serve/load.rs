@@ -1,0 +1,143 @@
+//! Many requests at once, and a storm of malformed ones.
+
+use super::*;
+
+#[test]
+fn two_hundred_concurrent_requests_each_get_their_own_answer() {
+    let server = serve(&[("double.js", DOUBLE)], &["--timeout-ms", "20000"]);
+    std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..200)
+            .map(|n| {
+                let server = &server;
+                scope.spawn(move || {
+                    let reply = server.request(
+                        "POST",
+                        "/handlers/double/invoke",
+                        format!(r#"{{"n":{n}}}"#).as_bytes(),
+                    );
+                    (n, reply.status, reply.json())
+                })
+            })
+            .collect();
+        for call in calls {
+            let (n, status, answer) = call.join().unwrap();
+            assert_eq!((status, answer), (200, json!({ "twice": n * 2 })));
+        }
+    });
+}
+
+#[test]
+fn a_thousand_malformed_requests_get_documented_statuses_and_the_server_keeps_serving() {
+    let server = serve(&[("double.js", DOUBLE)], &["--max-body-bytes", "4Ki"]);
+    let documented = [
+        200, 201, 204, 400, 404, 405, 413, 422, 500, 502, 503, 504, 507,
+    ];
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let methods = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "BREW", "get", "",
+    ];
+    let paths = [
+        "/",
+        "/handlers",
+        "/handlers/",
+        "/handlers/double",
+        "/handlers/double/invoke",
+        "/handlers/double/invoke?timeout_ms=",
+        "/handlers/double/invoke?timeout_ms=99999999999999999999",
+        "/handlers/%ff/invoke",
+        "/handlers/../etc/passwd",
+        "/handlers/a%00b",
+        "/handlers/UPPER",
+        "/handlers/x/y/z",
+        "/stats?x",
+        "/metrics/",
+        "//handlers",
+        "/handlers/double/invoke#frag",
+        "*",
+        "http://evil/handlers",
+        "/handlers/\u{e9}",
+        "/readyz",
+        "/healthz",
+    ];
+    let mut statuses = std::collections::BTreeMap::new();
+    for i in 0..1000 {
+        let method = *rng.pick(&methods);
+        let path = *rng.pick(&paths);
+        let body: Vec<u8> = match rng.next() % 6 {
+            0 => Vec::new(),
+            1 => br#"{"n":3}"#.to_vec(),
+            2 => rng.bytes(64),
+            3 => vec![b'{'; 5000],
+            4 => b"export default () => 1".to_vec(),
+            _ => "{\"n\":\"\u{1F600}\"}".as_bytes().to_vec(),
+        };
+        let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: fuzz\r\n").into_bytes();
+        let form = rng.next() % 5;
+        match form {
+            // Truncated: says more than it sends.
+            0 => {
+                raw.extend_from_slice(format!("Content-Length: {}\r\n", body.len() + 10).as_bytes())
+            }
+            // A length that is not a number.
+            1 => raw.extend_from_slice(b"Content-Length: lots\r\n"),
+            // Junk header bytes.
+            2 => {
+                raw.extend_from_slice(
+                    format!("Content-Length: {}\r\nX-Junk: ", body.len()).as_bytes(),
+                );
+                raw.extend(
+                    rng.bytes(20)
+                        .into_iter()
+                        .filter(|b| *b != b'\r' && *b != b'\n'),
+                );
+                raw.extend_from_slice(b"\r\n");
+            }
+            _ => raw.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes()),
+        }
+        raw.extend_from_slice(b"Connection: close\r\n\r\n");
+        raw.extend_from_slice(&body);
+        if i % 100 == 0 {
+            // A slow body: the same request, a byte at a time for a while.
+            let mut stream = TcpStream::connect(server.addr).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(60)))
+                .unwrap();
+            for byte in raw.iter().take(40) {
+                let _ = stream.write_all(&[*byte]);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let _ = stream.write_all(raw.get(40..).unwrap_or_default());
+            if form == 0 {
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+            }
+            let reply = read_reply(&mut stream);
+            *statuses.entry(reply.map_or(0, |r| r.status)).or_insert(0) += 1;
+            continue;
+        }
+        let status = server.raw(&raw, form == 0).map_or(0, |r| r.status);
+        *statuses.entry(status).or_insert(0) += 1;
+        assert!(
+            status == 0 || documented.contains(&status),
+            "{method} {path}: status {status}"
+        );
+    }
+    eprintln!("statuses (0: the connection closed without an answer): {statuses:?}");
+    assert!(
+        statuses.keys().filter(|s| **s != 0).count() >= 4,
+        "{statuses:?}"
+    );
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+    // The storm may have replaced or removed `double`: register it again.
+    assert!([200, 201].contains(
+        &server
+            .request("PUT", "/handlers/double", DOUBLE.as_bytes())
+            .status
+    ));
+    assert_eq!(
+        server
+            .request("POST", "/handlers/double/invoke", br#"{"n":5}"#)
+            .json(),
+        json!({ "twice": 10 })
+    );
+    assert_eq!(server.request("GET", "/readyz", b"").status, 200);
+}

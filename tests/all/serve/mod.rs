@@ -1,0 +1,22 @@
+//! `nexus serve` over HTTP on an ephemeral loopback port: the API, every
+//! status of the README's table, metrics, stats, restarts, signals,
+//! concurrency and a storm of malformed requests.
+//!
+//! One module per topic; what they share is here.
+
+mod api;
+mod lifecycle;
+mod load;
+mod observe;
+
+pub(crate) use std::io::Write;
+pub(crate) use std::net::TcpStream;
+pub(crate) use std::time::Duration;
+
+pub(crate) use serde_json::{json, Value};
+
+pub(crate) use crate::support::server::{handlers_dir, read_reply, sample, serve, signal, Server};
+pub(crate) use crate::support::Rng;
+
+pub(crate) const DOUBLE: &str = "export default (ctx) => ({ twice: ctx.n * 2 })";
+pub(crate) const HELLO: &str = "export default (ctx) => ({ message: `Hello, ${ctx.name}!` })";

@@ -1,0 +1,155 @@
+//! What the server shows of itself: `/metrics` and `/stats`.
+
+use super::*;
+
+#[test]
+fn metrics_parse_and_move_as_the_server_works() {
+    let server = serve(
+        &[
+            ("double.js", DOUBLE),
+            ("loop.js", "export default () => { for (;;) {} }"),
+        ],
+        &[],
+    );
+    let scrape = || {
+        let reply = server.request("GET", "/metrics", b"");
+        assert_eq!(reply.status, 200);
+        assert!(reply
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain"));
+        reply.text()
+    };
+    let before = scrape();
+    // Every line is a comment or `name{labels} value`.
+    for line in before
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (_, value) = line.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok() || value == "+Inf", "{line}");
+    }
+    for family in [
+        "nexus_cache_hits_total",
+        "nexus_cache_misses_total",
+        "nexus_cache_hit_rate",
+        "nexus_cache_bytes",
+        "nexus_cache_entries",
+        "nexus_cache_evictions_total",
+        "nexus_cache_corrupt_total",
+        "nexus_cache_disk_errors_total",
+        "nexus_compile_duration_seconds",
+        "nexus_invocations_total",
+        "nexus_invocation_duration_seconds",
+        "nexus_instances_active",
+        "nexus_handlers",
+        "nexus_http_requests_total",
+        "nexus_http_request_duration_seconds",
+    ] {
+        assert!(
+            before.contains(&format!("# TYPE {family} ")),
+            "{family} missing:\n{before}"
+        );
+    }
+    let ok = r#"nexus_invocations_total{outcome="ok"}"#;
+    let timeouts = r#"nexus_invocations_total{outcome="timeout"}"#;
+    let memory_hits = r#"nexus_cache_hits_total{artifact="bytecode",tier="memory"}"#;
+    assert_eq!(sample(&before, r#"nexus_handlers{path="plain"}"#), 2.0);
+    assert_eq!(
+        sample(&before, r#"nexus_cache_misses_total{artifact="bytecode"}"#),
+        2.0
+    );
+
+    assert_eq!(
+        server
+            .request("POST", "/handlers/double/invoke", br#"{"n":1}"#)
+            .status,
+        200
+    );
+    assert_eq!(
+        server
+            .request("POST", "/handlers/loop/invoke?timeout_ms=100", b"{}")
+            .status,
+        504
+    );
+    assert_eq!(
+        server
+            .request("PUT", "/handlers/double", DOUBLE.as_bytes())
+            .status,
+        200
+    );
+    let after = scrape();
+    assert_eq!(sample(&after, ok), sample(&before, ok) + 1.0);
+    assert_eq!(sample(&after, timeouts), sample(&before, timeouts) + 1.0);
+    assert_eq!(
+        sample(&after, memory_hits),
+        sample(&before, memory_hits) + 1.0,
+        "a repeat is a hit"
+    );
+    assert!(sample(&after, "nexus_invocation_duration_seconds_count") >= 2.0);
+    // The names before 0.2 still carry the same samples, marked deprecated.
+    for (old, new) in [
+        ("nexus_executions_total{outcome=\"ok\"}", ok),
+        ("nexus_executions_total{outcome=\"timeout\"}", timeouts),
+        (
+            "nexus_execution_duration_seconds_count",
+            "nexus_invocation_duration_seconds_count",
+        ),
+    ] {
+        assert_eq!(sample(&after, old), sample(&after, new), "{old}");
+    }
+    assert!(
+        after.contains("# HELP nexus_executions_total Deprecated, removed in Nexus 0.3"),
+        "{after}"
+    );
+    assert!(
+        sample(
+            &after,
+            r#"nexus_http_requests_total{route="/handlers/{name}/invoke",status="504"}"#
+        ) >= 1.0
+    );
+}
+
+#[test]
+fn stats_agree_over_http_in_a_handler_and_in_the_library() {
+    let server = serve(
+        &[
+            ("stats.js", "export default () => Nexus.stats()"),
+            ("double.js", DOUBLE),
+        ],
+        &[],
+    );
+    server.request("POST", "/handlers/double/invoke", br#"{"n":1}"#);
+    let inside = server
+        .request("POST", "/handlers/stats/invoke", b"{}")
+        .json();
+    let outside = server.request("GET", "/stats", b"").json();
+    // The handler read them during its own invocation, before it counted.
+    let mut expected = inside.clone();
+    expected["executions"] = json!(inside["executions"].as_u64().unwrap() + 1);
+    assert_eq!(numbers_as_f64(&outside), numbers_as_f64(&expected));
+    assert_eq!(outside["executions"], 2);
+    assert_eq!(outside["compiles"], 2);
+    // The library's own record has the same fields, named the same.
+    let rt = crate::support::runtime();
+    let library = serde_json::to_value(rt.stats()).unwrap();
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&library), keys(&outside));
+    assert_eq!(
+        keys(&library["bytecode"]["memory"]),
+        keys(&outside["bytecode"]["memory"])
+    );
+}
+
+/// `value` with every number as a float: JavaScript writes `0.0` as `0`.
+fn numbers_as_f64(value: &Value) -> Value {
+    match value {
+        Value::Number(n) => json!(n.as_f64()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), numbers_as_f64(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
