@@ -184,6 +184,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_error_is_counted_under_its_own_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = Stats::new(Arc::new(Cache::open(dir.path(), 1 << 20, 1 << 20)));
+        let errors = crate::error::tests::every_variant();
+        for e in errors {
+            let kind = e.kind();
+            stats.invoked::<()>(&Err(e), Duration::ZERO);
+            let counters = stats.counters();
+            let count = |k: &str| {
+                counters
+                    .invocations
+                    .iter()
+                    .find(|(o, _)| *o == k)
+                    .unwrap()
+                    .1
+            };
+            assert_eq!(count(kind), 1, "{kind}");
+        }
+        stats.invoked(&Ok(()), Duration::ZERO);
+        let record = stats.record();
+        assert_eq!(record.executions, Error::KINDS.len() as u64 + 1);
+        assert_eq!(record.failures, Error::KINDS.len() as u64);
+        assert_eq!(record.timeouts, 1);
+    }
+
+    #[test]
     fn a_histogram_counts_each_observation_once_in_its_bucket() {
         let h = Histogram::default();
         for ms in [0.01, 0.3, 0.3, 7.0, 60_000.0] {

@@ -196,3 +196,24 @@ fn a_renamed_setting_answers_to_its_old_name_with_a_warning() {
         server.log()
     );
 }
+
+/// The docs list every value the API can answer: each origin a PUT can
+/// report, and each error kind.
+#[test]
+fn the_http_docs_name_every_origin_and_error_kind() {
+    let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/http.md");
+    let page = std::fs::read_to_string(page).unwrap();
+    let put = page
+        .lines()
+        .find(|l| l.starts_with("| `PUT /handlers/{name}`"))
+        .unwrap();
+    for origin in nexus_host::Origin::ALL {
+        assert!(put.contains(&format!("\"{}\"", origin.as_str())), "{put}");
+    }
+    for kind in nexus_host::Error::KINDS {
+        assert!(
+            page.contains(&format!("`{kind}`")),
+            "docs/http.md lacks {kind}"
+        );
+    }
+}

@@ -93,6 +93,9 @@ pub enum Origin {
 }
 
 impl Origin {
+    /// Every origin.
+    pub const ALL: [Origin; 4] = [Origin::Memory, Origin::Disk, Origin::Seed, Origin::Compiled];
+
     /// The label: `memory`, `disk`, `seed` or `compiled`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,5 +1,5 @@
 //! Who may have written what the cache reads. The cache holds native code,
-//! which the host maps as executable (see `DESIGN.md`'s trust boundary), so
+//! which the host maps as executable (see docs/cache.md's trust boundary), so
 //! whoever can write its directories could run code in the host.
 //!
 //! A cache directory must be this user's. A seed directory, made once (at

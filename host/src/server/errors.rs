@@ -141,3 +141,73 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// The error table of docs/http.md, one error of every kind. A new
+    /// variant fails to compile in `status` until it has its own status,
+    /// and fails here until the table (and this list) has it.
+    #[test]
+    fn every_error_kind_has_the_status_the_docs_give() {
+        let limit = Duration::from_millis(1);
+        let table: Vec<(Error, u16)> = vec![
+            (Error::InvalidName("A".into(), "uppercase"), 400),
+            (Error::InvalidInput("x".into()), 400),
+            (
+                Error::Compile {
+                    message: "m".into(),
+                    file: "f.js".into(),
+                    line: 1,
+                    column: 2,
+                },
+                422,
+            ),
+            (
+                Error::Runtime {
+                    name: "TypeError".into(),
+                    message: "m".into(),
+                    stack: String::new(),
+                },
+                500,
+            ),
+            (Error::InvalidModule("x".into()), 500),
+            (Error::InvalidBytecode("x".into()), 500),
+            (Error::StackOverflow, 500),
+            (Error::Trap("x".into()), 500),
+            (Error::InvalidOutput("x".into()), 502),
+            (Error::OutputTooLarge { size: 2, limit: 1 }, 502),
+            (Error::OutOfMemory { limit: 1 }, 507),
+            (Error::Timeout { limit }, 504),
+            (
+                Error::Busy {
+                    max_instances: 1,
+                    waited: limit,
+                },
+                503,
+            ),
+            (Error::Engine(anyhow::anyhow!("x")), 500),
+            (
+                Error::Config {
+                    name: "timeout_ms",
+                    value: "0".into(),
+                    expected: "more".into(),
+                },
+                500,
+            ),
+            (Error::Internal("x".into()), 500),
+        ];
+        let mut kinds: Vec<&str> = table.iter().map(|(e, _)| e.kind()).collect();
+        kinds.sort();
+        let mut all = Error::KINDS.to_vec();
+        all.sort();
+        assert_eq!(kinds, all, "one error of every kind");
+        for (error, want) in table {
+            let kind = error.kind();
+            let response = ApiError::from(error).into_response();
+            assert_eq!(response.status().as_u16(), want, "{kind}");
+        }
+    }
+}
