@@ -141,60 +141,37 @@ fn the_settings_page_is_generated_from_the_table() {
 /// set it, each with a warning naming the new one.
 #[test]
 fn a_renamed_setting_answers_to_its_old_name_with_a_warning() {
-    use crate::support::server::serve;
-    const HELLO: (&str, &str) = ("hello.js", "export default () => 1");
-    let snapshot = |server: &crate::support::server::Running| {
-        server.request("GET", "/handlers/hello", b"").json()["snapshot"].clone()
-    };
-
-    let server = serve(&[HELLO], &["--max-prepared", "0"]);
-    assert_eq!(snapshot(&server), "off", "max_snapshots = 0: no snapshots");
-    let log = server.log();
-    assert!(
-        log.contains("--max-prepared is the old name of --max-snapshots"),
-        "{log}"
-    );
-
+    use crate::support::server::{handlers_dir, Server};
     let cache = tempfile::tempdir().unwrap();
-    let handlers = crate::support::server::handlers_dir(&[HELLO]);
-    let dir = handlers.path().to_str().unwrap();
-    let server = crate::support::server::Server::start_with(
-        cache.path(),
-        &["--handlers", dir],
-        &[("NEXUS_MAX_PREPARED", "0")],
-    )
-    .ready();
-    assert_eq!(
-        server.request("GET", "/handlers/hello", b"").json()["snapshot"],
-        "off"
-    );
-    assert!(
-        server
-            .log()
-            .contains("NEXUS_MAX_PREPARED is the old name of NEXUS_MAX_SNAPSHOTS"),
-        "{}",
-        server.log()
-    );
-
+    let handlers = handlers_dir(&[("hello.js", "export default () => 1")]);
     let toml = tempfile::tempdir().unwrap();
     let file = toml.path().join("nexus.toml");
     std::fs::write(&file, "max_prepared = 0\n").unwrap();
-    let server = crate::support::server::Server::start(
-        cache.path(),
-        &["--handlers", dir, "--config", file.to_str().unwrap()],
-    )
-    .ready();
-    assert_eq!(
-        server.request("GET", "/handlers/hello", b"").json()["snapshot"],
-        "off"
-    );
-    assert!(
-        server
-            .log()
-            .contains("max_prepared is the old name of max_snapshots"),
-        "{}",
-        server.log()
-    );
+    let file = file.to_str().unwrap();
+    for (args, env, warning) in [
+        (
+            vec!["--max-prepared", "0"],
+            vec![],
+            "--max-prepared is the old name of --max-snapshots",
+        ),
+        (
+            vec![],
+            vec![("NEXUS_MAX_PREPARED", "0")],
+            "NEXUS_MAX_PREPARED is the old name of NEXUS_MAX_SNAPSHOTS",
+        ),
+        (
+            vec!["--config", file],
+            vec![],
+            "max_prepared is the old name of max_snapshots",
+        ),
+    ] {
+        let mut all = vec!["--handlers", handlers.path().to_str().unwrap()];
+        all.extend(args);
+        let server = Server::start_with(cache.path(), &all, &env).ready();
+        let hello = server.request("GET", "/handlers/hello", b"").json();
+        assert_eq!(hello["snapshot"], "off", "max_snapshots = 0: {warning}");
+        assert!(server.log().contains(warning), "{}", server.log());
+    }
 }
 
 /// The docs list every value the API can answer: each origin a PUT can
