@@ -19,10 +19,22 @@ from pathlib import Path
 ROOTS = {"lib.rs", "main.rs"}
 
 
-def load_layers(path):
+def load_table(path):
     with open(path, "rb") as f:
-        table = tomllib.load(f)["layers"]
+        return tomllib.load(f)
+
+
+def load_layers(path):
+    table = load_table(path)["layers"]
     return {name: depth for depth, layer in enumerate(table) for name in layer}
+
+
+def crate_uses(text, crates):
+    """(line, crate) for each path into one of `crates` (`wasmtime::…`)."""
+    for number, line in code_lines(text):
+        for match in re.finditer(r"(?<![\w:])(\w+)::", line):
+            if match.group(1) in crates:
+                yield number, match.group(1)
 
 
 def module_of(src, file):
@@ -55,7 +67,8 @@ def references(text, path, modules):
                 yield number, match.group(2)
 
 
-def check(src, layers):
+def check(src, layers, crates=None):
+    crates = crates or {}
     src = Path(src)
     problems, unknown = [], set()
     files = sorted(src.rglob("*.rs"))
@@ -67,6 +80,12 @@ def check(src, layers):
         path = module_of(src, file)
         own = path[0]
         text = file.read_text()
+        for number, crate in crate_uses(text, crates):
+            if own not in crates[crate]:
+                allowed = ", ".join(crates[crate])
+                problems.append(
+                    f"{file}:{number}: `{own}` names the crate `{crate}`, which only {allowed} may"
+                )
         for number, target in references(text, path, modules):
             if target == own or target not in layers or own not in layers:
                 continue
@@ -82,7 +101,8 @@ def main(argv):
     src = Path(argv[1]) if len(argv) > 1 else Path("host/src")
     table = Path(argv[2]) if len(argv) > 2 else src.parent / "layers.toml"
     layers = load_layers(table)
-    problems, unknown = check(src, layers)
+    crates = load_table(table).get("crates", {})
+    problems, unknown = check(src, layers, crates)
     for name in unknown:
         print(f"layers: module `{name}` is in no layer of {table}: add it there", file=sys.stderr)
     for problem in problems:

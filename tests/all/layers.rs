@@ -1,6 +1,7 @@
 //! The repository's own layer check (`scripts/layers.py`, reading
 //! `host/layers.toml`), which CI runs before the tests: it passes on the
-//! tree, and fails on an import that goes up a layer or sideways.
+//! tree, and fails on an import that goes up a layer or sideways, or on
+//! wasmtime named outside the engine.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -63,6 +64,12 @@ fn an_upward_or_sideways_import_fails_the_check_naming_the_line() {
             "engine/store.rs",
             "fn f(_: &crate::registry::Handlers) {}",
             "`engine` imports `registry`",
+        ),
+        // Nothing but the engine names wasmtime.
+        (
+            "runtime/mod.rs",
+            "fn g(_: &wasmtime::Engine) {}",
+            "`runtime` names the crate `wasmtime`, which only engine may",
         ),
     ] {
         let dir = copy_of_src();
