@@ -62,9 +62,35 @@ fn run_without_input_passes_an_empty_object() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("echo.js");
     std::fs::write(&file, "export default (ctx) => ctx").unwrap();
+    let empty = dir.path().join("empty.json");
+    std::fs::write(&empty, " \n").unwrap();
+    // No input, an empty stdin, an empty file, an empty --input: all `{}`,
+    // as an empty body is over HTTP.
+    let cases: [&[&str]; 4] = [
+        &[],
+        &["--input-file", "-"],
+        &["--input-file", empty.to_str().unwrap()],
+        &["--input", ""],
+    ];
+    for args in cases {
+        let (mut cmd, _c) = nexus();
+        let out = output(cmd.arg("run").arg(&file).args(args));
+        assert!(out.status.success(), "{args:?}");
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "{}\n", "{args:?}");
+    }
+}
+
+#[test]
+fn input_that_is_not_json_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("echo.js");
+    std::fs::write(&file, "export default (ctx) => ctx").unwrap();
     let (mut cmd, _c) = nexus();
-    let out = output(cmd.arg("run").arg(&file));
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), "{}\n");
+    let out = output(cmd.arg("run").arg(&file).args(["--input", "{bad"]));
+    assert_eq!(out.status.code(), Some(2), "bad input is bad usage");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.starts_with("error[invalid_input]: "), "{stderr}");
+    assert!(out.stdout.is_empty());
 }
 
 #[test]
@@ -337,7 +363,7 @@ fn console_lines_are_rate_limited_per_handler_with_a_summary() {
     let summary = format!("{} console lines suppressed", 100 - shown);
     assert!(stderr.contains(&summary), "{stderr}");
     assert!(
-        stderr.contains("chatty.js"),
-        "tagged with the handler: {stderr}"
+        stderr.contains("handler=\"chatty\""),
+        "tagged with the handler, by its name without .js: {stderr}"
     );
 }

@@ -194,10 +194,14 @@ fn a_handler_registered_with_its_own_policy_overrides_the_servers() {
         (&clock["snapshot"], &clock["snapshot_policy"]),
         (&json!("refused"), &json!("auto"))
     );
+    let reason = clock["snapshot_reason"].as_str().unwrap();
+    // The way out it names works as written: by the registered name.
     assert!(
-        clock["snapshot_reason"].as_str().unwrap().contains("eager"),
+        reason.contains("PUT /handlers/clock?snapshot=eager")
+            && reason.contains("handler_snapshots = \"clock=eager\""),
         "the reason names the way out: {clock}"
     );
+    assert!(!reason.contains("clock.js"), "{reason}");
 
     // ...unless the handler itself asks for eager: prepared at registration.
     let eager = put("clock-eager", "?snapshot=eager", CLOCK);

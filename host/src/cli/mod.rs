@@ -127,7 +127,12 @@ pub fn main() -> ExitCode {
             // The message is the handler's own text: keep its escape
             // sequences from reaching the terminal.
             eprintln!("error[{}]: {}", e.kind(), escape_controls(&e.to_string()));
-            ExitCode::from(1)
+            // Input that is not JSON is the caller's mistake, as any bad
+            // argument is: a usage error, not the handler's failure.
+            match e {
+                Error::InvalidInput(_) => ExitCode::from(2),
+                _ => ExitCode::from(1),
+            }
         }
         Err(Failure::Found) => ExitCode::from(1),
         Err(Failure::Usage(e)) => {

@@ -14,7 +14,8 @@ pub(crate) struct RunArgs {
     /// The handler: an ES module with a default-export function, or a
     /// bytecode file from `nexus compile`.
     file: PathBuf,
-    /// The input, as JSON text. Without --input or --input-file: `{}`.
+    /// The input, as JSON text. Without --input or --input-file, or empty:
+    /// `{}`. Input that is not JSON is a usage error (exit 2).
     #[arg(long, value_name = "JSON", conflicts_with = "input_file")]
     input: Option<String>,
     /// Read the input JSON from PATH (`-` for stdin).
@@ -42,7 +43,12 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
     let input = match (&args.input, &args.input_file) {
         (Some(json), _) => json.clone(),
         (None, Some(path)) => read_file(path).map_err(usage)?,
-        (None, None) => "{}".to_owned(),
+        (None, None) => String::new(),
+    };
+    // Nothing at all is `{}`, as an empty body is over HTTP.
+    let input = match input.trim() {
+        "" => "{}".to_owned(),
+        _ => input,
     };
     let runtime = Runtime::new(args.settings.resolve()?)?;
     let answer = if Bytecode::is_file(&file) {

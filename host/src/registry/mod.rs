@@ -165,7 +165,7 @@ impl Handlers {
         let compiled = self.runtime.compile(&format!("{name}.js"), source)?;
         let handler = Arc::new(Handler {
             name: name.to_owned(),
-            snapshot: self.snapshots.register(compiled.clone(), policy),
+            snapshot: self.snapshots.register(name, compiled.clone(), policy),
             compiled,
             invocations: AtomicU64::new(0),
         });

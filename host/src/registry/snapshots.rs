@@ -108,6 +108,9 @@ struct Counts {
 
 /// One handler's snapshot.
 pub(crate) struct HandlerSnapshot {
+    /// The name the handler is registered under (`tla`), as logs and
+    /// advice name it; `compiled.name` is its file name (`tla.js`).
+    name: String,
     compiled: CompiledHandler,
     policy: SnapshotPolicy,
     state: Mutex<Snapshot>,
@@ -185,6 +188,7 @@ impl Snapshots {
     /// has one, else the server's; under `eager`, its build is queued now.
     pub fn register(
         &self,
+        name: &str,
         compiled: CompiledHandler,
         policy: Option<SnapshotPolicy>,
     ) -> Arc<HandlerSnapshot> {
@@ -198,6 +202,7 @@ impl Snapshots {
             SnapshotPolicy::Eager => Snapshot::Queued,
         };
         let snapshot = Arc::new(HandlerSnapshot {
+            name: name.to_owned(),
             compiled,
             policy,
             state: Mutex::new(state),
@@ -290,7 +295,7 @@ impl Worker {
 
     fn build(&mut self, snapshot: &Arc<HandlerSnapshot>) {
         snapshot.set(Snapshot::Building);
-        let name = snapshot.compiled.name.as_str();
+        let name = snapshot.name.as_str();
         let counts = &self.counts;
         match self.runtime.prepare_unadmitted(&snapshot.compiled) {
             Ok(prepared) => match prepared.observed.reason() {
@@ -355,7 +360,7 @@ impl Worker {
                 *old.prepared.write().unwrap() = None;
                 old.set(Snapshot::Unloaded);
                 self.counts.unloaded.fetch_add(1, Relaxed);
-                tracing::debug!(target: "nexus::snapshot", handler = old.compiled.name.as_str(), "unloaded (max_snapshots)");
+                tracing::debug!(target: "nexus::snapshot", handler = old.name.as_str(), "unloaded (max_snapshots)");
             }
         }
     }

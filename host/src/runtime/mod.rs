@@ -223,7 +223,7 @@ impl Runtime {
         )?;
         self.stats
             .compiled_if(Artifact::Bytecode, compiled.origin, start);
-        tracing::debug!(target: "nexus::cache", artifact = "bytecode", origin = compiled.origin.as_str(), handler = name, "handler bytecode");
+        tracing::debug!(target: "nexus::cache", artifact = "bytecode", origin = compiled.origin.as_str(), handler = log_name(name), "handler bytecode");
         Ok(compiled)
     }
 
@@ -284,7 +284,7 @@ impl Runtime {
         let ((component, observed), origin) = artifacts::prepared(
             &self.engine,
             &self.cache,
-            &handler.name,
+            log_name(&handler.name),
             &handler.bytecode,
             self.limits(None),
         )?;
@@ -357,7 +357,7 @@ impl Runtime {
         let mut took = Duration::ZERO;
         let result = self.admission.enter().and_then(|_permit| {
             let start = Instant::now();
-            let ran = sandbox.run(name, call, self.limits(timeout));
+            let ran = sandbox.run(log_name(name), call, self.limits(timeout));
             took = start.elapsed();
             let ran = ran?;
             let (output, logs, timing) = (ran.output, ran.logs, ran.timing);
@@ -420,6 +420,12 @@ impl Runtime {
     pub fn counters(&self) -> Counters {
         self.stats.counters()
     }
+}
+
+/// The name logs give a handler compiled as `name`: its file name without
+/// `.js` (`tla.js` is `tla`), the name it is registered under in a server.
+fn log_name(name: &str) -> &str {
+    name.strip_suffix(".js").unwrap_or(name)
 }
 
 /// A blocking task's answer; one that panicked or was cancelled is the

@@ -348,3 +348,32 @@ fn a_handlers_file_that_does_not_compile_stops_the_server_naming_it() {
         serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
     }
 }
+
+/// One name for a handler in every log line: the one it is registered
+/// under, never its file name.
+#[test]
+fn logs_name_a_handler_by_its_registered_name() {
+    let server = serve(
+        &[(
+            "tla.js",
+            "console.log('top level'); export default () => { console.log('in a call'); return 1 }",
+        )],
+        &["--log-format", "json", "--snapshot", "off"],
+    );
+    assert_eq!(
+        server.request("POST", "/handlers/tla/invoke", b"{}").status,
+        200
+    );
+    let log = server.log();
+    let named: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| !l["fields"]["handler"].is_null())
+        .collect();
+    let names: Vec<&str> = named
+        .iter()
+        .map(|l| l["fields"]["handler"].as_str().unwrap())
+        .collect();
+    assert!(named.len() >= 3, "registered, and two console lines: {log}");
+    assert!(names.iter().all(|n| *n == "tla"), "{names:?}\n{log}");
+}
