@@ -146,6 +146,8 @@ pub(crate) struct HostState {
     log_bytes: usize,
     /// Lines the console's rate limit kept out of the host's log.
     suppressed: u64,
+    /// Lines past the call's cap (lines or bytes), not kept at all.
+    dropped: u64,
     /// Where reads of the clocks, randomness and stats are recorded, while
     /// a handler is prepared.
     watch: Option<Watch>,
@@ -170,6 +172,7 @@ impl HostState {
             logs: Vec::new(),
             log_bytes: 0,
             suppressed: 0,
+            dropped: 0,
             watch: None,
         }
     }
@@ -186,13 +189,23 @@ impl HostState {
 
 impl Drop for HostState {
     fn drop(&mut self) {
+        let handler = self.handler.as_str();
         if self.suppressed > 0 {
             tracing::warn!(
                 target: "nexus::console",
-                handler = self.handler.as_str(),
+                handler,
                 "{} console lines suppressed (over console_lines_per_second = {} for this handler)",
                 self.suppressed,
                 self.shared.console.per_second
+            );
+        }
+        if self.dropped > 0 {
+            tracing::warn!(
+                target: "nexus::console",
+                handler,
+                "{} console lines dropped (over one call's {MAX_LOG_LINES} lines or \
+                 {MAX_LOG_BYTES} bytes)",
+                self.dropped,
             );
         }
     }
@@ -214,10 +227,13 @@ impl wit::log::Host for HostState {
     fn log(&mut self, level: Level, message: String) {
         let full = |bytes: usize, lines: usize| bytes > MAX_LOG_BYTES || lines > MAX_LOG_LINES;
         if full(self.log_bytes, self.logs.len()) {
+            self.dropped += 1;
             return;
         }
         self.log_bytes += message.len().max(LINE_COST);
         let (level, message) = if full(self.log_bytes, self.logs.len() + 1) {
+            // This line tips the call over: a marker takes its place.
+            self.dropped += 1;
             (
                 Level::Warn,
                 format!(
@@ -279,6 +295,26 @@ mod tests {
         assert_eq!(marker.level, Level::Warn);
         assert!(marker.message.contains("dropped"), "{}", marker.message);
         assert!(host.log_bytes <= MAX_LOG_BYTES + LINE_COST);
+    }
+
+    #[test]
+    fn every_line_past_the_cap_or_the_rate_is_counted() {
+        let mut host = state();
+        for _ in 0..200_000 {
+            host.log(Level::Info, "x".into());
+        }
+        // Kept: the cap's worth of lines, then the marker in place of the
+        // next; every other line is counted as dropped.
+        assert_eq!(host.logs.len(), MAX_LOG_LINES + 1);
+        assert_eq!(host.dropped, 200_000 - MAX_LOG_LINES as u64);
+        // Of those kept, all but the rate's worth (a second's, and what the
+        // loop's own time refilled) went over the rate.
+        assert!(
+            host.suppressed >= (MAX_LOG_LINES + 1 - 2_000) as u64,
+            "{}",
+            host.suppressed
+        );
+        assert!(host.suppressed <= MAX_LOG_LINES as u64 + 1);
     }
 
     #[test]
