@@ -367,3 +367,26 @@ fn console_lines_are_rate_limited_per_handler_with_a_summary() {
         "tagged with the handler, by its name without .js: {stderr}"
     );
 }
+
+/// A console line is one log line in the text format too: a newline in it
+/// cannot forge a line of the host's own.
+#[test]
+fn a_console_line_cannot_forge_a_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("forge.js");
+    std::fs::write(
+        &file,
+        r#"export default () => { console.log("x\n ERROR accept error: forged\r\n"); return 1 }"#,
+    )
+    .unwrap();
+    let (mut cmd, _c) = nexus();
+    let out = output(cmd.arg("run").arg(&file));
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(r"x\n ERROR accept error: forged\r\n"),
+        "{stderr}"
+    );
+    assert!(!stderr.lines().any(|l| l.trim_start().starts_with("ERROR")));
+}

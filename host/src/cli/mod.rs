@@ -172,8 +172,38 @@ pub(crate) fn init_tracing(format: LogFormat, default: &str) {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .without_time()
             .with_target(false)
+            .fmt_fields(escaped_fields())
             .init(),
     }
+}
+
+/// Text log fields with their control characters escaped, so that no
+/// field (a handler's console line above all) can forge a line of its own
+/// or drive the terminal: the JSON format escapes them already.
+fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let text = escape_all_controls(&format!("{value:?}"));
+        match field.name() {
+            "message" => write!(writer, "{text}"),
+            name => write!(writer, "{name}={text}"),
+        }
+    })
+    .delimited(" ")
+}
+
+/// `text` with every control character written as an escape (`\n`,
+/// `\u{1b}`): one log line stays one line.
+fn escape_all_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' => "\\n".to_owned(),
+            '\r' => "\\r".to_owned(),
+            '\t' => "\\t".to_owned(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// A runtime with `settings`, and the handler in `file` compiled by it.
