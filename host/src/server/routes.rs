@@ -182,8 +182,8 @@ fn timeout(query: Option<&str>) -> Result<Option<Duration>, ApiError> {
     })
 }
 
-/// The query's `key`, the only parameter `route` takes, each value checked
-/// by `parse`; the last one counts.
+/// The query's `key`, the only parameter `route` takes, percent-decoded and
+/// checked by `parse`; given twice, it is refused rather than guessed at.
 fn only_param<T>(
     query: Option<&str>,
     key: &str,
@@ -191,14 +191,18 @@ fn only_param<T>(
     parse: impl Fn(&str) -> Result<T, ApiError>,
 ) -> Result<Option<T>, ApiError> {
     let mut parsed = None;
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         if name != key {
             return Err(ApiError::bad_request(format!(
                 "unknown query parameter {name:?}: {route} takes only {key}"
             )));
         }
-        parsed = Some(parse(value)?);
+        if parsed.is_some() {
+            return Err(ApiError::bad_request(format!(
+                "{key} is given more than once: give it once"
+            )));
+        }
+        parsed = Some(parse(&value)?);
     }
     Ok(parsed)
 }

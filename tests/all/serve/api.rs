@@ -206,6 +206,28 @@ fn every_error_has_its_status_and_json() {
         400,
         "bad_request",
     );
+    // A parameter given twice is refused, not guessed at.
+    let twice = check(
+        "POST",
+        "/handlers/double/invoke?timeout_ms=100&timeout_ms=200",
+        b"{}",
+        400,
+        "bad_request",
+    );
+    assert!(
+        twice["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than once"),
+        "{twice}"
+    );
+    check(
+        "PUT",
+        "/handlers/double?snapshot=off&snapshot=eager",
+        DOUBLE.as_bytes(),
+        400,
+        "bad_request",
+    );
     check("POST", "/handlers/nobody/invoke", b"{}", 404, "not_found");
     check("GET", "/no/such/route", b"", 404, "not_found");
     check("DELETE", "/stats", b"", 405, "method_not_allowed");
@@ -376,4 +398,25 @@ fn logs_name_a_handler_by_its_registered_name() {
         .collect();
     assert!(named.len() >= 3, "registered, and two console lines: {log}");
     assert!(names.iter().all(|n| *n == "tla"), "{names:?}\n{log}");
+}
+
+/// Query values are percent-decoded, as any HTTP client may encode them.
+#[test]
+fn query_values_are_percent_decoded() {
+    let server = serve(&[("double.js", DOUBLE)], &[]);
+    let reply = server.request(
+        "POST",
+        "/handlers/double/invoke?timeout_ms=%35%30",
+        b"{\"n\":2}",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json(), json!({ "twice": 4 }));
+    let reply = server.request(
+        "PUT",
+        "/handlers/double?snapshot=%65ager",
+        DOUBLE.as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let shown = server.request("GET", "/handlers/double", b"").json();
+    assert_eq!(shown["snapshot_policy"], "eager", "{shown}");
 }
