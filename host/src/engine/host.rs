@@ -139,6 +139,8 @@ pub(crate) struct HostState {
     // Made on first use: most calls never reach WASI.
     wasi: Option<WasiCtx>,
     pub(crate) limiter: Limiter,
+    /// When the call must end, by the clock (see `store::set_deadline`).
+    pub(crate) deadline: Option<Instant>,
     table: ResourceTable,
     shared: Shared,
     handler: String,
@@ -167,6 +169,7 @@ impl HostState {
                 refused: false,
             },
             table: ResourceTable::new(),
+            deadline: None,
             shared,
             handler: handler.to_owned(),
             logs: Vec::new(),

@@ -4,10 +4,10 @@
 //! host's errors. The sandbox and the snapshot both go through here, so what
 //! isolation relies on exists once.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use super::bindings::{HandlerError, HandlerRuntime};
 use super::epoch::{self, NEVER};
@@ -73,7 +73,7 @@ impl StoreBuilder {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         set_deadline(&mut store, limits);
-        store.epoch_deadline_trap();
+        store.epoch_deadline_callback(|store| Ok(on_deadline(store.data().deadline)));
         store
     }
 }
@@ -81,7 +81,22 @@ impl StoreBuilder {
 /// Starts `limits`' deadline from now; without limits, lifts it (for the
 /// host's own work on a store that later runs handler code).
 pub(crate) fn set_deadline(store: &mut Store<HostState>, limits: Option<Limits>) {
+    store.data_mut().deadline = limits.and_then(|l| Instant::now().checked_add(l.timeout));
     store.set_epoch_deadline(limits.map_or(NEVER, |l| epoch::ticks(l.timeout)));
+}
+
+/// What to do when a store's epoch deadline comes: the epochs only
+/// approximate the clock, so the clock decides. Past the deadline, the call
+/// is interrupted (a timeout); before it, it goes on for the time left.
+fn on_deadline(deadline: Option<Instant>) -> UpdateDeadline {
+    match deadline {
+        None => UpdateDeadline::Continue(NEVER),
+        Some(at) => match at.checked_duration_since(Instant::now()) {
+            None => UpdateDeadline::Interrupt,
+            Some(left) if left.is_zero() => UpdateDeadline::Interrupt,
+            Some(left) => UpdateDeadline::Continue(epoch::ticks(left)),
+        },
+    }
 }
 
 /// How a call into the guest ended, as the host's error: a refused memory
@@ -188,6 +203,19 @@ mod tests {
             kind(Err(wasmtime::format_err!("host failure")), false),
             "trap"
         );
+    }
+
+    #[test]
+    fn at_an_epoch_deadline_the_clock_decides() {
+        assert!(matches!(on_deadline(None), UpdateDeadline::Continue(NEVER)));
+        let past = Instant::now() - Duration::from_millis(1);
+        assert!(matches!(on_deadline(Some(past)), UpdateDeadline::Interrupt));
+        // The epochs ran ahead of the clock: the call keeps the time left.
+        let ahead = Instant::now() + Duration::from_millis(100);
+        match on_deadline(Some(ahead)) {
+            UpdateDeadline::Continue(ticks) => assert!((90..=100).contains(&ticks), "{ticks}"),
+            _ => panic!("interrupted 100 ms early"),
+        }
     }
 
     #[test]
