@@ -111,6 +111,44 @@ fn a_cache_dir_others_can_write_is_not_trusted_with_native_code() {
     if running_as_root() {
         std::os::unix::fs::chown(dir.join("v1"), Some(65534), None).unwrap();
         untrusted("another owner", "owned by uid 65534");
+        // chmod cannot fix an owner: the advice says so, and what can.
+        let rt = Runtime::new(config(&dir)).unwrap();
+        let reason = rt.cache().disk_unavailable().unwrap().to_owned();
+        assert!(!reason.contains("`chmod go-w`"), "{reason}");
+        assert!(reason.contains("cannot change an owner"), "{reason}");
+        std::os::unix::fs::chown(dir.join("v1"), Some(0), None).unwrap();
+    }
+}
+
+/// A symbolic link in place of the cache's `v1` (or of a directory inside
+/// it) is refused by name, with the fix, not met as "File exists".
+#[test]
+fn a_link_in_place_of_a_cache_directory_is_refused_saying_so() {
+    let outer = tempfile::tempdir().unwrap();
+    for (link, at) in [("v1", ""), ("components", "v1")] {
+        let dir = outer.path().join(format!("cache-{link}"));
+        let elsewhere = outer.path().join(format!("elsewhere-{link}"));
+        std::fs::create_dir_all(dir.join(at)).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        if at == "v1" {
+            use std::os::unix::fs::PermissionsExt;
+            let private = std::fs::Permissions::from_mode(0o700);
+            std::fs::set_permissions(dir.join("v1"), private).unwrap();
+        }
+        std::os::unix::fs::symlink(&elsewhere, dir.join(at).join(link)).unwrap();
+        let rt = Runtime::new(config(&dir)).unwrap();
+        assert!(!rt.cache().disk_available(), "{link}");
+        let reason = rt.cache().disk_unavailable().unwrap().to_owned();
+        assert!(reason.contains("is a symbolic link"), "{link}: {reason}");
+        assert!(reason.contains("remove it"), "{link}: {reason}");
+        assert!(!reason.contains("File exists"), "{link}: {reason}");
+        let h = rt.compile("a.js", HELLO).unwrap();
+        assert_eq!(rt.invoke(&h, "{}").unwrap().output, r#"{}"#);
+        assert_eq!(
+            std::fs::read_dir(&elsewhere).unwrap().count(),
+            0,
+            "nothing written through it"
+        );
     }
 }
 

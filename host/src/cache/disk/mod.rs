@@ -215,6 +215,16 @@ impl DiskTier {
                 .create(root)?;
         }
         let root_dir = Dir::open_ambient_dir(root, ambient_authority())?;
+        let owners = access.owners();
+        // A link in place of a directory is refused by name, not met later
+        // as an "exists" from creating the directory it hides.
+        let is_link = |dir: &Dir, name: &str| {
+            dir.symlink_metadata(name)
+                .is_ok_and(|m| m.file_type().is_symlink())
+        };
+        if is_link(&root_dir, super::VERSION_DIR) {
+            return Err(trust::refuse_link(&version, owners));
+        }
         if access == Access::Use {
             root_dir.create_dir_with(super::VERSION_DIR, &private)?;
         }
@@ -223,9 +233,11 @@ impl DiskTier {
         let dir = root_dir
             .open_dir(super::VERSION_DIR)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", version.display())))?;
-        let owners = access.owners();
         trust::check_dir(&version, &dir.dir_metadata()?, owners)?;
         for kind in Artifact::ALL {
+            if is_link(&dir, kind.dir()) {
+                return Err(trust::refuse_link(&version.join(kind.dir()), owners));
+            }
             if access == Access::Use {
                 dir.create_dir_with(kind.dir(), &private)?;
             }
