@@ -188,6 +188,9 @@ fn evaluate<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> Result<Function<'js>, Handl
         .map_err(|e| HandlerError::InvalidBytecode(errors::describe(ctx, e)))?;
     let (module, evaluated) = module.eval().map_err(|e| errors::runtime(ctx, e))?;
     settle(ctx, evaluated)?;
+    // Jobs the top level queued (a `.then` that fills in module state) run
+    // now, before the first call and before a snapshot, as in Node.
+    while ctx.execute_pending_job() {}
 
     let export: Value = module.get("default").map_err(|e| errors::runtime(ctx, e))?;
     match export.as_function() {
