@@ -46,7 +46,9 @@ pub(crate) fn compile(
     let flags = [options.strip_source as u8, options.strip_debug as u8];
     let key = Key::bytecode(GUEST_FINGERPRINT, name, source, &flags);
     let (bytecode, origin) = cache.bytecode(key, || -> Result<Vec<u8>> {
-        sandbox.compile(name, source, options, limits)
+        sandbox
+            .compile(name, source, options, limits)
+            .map_err(|e| super::diagnose::diagnose(e, name, source))
     })?;
     Ok(CompiledHandler {
         key,

@@ -9,6 +9,7 @@
 mod bytecode;
 mod bytecode_file;
 mod component;
+mod diagnose;
 
 pub(crate) use bytecode::compile;
 pub use bytecode::CompiledHandler;

@@ -420,3 +420,42 @@ fn query_values_are_percent_decoded() {
     let shown = server.request("GET", "/handlers/double", b"").json();
     assert_eq!(shown["snapshot_policy"], "eager", "{shown}");
 }
+
+/// A source the parser cannot take is the author's compile error, with a
+/// position: nested too deeply for the parser's stack or the wasm stack,
+/// or importing a module.
+#[test]
+fn sources_the_parser_cannot_take_are_compile_errors_with_a_position() {
+    let server = serve(&[], &[]);
+    let deep = format!(
+        "export default () =>\n  {}1{}",
+        "(".repeat(100_000),
+        ")".repeat(100_000)
+    );
+    let blocks = format!(
+        "export default () => {{{}{}}}",
+        "{".repeat(30_000),
+        "}".repeat(30_000)
+    );
+    for (name, source, line, column) in [
+        ("parens", deep.as_str(), 2, 100_002),
+        ("blocks", blocks.as_str(), 1, 30_022),
+        (
+            "imports",
+            "// a\nimport \"os\";\nexport default () => 1",
+            2,
+            8,
+        ),
+    ] {
+        let reply = server.request("PUT", &format!("/handlers/{name}"), source.as_bytes());
+        assert_eq!(reply.status, 422, "{name}: {}", reply.text());
+        let error = reply.json()["error"].clone();
+        assert_eq!(error["kind"], "compile_error", "{name}: {error}");
+        assert_eq!(
+            (error["line"].as_u64(), error["column"].as_u64()),
+            (Some(line), Some(column)),
+            "{name}: {error}"
+        );
+    }
+    assert_eq!(server.request("GET", "/healthz", b"").status, 200);
+}
