@@ -13,6 +13,7 @@ mod routes;
 
 use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result};
@@ -29,6 +30,15 @@ use metrics::Exporter;
 pub(crate) struct App {
     handlers: Arc<OnceLock<Arc<Handlers>>>,
     metrics: Exporter,
+    /// Requests being answered now (counted by `routes::track`).
+    in_flight: AtomicU64,
+}
+
+impl App {
+    /// Requests being answered now.
+    fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
 }
 
 /// Serves until SIGTERM or SIGINT (then exits cleanly), or until loading
@@ -43,15 +53,23 @@ pub(crate) fn serve(config: Config, handlers_dir: Option<PathBuf>) -> Result<()>
     // more) keeps them from thrashing the cores at high concurrency; the
     // rest queue, and admission bounds them anyway.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(cores + 1)
         .thread_stack_size(nexus_host::THREAD_STACK)
         .thread_name("nexus-http")
         .build()
-        .context("starting the async runtime")?
-        .block_on(run(config, handlers_dir))
+        .context("starting the async runtime")?;
+    let served = runtime.block_on(run(config, handlers_dir));
+    // Calls still running past the grace period were cut off: their
+    // threads are not waited for (the process ends with them).
+    runtime.shutdown_timeout(SHUTDOWN_MARGIN);
+    served
 }
+
+/// After the grace period, how long the server waits for its threads
+/// before the process exits anyway.
+const SHUTDOWN_MARGIN: std::time::Duration = std::time::Duration::from_millis(200);
 
 async fn run(config: Config, handlers_dir: Option<PathBuf>) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -62,6 +80,7 @@ async fn run(config: Config, handlers_dir: Option<PathBuf>) -> Result<()> {
     let app = Arc::new(App {
         handlers: cell.clone(),
         metrics: Exporter::new(cell).context("registering the metrics")?,
+        in_flight: AtomicU64::new(0),
     });
 
     let example = handlers_dir.as_deref().and_then(first_handler);
@@ -111,7 +130,8 @@ async fn run(config: Config, handlers_dir: Option<PathBuf>) -> Result<()> {
             app.clone(),
             routes::track,
         ))
-        .with_state(app);
+        .with_state(app.clone());
+    let app_for_shutdown = app;
 
     let stopping = Arc::new(Notify::new());
     let (fatal_tx, fatal_rx) = oneshot::channel();
@@ -133,7 +153,10 @@ async fn run(config: Config, handlers_dir: Option<PathBuf>) -> Result<()> {
         () = async {
             stopping.notified().await;
             tokio::time::sleep(grace).await;
-        } => tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; requests still running were cut off"),
+        } => match app_for_shutdown.in_flight() {
+            0 => tracing::info!(grace_ms = grace.as_millis() as u64, "grace period over; idle connections closed"),
+            n => tracing::warn!(grace_ms = grace.as_millis() as u64, cut_off = n, "grace period over; {n} requests still running were cut off"),
+        },
     }
     if let Ok(e) = fatal_rx.await {
         return Err(e);

@@ -1,5 +1,6 @@
 //! The HTTP API: each route as a function from request to response.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -286,6 +287,9 @@ pub(crate) async fn method_not_allowed() -> ApiError {
 
 /// Counts every request by route and status, and times it.
 pub(crate) async fn track(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    // Counted until answered, or dropped with its connection.
+    app.in_flight.fetch_add(1, Ordering::Relaxed);
+    let _answering = Answering(&app.in_flight);
     // A `MatchedPath` clone shares its text; nothing is allocated per request.
     let matched = request.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
@@ -301,4 +305,13 @@ pub(crate) async fn track(State(app): State<Arc<App>>, request: Request, next: N
         .with_label_values(&[route])
         .observe(start.elapsed().as_secs_f64());
     response
+}
+
+/// One request being answered; dropping it counts it done.
+struct Answering<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }

@@ -69,3 +69,46 @@ fn sigterm_lets_a_slow_invocation_finish_then_exits_0() {
         );
     }
 }
+
+/// The grace period holds: at its end a call still running is cut off and
+/// the process exits then (within a generous margin), saying how many were
+/// cut off; with nothing running, it says nothing of the kind.
+#[test]
+fn the_grace_period_holds_and_says_what_it_cut_off() {
+    let mut server = serve(
+        &[("loop.js", "export default () => { for (;;) {} }")],
+        &["--timeout-ms", "30000", "--grace-period-ms", "1000"],
+    );
+    let pid = server.pid();
+    let addr = server.addr;
+    let caller = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let request =
+            "POST /handlers/loop/invoke HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}";
+        stream.write_all(request.as_bytes()).unwrap();
+        // The server closes the connection when it cuts the call off.
+        read_reply(&mut stream)
+    });
+    server.wait_for_active(1);
+    let signalled = std::time::Instant::now();
+    signal(pid, "TERM");
+    let status = server.wait();
+    let took = signalled.elapsed();
+    assert!(status.success(), "{}", server.log());
+    assert!(
+        took < Duration::from_millis(1000 + 3000),
+        "exits at the grace period's end, not the call's: {took:?}"
+    );
+    assert!(caller.join().unwrap().is_none(), "cut off, not answered");
+    let log = server.log();
+    assert!(
+        log.contains("1 requests still running were cut off"),
+        "{log}"
+    );
+
+    // Nothing running: no talk of cutting anything off.
+    let mut idle = serve(&[("loop.js", "export default () => 1")], &[]);
+    let _keep_alive = TcpStream::connect(idle.addr).unwrap();
+    assert!(idle.terminate().success());
+    assert!(!idle.log().contains("cut off"), "{}", idle.log());
+}
