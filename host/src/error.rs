@@ -78,6 +78,14 @@ pub enum Error {
         /// How long the call waited.
         waited: std::time::Duration,
     },
+    /// The registry holds as many handlers, or as many bytes, as it may.
+    #[error("the registry is full: {detail} (raise {setting}, or remove handlers)")]
+    RegistryFull {
+        /// The setting that bounds it: `max_handlers` or `max_registry_bytes`.
+        setting: &'static str,
+        /// What the registration would have made it hold.
+        detail: String,
+    },
     /// A handler name the runtime cannot use.
     #[error("invalid handler name {0:?}: {1}")]
     InvalidName(String, &'static str),
@@ -126,7 +134,7 @@ fn js_exception(name: &str, message: &str, stack: &str) -> impl fmt::Display {
 impl Error {
     /// Every [`kind`](Self::kind), in a fixed order: the `n`th is the kind
     /// of the variants whose [`index`](Self::index) is `n`.
-    pub const KINDS: [&'static str; 16] = [
+    pub const KINDS: [&'static str; 17] = [
         "compile_error",
         "runtime_error",
         "invalid_input",
@@ -143,6 +151,7 @@ impl Error {
         "trap",
         "engine",
         "internal",
+        "registry_full",
     ];
 
     /// This error's position in [`KINDS`](Self::KINDS). The match is
@@ -165,6 +174,7 @@ impl Error {
             Error::Trap(_) => 13,
             Error::Engine(_) => 14,
             Error::Internal(_) => 15,
+            Error::RegistryFull { .. } => 16,
         }
     }
 
@@ -179,7 +189,11 @@ impl Error {
     pub fn is_handler_error(&self) -> bool {
         !matches!(
             self,
-            Error::Config { .. } | Error::Engine(_) | Error::Busy { .. } | Error::Internal(_)
+            Error::Config { .. }
+                | Error::Engine(_)
+                | Error::Busy { .. }
+                | Error::Internal(_)
+                | Error::RegistryFull { .. }
         )
     }
 }
@@ -229,6 +243,10 @@ pub(crate) mod tests {
             Error::Trap("x".into()),
             Error::Engine(anyhow::anyhow!("x")),
             Error::Internal("x".into()),
+            Error::RegistryFull {
+                setting: "max_handlers",
+                detail: "x".into(),
+            },
         ]
     }
 

@@ -156,8 +156,9 @@ fn the_rendered_manifests_keep_the_designs_invariants() {
     let cores: u64 = limits["cpu"].as_str().unwrap().parse().unwrap();
     let instances = (cores + 1) * size(&settings, "max_memory_bytes");
     let snapshots = size(&settings, "max_snapshots") * (6 << 20);
+    let registry = size(&settings, "max_registry_bytes");
     let process = 100 << 20;
-    let needed = volume_bytes + cache + instances + snapshots + process;
+    let needed = volume_bytes + cache + instances + snapshots + registry + process;
     assert!(
         memory_limit >= needed + (64 << 20),
         "memory limit {memory_limit} leaves under 64Mi over {needed}"

@@ -15,6 +15,8 @@ use crate::guest::GUEST_WASM;
 /// [`Error::Engine`](crate::Error::Engine) if pre-initializing or compiling fails.
 pub(crate) fn guest(engine: &Engine, cache: &Cache) -> Result<(Component, Origin)> {
     let key = Key::component(GUEST_WASM, &engine.compatibility_hash(), engine::VARIANT);
+    // Every start needs it: handler artifacts never push it out.
+    cache.pin(Artifact::Component, key);
     cache.get_or_compile(
         Artifact::Component,
         key,

@@ -259,6 +259,13 @@ impl Cache {
         }
     }
 
+    /// Keeps `key`'s entry of `artifact` in the cache directory whatever
+    /// comes in after it: for the guest component, which every start needs
+    /// and which no handler artifact should push out.
+    pub fn pin(&self, artifact: Artifact, key: Key) {
+        self.disk.pin(artifact, key);
+    }
+
     /// How many artifacts of `kind` this cache compiled (both tiers missed).
     pub fn compiles(&self, kind: Artifact) -> u64 {
         self.compiles[kind.index()].load(Relaxed)

@@ -219,6 +219,14 @@ settings! {
     #[serve_only]
     max_body_bytes => max_body_bytes: u64 as Size = "16Mi",
         env "NEXUS_MAX_BODY_BYTES", value "SIZE", range "1Ki" to "1Gi";
+    /// Handlers `nexus serve` holds registered at once; past it, a registration of a new name is refused (registry_full)
+    #[serve_only]
+    max_handlers => max_handlers: u32 as Count = "10000",
+        env "NEXUS_MAX_HANDLERS", value "N", range "1" to "1000000";
+    /// Bytecode bytes the registered handlers hold together (outside the memory cache's bound); past it, a registration is refused (registry_full)
+    #[serve_only]
+    max_registry_bytes => max_registry_bytes: u64 as Size = "64Mi",
+        env "NEXUS_MAX_REGISTRY_BYTES", value "SIZE", range "1Mi" to "64Gi";
     /// On SIGTERM or SIGINT, how long in-flight requests may take to finish, in milliseconds
     #[serve_only]
     grace_period_ms => grace_period: Duration as Millis = "20000",

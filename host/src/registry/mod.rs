@@ -109,6 +109,9 @@ impl Handler {
 pub struct Handlers {
     runtime: Arc<Runtime>,
     by_name: RwLock<BTreeMap<String, Arc<Handler>>>,
+    /// The bytecode bytes the registered handlers hold, together: bounded
+    /// by `max_registry_bytes` (changed only under `by_name`'s write lock).
+    held_bytes: AtomicU64,
     snapshots: Snapshots,
 }
 
@@ -120,6 +123,7 @@ impl Handlers {
             snapshots: Snapshots::start(runtime.clone()),
             runtime,
             by_name: RwLock::default(),
+            held_bytes: AtomicU64::new(0),
         }
     }
 
@@ -140,7 +144,8 @@ impl Handlers {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidName`] for a bad name; compiling's errors
+    /// [`Error::InvalidName`] for a bad name; [`Error::RegistryFull`] past
+    /// `max_handlers` or `max_registry_bytes`; compiling's errors
     /// ([`Error::Compile`] with the position, the limits', `Busy`).
     pub fn register(&self, name: &str, source: &str) -> Result<(Arc<Handler>, bool)> {
         self.register_with(name, source, None)
@@ -161,20 +166,53 @@ impl Handlers {
         policy: Option<SnapshotPolicy>,
     ) -> Result<(Arc<Handler>, bool)> {
         check_name(name)?;
+        // A new name past the count is refused before any compiling.
+        self.check_count(&self.by_name.read().unwrap(), name)?;
         let policy = policy.or_else(|| self.runtime.config().handler_snapshots.get(name).copied());
         let compiled = self.runtime.compile(&format!("{name}.js"), source)?;
+        let mut by_name = self.by_name.write().unwrap();
+        self.check_count(&by_name, name)?;
+        let size = compiled.bytecode.len() as u64;
+        let old = by_name
+            .get(name)
+            .map_or(0, |h| h.compiled.bytecode.len() as u64);
+        let held = self.held_bytes.load(Relaxed) - old + size;
+        let limit = self.runtime.config().max_registry_bytes;
+        if held > limit {
+            return Err(Error::RegistryFull {
+                setting: "max_registry_bytes",
+                detail: format!(
+                    "{name}'s {size} bytes of bytecode would make the registered handlers \
+                     hold {held} bytes, over {limit}"
+                ),
+            });
+        }
+        self.held_bytes.store(held, Relaxed);
         let handler = Arc::new(Handler {
             name: name.to_owned(),
             snapshot: self.snapshots.register(name, compiled.clone(), policy),
             compiled,
             invocations: AtomicU64::new(0),
         });
-        let replaced = self
-            .by_name
-            .write()
-            .unwrap()
-            .insert(name.to_owned(), handler.clone());
+        let replaced = by_name.insert(name.to_owned(), handler.clone());
         Ok((handler, replaced.is_some()))
+    }
+
+    /// Refuses a new `name` when `max_handlers` are registered.
+    fn check_count(&self, by_name: &BTreeMap<String, Arc<Handler>>, name: &str) -> Result<()> {
+        let max = self.runtime.config().max_handlers as usize;
+        if by_name.len() >= max && !by_name.contains_key(name) {
+            return Err(Error::RegistryFull {
+                setting: "max_handlers",
+                detail: format!("{max} handlers are registered, and {name:?} would be one more"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The bytecode bytes the registered handlers hold together.
+    pub fn held_bytes(&self) -> u64 {
+        self.held_bytes.load(Relaxed)
     }
 
     /// The handler registered as `name`.
@@ -184,7 +222,11 @@ impl Handlers {
 
     /// Unregisters `name`; answers the handler it was.
     pub fn remove(&self, name: &str) -> Option<Arc<Handler>> {
-        self.by_name.write().unwrap().remove(name)
+        let mut by_name = self.by_name.write().unwrap();
+        let removed = by_name.remove(name)?;
+        self.held_bytes
+            .fetch_sub(removed.compiled.bytecode.len() as u64, Relaxed);
+        Some(removed)
     }
 
     /// Every handler, by name.

@@ -115,7 +115,7 @@ fn status(e: &Error) -> StatusCode {
         Error::InvalidName(..) | Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
         Error::Compile { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::InvalidOutput(_) | Error::OutputTooLarge { .. } => StatusCode::BAD_GATEWAY,
-        Error::OutOfMemory { .. } => StatusCode::INSUFFICIENT_STORAGE,
+        Error::OutOfMemory { .. } | Error::RegistryFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
         Error::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         Error::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Runtime { .. }
@@ -198,6 +198,13 @@ mod tests {
                 500,
             ),
             (Error::Internal("x".into()), 500),
+            (
+                Error::RegistryFull {
+                    setting: "max_handlers",
+                    detail: "x".into(),
+                },
+                507,
+            ),
         ];
         let mut kinds: Vec<&str> = table.iter().map(|(e, _)| e.kind()).collect();
         kinds.sort();

@@ -459,3 +459,111 @@ fn sources_the_parser_cannot_take_are_compile_errors_with_a_position() {
     }
     assert_eq!(server.request("GET", "/healthz", b"").status, 200);
 }
+
+/// The RSS of process `pid`, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    kib << 10
+}
+
+/// Registrations are bounded: 24 PUTs of handlers carrying a 15 MiB
+/// string each fill `max_registry_bytes` (64Mi) and then get 507
+/// `registry_full`, the process's memory stays within a stated bound, and
+/// the guest component stays on disk however much handler bytecode went
+/// through the disk cache.
+#[test]
+fn registrations_are_bounded_and_never_push_the_guest_out() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = Server::start(cache.path(), &[]).ready();
+    let components = cache.path().join("v1/components");
+    let guest: Vec<_> = std::fs::read_dir(&components)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(guest.len(), 1, "the guest alone: {guest:?}");
+    let before = rss(server.pid());
+    let (mut registered, mut refused) = (0, 0);
+    for n in 0..24 {
+        let source = format!(
+            "export default () => \"{n}{}\".length",
+            "x".repeat(15 << 20)
+        );
+        let reply = server.request("PUT", &format!("/handlers/big{n}"), source.as_bytes());
+        match reply.status {
+            201 => registered += 1,
+            507 => {
+                let error = reply.json()["error"].clone();
+                assert_eq!(error["kind"], "registry_full", "{error}");
+                assert!(
+                    error["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("max_registry_bytes"),
+                    "{error}"
+                );
+                refused += 1;
+            }
+            status => panic!("PUT {n}: {status} {}", reply.text()),
+        }
+    }
+    assert_eq!((registered, refused), (4, 20), "64Mi holds four of them");
+    let after = rss(server.pid());
+    eprintln!("RSS {} MiB before, {} MiB after", before >> 20, after >> 20);
+    // What registrations hold (64Mi), the memory cache (64Mi), and room
+    // for the compiles' instances and the allocator: far below the 545 MiB
+    // an unbounded registry reached.
+    let bound = 64 + 64 + 160;
+    assert!(
+        after <= before + (bound << 20),
+        "RSS grew from {} to {} MiB, over {bound} MiB",
+        before >> 20,
+        after >> 20
+    );
+    assert!(guest[0].exists(), "the guest component is still on disk");
+    // Removing one makes room for another.
+    assert_eq!(server.request("DELETE", "/handlers/big0", b"").status, 204);
+    let source = format!("export default () => \"{}\".length", "y".repeat(15 << 20));
+    assert_eq!(
+        server
+            .request("PUT", "/handlers/again", source.as_bytes())
+            .status,
+        201
+    );
+}
+
+/// `max_handlers` bounds the names: a new one past it is refused before
+/// it is compiled, while re-registering a name already there still works.
+#[test]
+fn max_handlers_bounds_the_names_registered() {
+    let server = serve(
+        &[("a.js", DOUBLE), ("b.js", DOUBLE)],
+        &["--max-handlers", "2"],
+    );
+    let reply = server.request("PUT", "/handlers/c", DOUBLE.as_bytes());
+    assert_eq!(reply.status, 507, "{}", reply.text());
+    let error = reply.json()["error"].clone();
+    assert_eq!(error["kind"], "registry_full");
+    assert!(
+        error["message"].as_str().unwrap().contains("max_handlers"),
+        "{error}"
+    );
+    assert_eq!(
+        server
+            .request("PUT", "/handlers/a", HELLO.as_bytes())
+            .status,
+        200
+    );
+    assert_eq!(server.request("DELETE", "/handlers/b", b"").status, 204);
+    assert_eq!(
+        server
+            .request("PUT", "/handlers/c", DOUBLE.as_bytes())
+            .status,
+        201
+    );
+}

@@ -3,7 +3,7 @@
 //! volume), rebuilt from the directory before every write (other processes
 //! write to it too), least recently used evicted first.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::Path;
 use std::time::SystemTime;
@@ -56,9 +56,14 @@ impl Index {
         }
     }
 
-    /// The least recently used entry, taken out of the index.
-    pub(super) fn pop_lru(&mut self) -> Option<(Artifact, Key)> {
-        let (&(kind, key), _) = self.entries.iter().min_by_key(|(_, e)| e.last_access)?;
+    /// The least recently used entry that is not `pinned`, taken out of
+    /// the index.
+    pub(super) fn pop_lru(&mut self, pinned: &HashSet<(Artifact, Key)>) -> Option<(Artifact, Key)> {
+        let (&(kind, key), _) = self
+            .entries
+            .iter()
+            .filter(|(entry, _)| !pinned.contains(entry))
+            .min_by_key(|(_, e)| e.last_access)?;
         self.remove(kind, &key);
         Some((kind, key))
     }
@@ -128,8 +133,9 @@ impl DiskTier {
 
     /// Deletes least recently used files until `incoming` bytes fit.
     pub(super) fn evict_until_admitted(&self, dir: &Dir, index: &mut Index, incoming: u64) {
+        let pinned = self.pinned.lock().unwrap().clone();
         while !index.budget.admits(incoming) {
-            let Some((kind, key)) = index.pop_lru() else {
+            let Some((kind, key)) = index.pop_lru(&pinned) else {
                 break;
             };
             index.stats[kind.index()].evictions += 1;
@@ -159,6 +165,29 @@ impl DiskTier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pinned_entry_is_never_evicted_to_make_room() {
+        let root = tempfile::tempdir().unwrap();
+        // Room for three one-block entries.
+        let tier = DiskTier::open(root.path(), 3 * 4096);
+        let key = |n: u32| Key::bytecode("guest", &format!("{n}.js"), "", &[]);
+        let guest = Key::component(b"guest", b"engine", "v");
+        tier.write(Artifact::Component, &guest, &[1; 100]);
+        tier.pin(Artifact::Component, guest);
+        for n in 0..10 {
+            tier.write(Artifact::Bytecode, &key(n), &[2; 100]);
+        }
+        assert!(
+            tier.read(Artifact::Component, &guest).is_some(),
+            "pinned: kept"
+        );
+        assert!(tier.read(Artifact::Bytecode, &key(0)).is_none(), "evicted");
+        assert!(
+            tier.read(Artifact::Bytecode, &key(9)).is_some(),
+            "the newest"
+        );
+    }
 
     #[test]
     fn a_read_hit_charges_the_blocks_a_write_and_a_rescan_charge() {

@@ -36,6 +36,7 @@
 //! - Nothing here fails a caller: an unusable directory or a full disk is
 //!   warned about once per operation, counted, and the entry skipped.
 
+use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -142,6 +143,9 @@ pub(super) struct DiskTier {
     errors: [AtomicU64; 4],
     warned: [std::sync::atomic::AtomicBool; 4],
     temp_counter: AtomicU64,
+    /// Entries never evicted to make room (the guest component, which
+    /// every start needs).
+    pinned: Mutex<HashSet<(Artifact, Key)>>,
 }
 
 impl DiskTier {
@@ -181,6 +185,7 @@ impl DiskTier {
             errors: Default::default(),
             warned: Default::default(),
             temp_counter: AtomicU64::new(0),
+            pinned: Mutex::default(),
         };
         match Self::open_dir(root, access) {
             Ok((root_dir, dir)) => {
@@ -248,6 +253,12 @@ impl DiskTier {
             }
         }
         Ok((root_dir, dir))
+    }
+
+    /// Never evicts `key`'s entry of `artifact` to make room for others
+    /// (from now on, in this process).
+    pub fn pin(&self, artifact: Artifact, key: Key) {
+        self.pinned.lock().unwrap().insert((artifact, key));
     }
 
     /// Whether the directory could be opened.
