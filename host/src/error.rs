@@ -78,6 +78,10 @@ pub enum Error {
         /// How long the call waited.
         waited: std::time::Duration,
     },
+    /// The call's caller went away (a client that disconnected): it was
+    /// stopped, or never started.
+    #[error("the call was cancelled: its caller went away")]
+    Cancelled,
     /// The registry holds as many handlers, or as many bytes, as it may.
     #[error("the registry is full: {detail} (raise {setting}, or remove handlers)")]
     RegistryFull {
@@ -134,7 +138,7 @@ fn js_exception(name: &str, message: &str, stack: &str) -> impl fmt::Display {
 impl Error {
     /// Every [`kind`](Self::kind), in a fixed order: the `n`th is the kind
     /// of the variants whose [`index`](Self::index) is `n`.
-    pub const KINDS: [&'static str; 17] = [
+    pub const KINDS: [&'static str; 18] = [
         "compile_error",
         "runtime_error",
         "invalid_input",
@@ -152,6 +156,7 @@ impl Error {
         "engine",
         "internal",
         "registry_full",
+        "cancelled",
     ];
 
     /// This error's position in [`KINDS`](Self::KINDS). The match is
@@ -175,6 +180,7 @@ impl Error {
             Error::Engine(_) => 14,
             Error::Internal(_) => 15,
             Error::RegistryFull { .. } => 16,
+            Error::Cancelled => 17,
         }
     }
 
@@ -194,6 +200,7 @@ impl Error {
                 | Error::Busy { .. }
                 | Error::Internal(_)
                 | Error::RegistryFull { .. }
+                | Error::Cancelled
         )
     }
 }
@@ -247,6 +254,7 @@ pub(crate) mod tests {
                 setting: "max_handlers",
                 detail: "x".into(),
             },
+            Error::Cancelled,
         ]
     }
 

@@ -48,7 +48,9 @@ pub use config::{
     parse_size, CompileOptions, Config, Layer, LogFormat, RawValue, Setting, SnapshotPolicy,
     SETTINGS,
 };
-pub use engine::{CacheStats, Level, LogLine, Observed, RuntimeStats, Tier, Timing, THREAD_STACK};
+pub use engine::{
+    CacheStats, Cancel, Level, LogLine, Observed, RuntimeStats, Tier, Timing, THREAD_STACK,
+};
 pub use error::{Error, Result};
 pub use guest::{GUEST_FINGERPRINT, GUEST_WASM};
 pub use registry::{check_name, handler_files, Handler, Handlers, Snapshot, SnapshotCounts};

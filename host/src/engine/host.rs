@@ -141,6 +141,8 @@ pub(crate) struct HostState {
     pub(crate) limiter: Limiter,
     /// When the call must end, by the clock (see `store::set_deadline`).
     pub(crate) deadline: Option<Instant>,
+    /// Set when the call's caller may stop it (see `store::cancel_with`).
+    pub(crate) cancel: Option<super::store::Cancel>,
     table: ResourceTable,
     shared: Shared,
     handler: String,
@@ -170,6 +172,7 @@ impl HostState {
             },
             table: ResourceTable::new(),
             deadline: None,
+            cancel: None,
             shared,
             handler: handler.to_owned(),
             logs: Vec::new(),

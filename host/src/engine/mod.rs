@@ -38,6 +38,7 @@ pub use sandbox::Timing;
 pub(crate) use sandbox::{Call, Sandbox};
 pub(crate) use snapshot::{PREPARED_VARIANT, VARIANT};
 pub use stack::THREAD_STACK;
+pub use store::Cancel;
 pub(crate) use store::Limits;
 pub(crate) use wasmtime::component::Component;
 

@@ -16,7 +16,7 @@ use super::bindings::exports::nexus::handler::compiler::CompileOptions as WitOpt
 use super::bindings::HandlerError;
 use super::exports::{Exports, Guest};
 use super::host::{HostState, LogLine};
-use super::store::{self, Limits, Mode, StoreBuilder};
+use super::store::{self, Cancel, Limits, Mode, StoreBuilder};
 use crate::config::CompileOptions;
 use crate::error::{Error, Result};
 
@@ -105,9 +105,15 @@ impl Sandbox {
     /// # Errors
     ///
     /// The handler's own errors and its limits' ([`Store`]'s verdict).
-    pub fn run(&self, handler: &str, call: Call<'_>, limits: Limits) -> Result<Ran> {
+    pub fn run(
+        &self,
+        handler: &str,
+        call: Call<'_>,
+        limits: Limits,
+        cancel: Option<&Cancel>,
+    ) -> Result<Ran> {
         let (output, logs, timing) =
-            self.with_instance(handler, limits, |guest, store| match call {
+            self.with_instance(handler, limits, cancel, |guest, store| match call {
                 Call::Plain { bytecode, input } => guest.invoke(store, bytecode, input),
                 Call::Prepared { input } => guest.invoke_prepared(store, input),
             })?;
@@ -135,9 +141,10 @@ impl Sandbox {
             strip_source: options.strip_source,
             strip_debug: options.strip_debug,
         };
-        let (bytecode, _logs, _timing) = self.with_instance(name, limits, |guest, store| {
-            guest.compile(store, name, source, options)
-        })?;
+        let (bytecode, _logs, _timing) =
+            self.with_instance(name, limits, None, |guest, store| {
+                guest.compile(store, name, source, options)
+            })?;
         Ok(bytecode)
     }
 
@@ -147,19 +154,21 @@ impl Sandbox {
         &self,
         handler: &str,
         limits: Limits,
+        cancel: Option<&Cancel>,
         f: impl FnOnce(
                 &Guest<'_>,
                 &mut Store<HostState>,
             ) -> wasmtime::Result<std::result::Result<T, HandlerError>>
             + Send,
     ) -> Result<(T, Vec<LogLine>, Timing)> {
-        super::stack::with_stack(|| self.call_here(handler, limits, f))
+        super::stack::with_stack(|| self.call_here(handler, limits, cancel, f))
     }
 
     fn call_here<T>(
         &self,
         handler: &str,
         limits: Limits,
+        cancel: Option<&Cancel>,
         f: impl FnOnce(
             &Guest<'_>,
             &mut Store<HostState>,
@@ -167,6 +176,9 @@ impl Sandbox {
     ) -> Result<(T, Vec<LogLine>, Timing)> {
         let start = Instant::now();
         let mut store = self.stores.build(handler, Some(limits));
+        if let Some(cancel) = cancel {
+            store::cancel_with(&mut store, cancel);
+        }
 
         let set_up = Instant::now();
         let instance = self.pre.instantiate(&mut store);

@@ -4,6 +4,8 @@
 //! host's errors. The sandbox and the snapshot both go through here, so what
 //! isolation relies on exists once.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasSelf, Linker};
@@ -73,9 +75,49 @@ impl StoreBuilder {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         set_deadline(&mut store, limits);
-        store.epoch_deadline_callback(|store| Ok(on_deadline(store.data().deadline)));
+        store.epoch_deadline_callback(|store| {
+            let state = store.data();
+            Ok(on_deadline(state.deadline, state.cancel.as_ref()))
+        });
         store
     }
+}
+
+/// How often, in ticks (10 ms), a call that can be cancelled looks at its
+/// [`Cancel`]: about the longest it runs on once its caller has gone.
+const CANCEL_POLL: u64 = 10;
+
+/// Lets a call be stopped by its caller: a caller that has gone (a client
+/// that disconnected) cancels it, and the call ends within about 10 ms, or
+/// never starts. Cheap to clone; clones share one flag.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// A call not cancelled yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stops the calls this token was given to.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Makes `store`'s call stoppable by `cancel`: its deadline is then looked
+/// at every [`CANCEL_POLL`] ticks, not only at its end.
+pub(crate) fn cancel_with(store: &mut Store<HostState>, cancel: &Cancel) {
+    store.data_mut().cancel = Some(cancel.clone());
+    let left = store.data().deadline.map_or(NEVER, |at| {
+        epoch::ticks(at.saturating_duration_since(Instant::now()))
+    });
+    store.set_epoch_deadline(left.min(CANCEL_POLL));
 }
 
 /// Starts `limits`' deadline from now; without limits, lifts it (for the
@@ -88,15 +130,24 @@ pub(crate) fn set_deadline(store: &mut Store<HostState>, limits: Option<Limits>)
 /// What to do when a store's epoch deadline comes: the epochs only
 /// approximate the clock, so the clock decides. Past the deadline, the call
 /// is interrupted (a timeout); before it, it goes on for the time left.
-fn on_deadline(deadline: Option<Instant>) -> UpdateDeadline {
-    match deadline {
-        None => UpdateDeadline::Continue(NEVER),
-        Some(at) => match at.checked_duration_since(Instant::now()) {
-            None => UpdateDeadline::Interrupt,
-            Some(left) if left.is_zero() => UpdateDeadline::Interrupt,
-            Some(left) => UpdateDeadline::Continue(epoch::ticks(left)),
-        },
+/// A call that can be cancelled is interrupted once it is, and looked at
+/// again within [`CANCEL_POLL`] ticks until then.
+fn on_deadline(deadline: Option<Instant>, cancel: Option<&Cancel>) -> UpdateDeadline {
+    if cancel.is_some_and(Cancel::is_cancelled) {
+        return UpdateDeadline::Interrupt;
     }
+    let next = match deadline {
+        None => NEVER,
+        Some(at) => match at.checked_duration_since(Instant::now()) {
+            None => return UpdateDeadline::Interrupt,
+            Some(left) if left.is_zero() => return UpdateDeadline::Interrupt,
+            Some(left) => epoch::ticks(left),
+        },
+    };
+    UpdateDeadline::Continue(match cancel {
+        Some(_) => next.min(CANCEL_POLL),
+        None => next,
+    })
 }
 
 /// How a call into the guest ended, as the host's error: a refused memory
@@ -110,7 +161,16 @@ pub(crate) fn verdict<T>(
     limits: Limits,
     outcome: wasmtime::Result<std::result::Result<T, HandlerError>>,
 ) -> Result<T> {
-    judge(outcome, store.data().limiter.refused, limits)
+    let verdict = judge(outcome, store.data().limiter.refused, limits);
+    let cancelled = store
+        .data()
+        .cancel
+        .as_ref()
+        .is_some_and(Cancel::is_cancelled);
+    match verdict {
+        Err(Error::Timeout { .. }) if cancelled => Err(Error::Cancelled),
+        verdict => verdict,
+    }
 }
 
 fn judge<T>(
@@ -207,15 +267,33 @@ mod tests {
 
     #[test]
     fn at_an_epoch_deadline_the_clock_decides() {
-        assert!(matches!(on_deadline(None), UpdateDeadline::Continue(NEVER)));
+        assert!(matches!(
+            on_deadline(None, None),
+            UpdateDeadline::Continue(NEVER)
+        ));
         let past = Instant::now() - Duration::from_millis(1);
-        assert!(matches!(on_deadline(Some(past)), UpdateDeadline::Interrupt));
+        assert!(matches!(
+            on_deadline(Some(past), None),
+            UpdateDeadline::Interrupt
+        ));
         // The epochs ran ahead of the clock: the call keeps the time left.
         let ahead = Instant::now() + Duration::from_millis(100);
-        match on_deadline(Some(ahead)) {
+        match on_deadline(Some(ahead), None) {
             UpdateDeadline::Continue(ticks) => assert!((90..=100).contains(&ticks), "{ticks}"),
             _ => panic!("interrupted 100 ms early"),
         }
+        // A call that can be cancelled is looked at often, and stopped once
+        // it is cancelled.
+        let cancel = Cancel::new();
+        assert!(matches!(
+            on_deadline(Some(ahead), Some(&cancel)),
+            UpdateDeadline::Continue(CANCEL_POLL)
+        ));
+        cancel.cancel();
+        assert!(matches!(
+            on_deadline(Some(ahead), Some(&cancel)),
+            UpdateDeadline::Interrupt
+        ));
     }
 
     #[test]

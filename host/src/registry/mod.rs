@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use crate::artifacts::CompiledHandler;
 use crate::config::SnapshotPolicy;
+use crate::engine::Cancel;
 use crate::error::{Error, Result};
 use crate::names;
 use crate::runtime::{Invocation, InvocationPath, Runtime};
@@ -247,16 +248,18 @@ impl Handlers {
         input: &str,
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
-        self.invoke_reporting_path(handler, input, timeout).1
+        self.invoke_reporting_path(handler, input, timeout, None).1
     }
 
     /// [`invoke`](Self::invoke), answering the path the call took beside
-    /// its outcome, whatever that is.
+    /// its outcome, whatever that is; `cancel` stops it (see
+    /// [`Runtime::invoke_cancellable`]).
     pub fn invoke_reporting_path(
         &self,
         handler: &Handler,
         input: &str,
         timeout: Option<Duration>,
+        cancel: Option<&Cancel>,
     ) -> (InvocationPath, Result<Invocation>) {
         let invocations = handler.invocations.fetch_add(1, Relaxed) + 1;
         let limit = self.runtime.config().timeout;
@@ -264,12 +267,13 @@ impl Handlers {
         match self.snapshots.route(&handler.snapshot, invocations) {
             Some(prepared) => (
                 InvocationPath::Prepared,
-                self.runtime.invoke_prepared(&prepared, input, timeout),
+                self.runtime
+                    .invoke_prepared_cancellable(&prepared, input, timeout, cancel),
             ),
             None => (
                 InvocationPath::Plain,
                 self.runtime
-                    .invoke_with_timeout(&handler.compiled, input, timeout),
+                    .invoke_cancellable(&handler.compiled, input, timeout, cancel),
             ),
         }
     }

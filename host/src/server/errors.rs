@@ -118,6 +118,9 @@ fn status(e: &Error) -> StatusCode {
         Error::OutOfMemory { .. } | Error::RegistryFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
         Error::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         Error::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        // Nobody reads it: the client has gone (nginx's "client closed
+        // request" in access logs and metrics).
+        Error::Cancelled => StatusCode::from_u16(499).expect("a valid status"),
         Error::Runtime { .. }
         | Error::InvalidBytecode(_)
         | Error::InvalidModule(_)
@@ -205,6 +208,7 @@ mod tests {
                 },
                 507,
             ),
+            (Error::Cancelled, 499),
         ];
         let mut kinds: Vec<&str> = table.iter().map(|(e, _)| e.kind()).collect();
         kinds.sort();

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use nexus_host::{check_name, Handler, Handlers, SnapshotPolicy};
+use nexus_host::{check_name, Cancel, Handler, Handlers, SnapshotPolicy};
 use serde_json::{json, Value};
 
 use super::errors::ApiError;
@@ -139,11 +139,16 @@ pub(crate) async fn invoke(
         .get(&name)
         .ok_or_else(|| ApiError::not_found(&name))?;
     let start = Instant::now();
+    // A client that goes away drops this future: the guard then cancels
+    // the call, so it never starts, or stops within milliseconds.
+    let cancel = Cancel::new();
+    let guard = CancelOnDrop(Some(cancel.clone()));
     let (path, invocation) = tokio::task::spawn_blocking(move || {
-        handlers.invoke_reporting_path(&handler, &input, timeout)
+        handlers.invoke_reporting_path(&handler, &input, timeout, Some(&cancel))
     })
     .await
     .map_err(ApiError::worker)?;
+    guard.disarm();
     let mut response = match invocation {
         Ok(invocation) => (
             [(header::CONTENT_TYPE, "application/json")],
@@ -313,5 +318,23 @@ struct Answering<'a>(&'a std::sync::atomic::AtomicU64);
 impl Drop for Answering<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Cancels its call when dropped before [`disarm`](Self::disarm): when the
+/// request's future is dropped because its client went away.
+struct CancelOnDrop(Option<Cancel>);
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(cancel) = &self.0 {
+            cancel.cancel();
+        }
     }
 }

@@ -141,3 +141,43 @@ fn a_thousand_malformed_requests_get_documented_statuses_and_the_server_keeps_se
     );
     assert_eq!(server.request("GET", "/readyz", b"").status, 200);
 }
+
+/// A client that goes away takes its call with it: 30 callers that each
+/// give up on a looping handler after 100 ms leave nothing running, so a
+/// trivial call right after answers at once, not after 30 loops have run
+/// to their timeouts (10 s on two cores before).
+#[test]
+fn abandoned_calls_are_cancelled() {
+    let server = serve(
+        &[
+            ("loop.js", "export default () => { for (;;) {} }"),
+            ("quick.js", DOUBLE),
+        ],
+        &["--timeout-ms", "1000"],
+    );
+    for _ in 0..30 {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        let request =
+            "POST /handlers/loop/invoke HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}";
+        stream.write_all(request.as_bytes()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let _ = std::io::Read::read(&mut stream, &mut buf);
+        // Dropped: the client hangs up.
+    }
+    let start = std::time::Instant::now();
+    let reply = server.request("POST", "/handlers/quick/invoke", br#"{"n":2}"#);
+    let took = start.elapsed();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    // Its own time is milliseconds; the margin is generous for a loaded
+    // machine, and far below the 30 loops' 10 s.
+    assert!(
+        took < Duration::from_millis(1500),
+        "answered after {took:?}"
+    );
+    let metrics = server.request("GET", "/metrics", b"").text();
+    let cancelled = sample(&metrics, r#"nexus_invocations_total{outcome="cancelled"}"#);
+    assert!(cancelled >= 25.0, "{cancelled} of 30 cancelled");
+}
