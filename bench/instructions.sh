@@ -12,10 +12,12 @@ echo "| binary | plain | prepared |"
 echo "|---|---|---|"
 for nexus in "$@"; do
   cache=$(mktemp -d)
-  # Warm the cache with the measured runs' own settings: the pool's size is
+  # Warm the cache under valgrind itself, with the measured runs' own
+  # settings: the CPU features valgrind reports and the pool's size are
   # part of the engine's configuration, and so of the component keys.
   for flag in "" --prepared; do
-    "$nexus" bench bench/trivial.js --iterations 10 $flag --max-instances 1 --cache-dir "$cache" >/dev/null 2>&1
+    valgrind --tool=none --smc-check=all-non-file "$nexus" bench bench/trivial.js \
+      --iterations 10 $flag --max-instances 1 --cache-dir "$cache" >/dev/null 2>&1
   done
   row="| $nexus |"
   for flag in "" --prepared; do
