@@ -32,6 +32,10 @@ pub(crate) struct App {
     metrics: Exporter,
     /// Requests being answered now (counted by `routes::track`).
     in_flight: AtomicU64,
+    /// Compiles running at once: one fewer than the call threads, so that
+    /// registrations (a large bundle compiles for seconds) never take every
+    /// thread from the calls.
+    compiles: Arc<tokio::sync::Semaphore>,
 }
 
 impl App {
@@ -52,10 +56,9 @@ pub(crate) fn serve(config: Config, handlers_dir: Option<PathBuf>) -> Result<()>
     // Invocations run on the blocking pool: one thread per core (and one
     // more) keeps them from thrashing the cores at high concurrency; the
     // rest queue, and admission bounds them anyway.
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(cores + 1)
+        .max_blocking_threads(call_threads())
         .thread_stack_size(nexus_host::THREAD_STACK)
         .thread_name("nexus-http")
         .build()
@@ -65,6 +68,11 @@ pub(crate) fn serve(config: Config, handlers_dir: Option<PathBuf>) -> Result<()>
     // threads are not waited for (the process ends with them).
     runtime.shutdown_timeout(SHUTDOWN_MARGIN);
     served
+}
+
+/// The threads calls and compiles run on: one per core, and one more.
+fn call_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) + 1
 }
 
 /// After the grace period, how long the server waits for its threads
@@ -81,6 +89,7 @@ async fn run(config: Config, handlers_dir: Option<PathBuf>) -> Result<()> {
         handlers: cell.clone(),
         metrics: Exporter::new(cell).context("registering the metrics")?,
         in_flight: AtomicU64::new(0),
+        compiles: Arc::new(tokio::sync::Semaphore::new(call_threads() - 1)),
     });
 
     let example = handlers_dir.as_deref().and_then(first_handler);

@@ -103,7 +103,15 @@ pub(crate) async fn register(
     let handlers = ready(&app)?.clone();
     let (handler, replaced) = {
         let name = name.clone();
-        blocking(move || handlers.register_with(&name, &source, policy)).await?
+        // Waits for a compile slot, never for a call thread the calls need;
+        // the slot is the compile's until it ends, even if its client goes.
+        let slot = app.compiles.clone().acquire_owned().await;
+        let slot = slot.expect("the semaphore is never closed");
+        blocking(move || {
+            let _slot = slot;
+            handlers.register_with(&name, &source, policy)
+        })
+        .await?
     };
     let status = if replaced {
         StatusCode::OK

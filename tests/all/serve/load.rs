@@ -181,3 +181,43 @@ fn abandoned_calls_are_cancelled() {
     let cancelled = sample(&metrics, r#"nexus_invocations_total{outcome="cancelled"}"#);
     assert!(cancelled >= 25.0, "{cancelled} of 30 cancelled");
 }
+
+/// Registrations cannot take every call thread: while as many slow
+/// sources compile as there are threads, a call is still answered in a
+/// small part of the time a compile takes (measured side by side).
+#[test]
+fn calls_are_answered_while_slow_sources_compile() {
+    let server = serve(&[("quick.js", DOUBLE)], &["--timeout-ms", "60000"]);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+    std::thread::scope(|scope| {
+        let puts: Vec<_> = (0..threads)
+            .map(|n| {
+                let server = &server;
+                scope.spawn(move || {
+                    // Thousands of functions: seconds of parsing.
+                    let source: String = (0..15_000)
+                        .map(|i| format!("function f{i}(a) {{ return a + {i} + {n} }}\n"))
+                        .chain(["export default () => f1(1)".to_owned()])
+                        .collect();
+                    let start = std::time::Instant::now();
+                    let reply =
+                        server.request("PUT", &format!("/handlers/slow{n}"), source.as_bytes());
+                    assert_eq!(reply.status, 201, "{}", reply.text());
+                    start.elapsed()
+                })
+            })
+            .collect();
+        // Once the compiles hold every thread they may, a call still gets
+        // one of its own.
+        server.wait_for_active(threads as u32 - 1);
+        let start = std::time::Instant::now();
+        let reply = server.request("POST", "/handlers/quick/invoke", br#"{"n":1}"#);
+        let call = start.elapsed();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let compile = puts.into_iter().map(|p| p.join().unwrap()).min().unwrap();
+        assert!(
+            call * 4 < compile,
+            "the call took {call:?}, a compile {compile:?}: it waited for a thread"
+        );
+    });
+}
