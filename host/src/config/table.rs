@@ -219,6 +219,10 @@ settings! {
     #[serve_only]
     max_body_bytes => max_body_bytes: u64 as Size = "16Mi",
         env "NEXUS_MAX_BODY_BYTES", value "SIZE", range "1Ki" to "1Gi";
+    /// Invocations `nexus serve` lets wait for a call thread at once; past it, a call is answered 503 busy at once (each waits at most queue_timeout_ms)
+    #[serve_only]
+    max_queued => max_queued: u32 as Count = "1024",
+        env "NEXUS_MAX_QUEUED", value "N", range "0" to "1000000";
     /// Handlers `nexus serve` holds registered at once; past it, a registration of a new name is refused (registry_full)
     #[serve_only]
     max_handlers => max_handlers: u32 as Count = "10000",

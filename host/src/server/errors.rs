@@ -47,6 +47,14 @@ impl ApiError {
         )
     }
 
+    /// No call thread for this request: the queue is full, or it waited
+    /// its `queue_timeout_ms`.
+    pub fn busy(message: String) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message);
+        e.retry_after = Some(1);
+        e
+    }
+
     /// The server is still loading the guest or the `--handlers` files.
     pub fn not_ready() -> Self {
         let mut e = Self::new(

@@ -9,6 +9,7 @@
 
 mod errors;
 mod metrics;
+mod queue;
 mod routes;
 
 use std::future::IntoFuture;
@@ -32,10 +33,8 @@ pub(crate) struct App {
     metrics: Exporter,
     /// Requests being answered now (counted by `routes::track`).
     in_flight: AtomicU64,
-    /// Compiles running at once: one fewer than the call threads, so that
-    /// registrations (a large bundle compiles for seconds) never take every
-    /// thread from the calls.
-    compiles: Arc<tokio::sync::Semaphore>,
+    /// The call threads, and the calls and compiles waiting for them.
+    queue: queue::CallQueue,
 }
 
 impl App {
@@ -89,7 +88,7 @@ async fn run(config: Config, handlers_dir: Option<PathBuf>) -> Result<()> {
         handlers: cell.clone(),
         metrics: Exporter::new(cell).context("registering the metrics")?,
         in_flight: AtomicU64::new(0),
-        compiles: Arc::new(tokio::sync::Semaphore::new(call_threads() - 1)),
+        queue: queue::CallQueue::new(call_threads(), config.max_queued, config.queue_timeout),
     });
 
     let example = handlers_dir.as_deref().and_then(first_handler);

@@ -103,12 +103,11 @@ pub(crate) async fn register(
     let handlers = ready(&app)?.clone();
     let (handler, replaced) = {
         let name = name.clone();
-        // Waits for a compile slot, never for a call thread the calls need;
-        // the slot is the compile's until it ends, even if its client goes.
-        let slot = app.compiles.clone().acquire_owned().await;
-        let slot = slot.expect("the semaphore is never closed");
+        // A compile slot and a thread, held until the compile ends, even
+        // if its client goes.
+        let held = app.queue.compile().await?;
         blocking(move || {
-            let _slot = slot;
+            let _held = held;
             handlers.register_with(&name, &source, policy)
         })
         .await?
@@ -151,7 +150,9 @@ pub(crate) async fn invoke(
     // the call, so it never starts, or stops within milliseconds.
     let cancel = Cancel::new();
     let guard = CancelOnDrop(Some(cancel.clone()));
+    let held = app.queue.call().await?;
     let (path, invocation) = tokio::task::spawn_blocking(move || {
+        let _held = held;
         handlers.invoke_reporting_path(&handler, &input, timeout, Some(&cancel))
     })
     .await

@@ -221,3 +221,85 @@ fn calls_are_answered_while_slow_sources_compile() {
         );
     });
 }
+
+/// Past the call threads, calls queue for at most `queue_timeout_ms`, end to
+/// end: fifteen looping calls on a server whose threads are all taken get
+/// 503 `busy` after about that long, naming the time they really waited.
+#[test]
+fn calls_past_the_threads_wait_at_most_the_queue_timeout() {
+    let server = serve(
+        &[("loop.js", "export default () => { for (;;) {} }")],
+        &["--timeout-ms", "4000", "--queue-timeout-ms", "500"],
+    );
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+    let answers: Vec<(u16, Duration, Value, Option<String>)> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..15)
+            .map(|_| {
+                let server = &server;
+                scope.spawn(move || {
+                    let start = std::time::Instant::now();
+                    let reply = server.request("POST", "/handlers/loop/invoke", b"{}");
+                    let retry = reply.header("retry-after").map(str::to_owned);
+                    (reply.status, start.elapsed(), reply.json(), retry)
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let busy: Vec<_> = answers.iter().filter(|a| a.0 == 503).collect();
+    let timed_out = answers.iter().filter(|a| a.0 == 504).count();
+    assert_eq!(timed_out, threads, "one call a thread ran to its timeout");
+    assert_eq!(busy.len(), 15 - threads, "the rest were refused");
+    for (_, took, body, retry) in busy {
+        assert_eq!(body["error"]["kind"], "busy", "{body}");
+        assert_eq!(retry.as_deref(), Some("1"));
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("queue_timeout_ms"), "{message}");
+        // 500 ms, and a generous margin: not the 4 s a thread's call takes.
+        assert!(
+            *took < Duration::from_millis(2500),
+            "refused after {took:?}"
+        );
+    }
+}
+
+/// `max_queued` bounds the queue itself: past it, a call is refused at once.
+#[test]
+fn a_full_queue_refuses_at_once() {
+    let server = serve(
+        &[("loop.js", "export default () => { for (;;) {} }")],
+        &[
+            "--timeout-ms",
+            "3000",
+            "--queue-timeout-ms",
+            "60000",
+            "--max-queued",
+            "0",
+        ],
+    );
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+    std::thread::scope(|scope| {
+        let running: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    server
+                        .request("POST", "/handlers/loop/invoke", b"{}")
+                        .status
+                })
+            })
+            .collect();
+        server.wait_for_active(threads as u32);
+        let start = std::time::Instant::now();
+        let reply = server.request("POST", "/handlers/loop/invoke", b"{}");
+        assert_eq!(reply.status, 503, "{}", reply.text());
+        assert!(reply.text().contains("max_queued"), "{}", reply.text());
+        assert!(
+            start.elapsed() < Duration::from_millis(1000),
+            "{:?}",
+            start.elapsed()
+        );
+        for call in running {
+            assert_eq!(call.join().unwrap(), 504);
+        }
+    });
+}
