@@ -170,7 +170,7 @@ fn a_renamed_setting_answers_to_its_old_name_with_a_warning() {
         let server = Server::start_with(cache.path(), &all, &env).ready();
         let hello = server.request("GET", "/handlers/hello", b"").json();
         assert_eq!(hello["snapshot"], "off", "max_snapshots = 0: {warning}");
-        assert!(server.log().contains(warning), "{}", server.log());
+        server.log_with(warning);
     }
 }
 

@@ -386,7 +386,7 @@ fn logs_name_a_handler_by_its_registered_name() {
         server.request("POST", "/handlers/tla/invoke", b"{}").status,
         200
     );
-    let log = server.log();
+    let log = server.log_with("in a call");
     let named: Vec<Value> = log
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

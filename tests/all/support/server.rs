@@ -140,6 +140,23 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// The log, once it holds `text` (lines reach it from a reader
+    /// thread, a moment after the server wrote them); panics after a minute.
+    pub fn log_with(&self, text: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let log = self.log();
+            if log.contains(text) {
+                return log;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the log never said {text:?}: {log}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
