@@ -62,10 +62,15 @@ pub(crate) fn serve(config: Config, handlers_dir: Option<PathBuf>) -> Result<()>
         .thread_name("nexus-http")
         .build()
         .context("starting the async runtime")?;
-    let served = runtime.block_on(run(config, handlers_dir));
+    let cell = Arc::new(OnceLock::new());
+    let served = runtime.block_on(run(config, handlers_dir, cell.clone()));
     // Calls still running past the grace period were cut off: their
     // threads are not waited for (the process ends with them).
     runtime.shutdown_timeout(SHUTDOWN_MARGIN);
+    // But what the cache has yet to write is: a restart finds it on disk.
+    if let Some(handlers) = cell.get() {
+        handlers.runtime().cache().flush();
+    }
     served
 }
 
@@ -78,12 +83,16 @@ fn call_threads() -> usize {
 /// before the process exits anyway.
 const SHUTDOWN_MARGIN: std::time::Duration = std::time::Duration::from_millis(200);
 
-async fn run(config: Config, handlers_dir: Option<PathBuf>) -> Result<()> {
+/// Serves until stopped; `cell` receives the handlers once loaded.
+async fn run(
+    config: Config,
+    handlers_dir: Option<PathBuf>,
+    cell: Arc<OnceLock<Arc<Handlers>>>,
+) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (the listen setting)", config.listen))?;
     let addr = listener.local_addr()?;
-    let cell = Arc::new(OnceLock::new());
     let app = Arc::new(App {
         handlers: cell.clone(),
         metrics: Exporter::new(cell).context("registering the metrics")?,

@@ -481,11 +481,22 @@ fn rss(pid: u32) -> u64 {
 fn registrations_are_bounded_and_never_push_the_guest_out() {
     let cache = tempfile::tempdir().unwrap();
     let server = Server::start(cache.path(), &[]).ready();
+    // The guest, once its background write is done (a temporary until
+    // then).
     let components = cache.path().join("v1/components");
-    let guest: Vec<_> = std::fs::read_dir(&components)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let start = std::time::Instant::now();
+    let guest = loop {
+        let entries: Vec<_> = std::fs::read_dir(&components)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .collect();
+        if !entries.is_empty() {
+            break entries;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "never written");
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(guest.len(), 1, "the guest alone: {guest:?}");
     let before = rss(server.pid());
     let (mut registered, mut refused) = (0, 0);
