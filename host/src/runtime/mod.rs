@@ -253,7 +253,7 @@ impl Runtime {
         input: &str,
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
-        self.run_bytecode(&handler.name, &handler.bytecode, input, timeout)
+        self.run_bytecode(&handler.name, &handler.bytecode, input, timeout, None)
     }
 
     /// Gives `handler` its own pre-initialized component: the guest with the
@@ -328,11 +328,7 @@ impl Runtime {
         timeout: Option<Duration>,
         cancel: Option<&Cancel>,
     ) -> Result<Invocation> {
-        let call = Call::Plain {
-            bytecode: &handler.bytecode,
-            input,
-        };
-        self.run(&self.sandbox, &handler.name, call, timeout, cancel)
+        self.run_bytecode(&handler.name, &handler.bytecode, input, timeout, cancel)
     }
 
     /// [`invoke_prepared`](Self::invoke_prepared), stopped by `cancel` as
@@ -364,7 +360,7 @@ impl Runtime {
         input: &str,
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
-        self.run_bytecode(&bytecode.name, &bytecode.bytes, input, timeout)
+        self.run_bytecode(&bytecode.name, &bytecode.bytes, input, timeout, None)
     }
 
     /// The plain path: the shared guest loads and evaluates `bytecode`, then
@@ -375,9 +371,10 @@ impl Runtime {
         bytecode: &[u8],
         input: &str,
         timeout: Option<Duration>,
+        cancel: Option<&Cancel>,
     ) -> Result<Invocation> {
         let call = Call::Plain { bytecode, input };
-        self.run(&self.sandbox, name, call, timeout, None)
+        self.run(&self.sandbox, name, call, timeout, cancel)
     }
 
     /// One invocation: admitted, in a fresh instance of `sandbox`'s
