@@ -219,6 +219,22 @@ settings! {
     #[serve_only]
     max_body_bytes => max_body_bytes: u64 as Size = "16Mi",
         env "NEXUS_MAX_BODY_BYTES", value "SIZE", range "1Ki" to "1Gi";
+    /// Request body bytes `nexus serve` holds at once, all requests together (bodies being read, and the inputs and sources they became, until answered); past it, a request is answered 503 busy at once. At least max_body_bytes
+    #[serve_only]
+    max_body_memory_bytes => max_body_memory_bytes: u64 as Size = "64Mi",
+        env "NEXUS_MAX_BODY_MEMORY_BYTES", value "SIZE", range "1Ki" to "64Gi";
+    /// How long `nexus serve` waits for a request's body once its headers arrived, in milliseconds; past it, 408 and the connection is closed
+    #[serve_only]
+    body_timeout_ms => body_timeout: Duration as Millis = "30000",
+        env "NEXUS_BODY_TIMEOUT_MS", value "MS", range "1" to "3600000";
+    /// How long `nexus serve` waits for a request's headers, in milliseconds, counted from when it starts waiting: a new connection, or one kept alive after its last response (so this is the keep-alive idle timeout too); past it, the connection is closed
+    #[serve_only]
+    header_timeout_ms => header_timeout: Duration as Millis = "30000",
+        env "NEXUS_HEADER_TIMEOUT_MS", value "MS", range "1" to "3600000";
+    /// Connections `nexus serve` holds open at once; past it, new ones wait in the listen backlog until one closes (the open-file limit is raised to fit, where the hard limit allows)
+    #[serve_only]
+    max_connections => max_connections: u32 as Count = "1024",
+        env "NEXUS_MAX_CONNECTIONS", value "N", range "1" to "1000000";
     /// Invocations `nexus serve` lets wait for a call thread at once; past it, a call is answered 503 busy at once (each waits at most queue_timeout_ms)
     #[serve_only]
     max_queued => max_queued: u32 as Count = "1024",

@@ -12,6 +12,8 @@ pub(crate) struct ApiError {
     status: StatusCode,
     fields: Map<String, Value>,
     retry_after: Option<u32>,
+    /// Whether the connection closes after this response.
+    close: bool,
 }
 
 impl ApiError {
@@ -32,6 +34,7 @@ impl ApiError {
             status,
             fields,
             retry_after: None,
+            close: false,
         }
     }
 
@@ -64,6 +67,13 @@ impl ApiError {
         );
         e.retry_after = Some(1);
         e
+    }
+
+    /// Closes the connection after this response (its request was not
+    /// read whole).
+    pub fn closing(mut self) -> Self {
+        self.close = true;
+        self
     }
 
     fn with(mut self, key: &str, value: Value) -> Self {
@@ -148,6 +158,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

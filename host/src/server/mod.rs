@@ -7,22 +7,22 @@
 //!
 //! Layer: an edge, beside `cli`; it uses only `nexus_host`'s public API.
 
+mod body;
+mod connections;
 mod errors;
 mod metrics;
 mod queue;
 mod routes;
 
-use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use anyhow::{Context, Result};
-use axum::extract::DefaultBodyLimit;
+use anyhow::{bail, Context, Result};
 use axum::routing::{get, post};
 use axum::Router;
 use nexus_host::{handler_files, Config, Handlers, Runtime};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 
 use metrics::Exporter;
 
@@ -35,6 +35,8 @@ pub(crate) struct App {
     in_flight: AtomicU64,
     /// The call threads, and the calls and compiles waiting for them.
     queue: queue::CallQueue,
+    /// The bytes of request bodies held, and their limits.
+    bodies: body::Bodies,
 }
 
 impl App {
@@ -89,6 +91,14 @@ async fn run(
     handlers_dir: Option<PathBuf>,
     cell: Arc<OnceLock<Arc<Handlers>>>,
 ) -> Result<()> {
+    if config.max_body_bytes > config.max_body_memory_bytes {
+        bail!(
+            "max_body_bytes ({}) is larger than max_body_memory_bytes ({}): no such body could be held; raise max_body_memory_bytes or lower max_body_bytes",
+            config.max_body_bytes,
+            config.max_body_memory_bytes
+        );
+    }
+    connections::fit_descriptors(config.max_connections);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (the listen setting)", config.listen))?;
@@ -98,6 +108,11 @@ async fn run(
         metrics: Exporter::new(cell).context("registering the metrics")?,
         in_flight: AtomicU64::new(0),
         queue: queue::CallQueue::new(call_threads(), config.max_queued, config.queue_timeout),
+        bodies: body::Bodies::new(
+            config.max_body_bytes,
+            config.max_body_memory_bytes,
+            config.body_timeout,
+        ),
     });
 
     let example = handlers_dir.as_deref().and_then(first_handler);
@@ -115,7 +130,10 @@ async fn run(
     let (failed, failure) = oneshot::channel();
     let loading = app.clone();
     let grace = config.grace_period;
-    let max_body = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
+    let limits = connections::Limits {
+        max_connections: config.max_connections,
+        header_timeout: config.header_timeout,
+    };
     tokio::task::spawn_blocking(move || match load(config, handlers_dir.as_deref()) {
         Ok(handlers) => {
             let count = handlers.list().len();
@@ -142,37 +160,32 @@ async fn run(
         .route("/readyz", get(routes::readyz))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             routes::track,
         ))
         .with_state(app.clone());
-    let app_for_shutdown = app;
-
-    let stopping = Arc::new(Notify::new());
     let (fatal_tx, fatal_rx) = oneshot::channel();
-    let notify = stopping.clone();
-    let shutdown = async move {
+    let stop = async move {
         tokio::select! {
             signal = stop_signal() => tracing::info!("{signal}: no new connections; finishing in-flight requests"),
             Ok(e) = failure => {
                 let _ = fatal_tx.send(e);
             }
         }
-        notify.notify_one();
     };
-    let server = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .into_future();
-    tokio::select! {
-        served = server => served.context("serving HTTP")?,
-        () = async {
-            stopping.notified().await;
-            tokio::time::sleep(grace).await;
-        } => match app_for_shutdown.in_flight() {
-            0 => tracing::info!(grace_ms = grace.as_millis() as u64, "grace period over; idle connections closed"),
-            n => tracing::warn!(grace_ms = grace.as_millis() as u64, cut_off = n, "grace period over; {n} requests still running were cut off"),
+    match connections::serve(listener, router, limits, stop, grace).await {
+        connections::Ended::Drained => {}
+        connections::Ended::CutOff => match app.in_flight() {
+            0 => tracing::info!(
+                grace_ms = grace.as_millis() as u64,
+                "grace period over; idle connections closed"
+            ),
+            n => tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                cut_off = n,
+                "grace period over; {n} requests still running were cut off"
+            ),
         },
     }
     if let Ok(e) = fatal_rx.await {

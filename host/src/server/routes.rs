@@ -4,8 +4,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -32,33 +32,6 @@ fn name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(name) = path.map_err(|e| ApiError::bad_request(format!("bad path: {e}")))?;
     check_name(&name)?;
     Ok(name)
-}
-
-/// A request body as text.
-fn text(body: Result<Bytes, BytesRejection>, what: &str) -> Result<String, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("the {what} is larger than max_body_bytes (raise it with --max-body-bytes or NEXUS_MAX_BODY_BYTES)"),
-            )
-        } else {
-            ApiError::bad_request(format!("reading the {what}: {e}"))
-        }
-    })?;
-    // Unshared, as a request body is, the bytes become the string in place.
-    String::from_utf8(Vec::from(body)).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            if what == "input" {
-                "invalid_input"
-            } else {
-                "bad_request"
-            },
-            format!("the {what} is not UTF-8: {e}"),
-        )
-    })
 }
 
 /// Runs blocking library work off the async executor.
@@ -95,12 +68,13 @@ pub(crate) async fn register(
     State(app): State<Arc<App>>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Answer {
     let name = name(path)?;
     let policy = snapshot_policy(query.as_deref())?;
-    let source = text(body, "source")?;
     let handlers = ready(&app)?.clone();
+    // Held until answered, like the source it became.
+    let (source, _reserved) = app.bodies.text(body, "source").await?;
     let (handler, replaced) = {
         let name = name.clone();
         // A compile slot and a thread, held until the compile ends, even
@@ -133,18 +107,19 @@ pub(crate) async fn invoke(
     State(app): State<Arc<App>>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Answer {
     let name = name(path)?;
     let timeout = timeout(query.as_deref())?;
-    let mut input = text(body, "input")?;
-    if input.trim().is_empty() {
-        input = "{}".to_owned();
-    }
     let handlers = ready(&app)?.clone();
     let handler = handlers
         .get(&name)
         .ok_or_else(|| ApiError::not_found(&name))?;
+    // Held until answered, like the input it became.
+    let (mut input, _reserved) = app.bodies.text(body, "input").await?;
+    if input.trim().is_empty() {
+        input = "{}".to_owned();
+    }
     let start = Instant::now();
     // A client that goes away drops this future: the guard then cancels
     // the call, so it never starts, or stops within milliseconds.

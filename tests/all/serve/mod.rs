@@ -5,6 +5,7 @@
 //! One module per topic; what they share is here.
 
 mod api;
+mod connections;
 mod lifecycle;
 mod load;
 mod observe;
