@@ -46,7 +46,7 @@ pub use cache::{
 };
 pub use config::{
     parse_size, CompileOptions, Config, Layer, LogFormat, RawValue, Setting, SnapshotPolicy,
-    SETTINGS,
+    StatsScope, SETTINGS,
 };
 pub use engine::{
     CacheStats, Cancel, Level, LogLine, Observed, RuntimeStats, Tier, Timing, THREAD_STACK,

@@ -7,13 +7,21 @@
 //! Layer: imports `cache`, `bindings` and `error`. Only figures the runtime
 //! really measures are reported, each counted once, here.
 
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use lru::LruCache;
+
 use crate::cache::{Artifact, Cache, Origin, TierStats};
+use crate::config::StatsScope;
 use crate::engine::{CacheStats, RuntimeStats, Tier};
 use crate::error::{Error, Result};
+
+/// Handler names whose own figures are kept; past it, the least recently
+/// counted is forgotten (and starts again from zero).
+const MAX_HANDLERS: usize = 10_000;
 
 /// Upper bounds of the duration histograms' buckets, in seconds: 50 µs (a
 /// prepared call) to 30 s (compiling a large bundle).
@@ -84,9 +92,22 @@ pub struct Counters {
     pub compile_seconds: Vec<(&'static str, Durations)>,
 }
 
+/// One handler's own figures.
+#[derive(Debug, Default, Clone, Copy)]
+struct Own {
+    compiles: u64,
+    executions: u64,
+    failures: u64,
+    timeouts: u64,
+}
+
 /// Counters shared by every invocation of one runtime.
 pub(crate) struct Stats {
     cache: Arc<Cache>,
+    /// Whose figures a handler's `Nexus.stats()` shows.
+    scope: StatsScope,
+    /// Each handler's own figures, by name.
+    own: Mutex<LruCache<String, Own>>,
     /// By outcome: `ok` first, then [`Error::KINDS`].
     outcomes: [AtomicU64; Error::KINDS.len() + 1],
     invocation_seconds: Histogram,
@@ -94,32 +115,93 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    pub fn new(cache: Arc<Cache>) -> Self {
+    pub fn new(cache: Arc<Cache>, scope: StatsScope) -> Self {
         Self {
             cache,
+            scope,
+            own: Mutex::new(LruCache::new(
+                NonZeroUsize::new(MAX_HANDLERS).expect("not zero"),
+            )),
             outcomes: Default::default(),
             invocation_seconds: Histogram::default(),
             compile_seconds: Default::default(),
         }
     }
 
-    /// Counts one invocation, how it ended and how long it took.
-    pub fn invoked<T>(&self, result: &Result<T>, took: Duration) {
+    /// Counts one invocation of `handler`, how it ended and how long it
+    /// took.
+    pub fn invoked<T>(&self, handler: &str, result: &Result<T>, took: Duration) {
         let outcome = match result {
             Ok(_) => 0,
             Err(e) => 1 + e.index(),
         };
         self.outcomes[outcome].fetch_add(1, Relaxed);
         self.invocation_seconds.observe(took);
+        self.own(handler, |own| {
+            own.executions += 1;
+            own.failures += u64::from(outcome != 0);
+            own.timeouts += u64::from(matches!(result, Err(Error::Timeout { .. })));
+        });
     }
 
     /// Counts a real compile of `kind` and how long it took, if `origin`
     /// says it was compiled (not a cache hit); `start` is when its lookup
-    /// began.
-    pub fn compiled_if(&self, kind: Artifact, origin: Origin, start: Instant) {
+    /// began. A handler's bytecode is counted as its own too.
+    pub fn compiled_if(
+        &self,
+        kind: Artifact,
+        origin: Origin,
+        start: Instant,
+        handler: Option<&str>,
+    ) {
         if origin == Origin::Compiled {
+            if let Some(handler) = handler {
+                self.own(handler, |own| own.compiles += 1);
+            }
             let index = Artifact::ALL.iter().position(|k| *k == kind).unwrap_or(0);
             self.compile_seconds[index].observe(start.elapsed());
+        }
+    }
+
+    fn own(&self, handler: &str, count: impl FnOnce(&mut Own)) {
+        let mut own = self.own.lock().unwrap_or_else(|e| e.into_inner());
+        match own.get_mut(handler) {
+            Some(figures) => count(figures),
+            None => count(own.get_or_insert_mut(handler.to_owned(), Own::default)),
+        }
+    }
+
+    /// What `handler`'s `Nexus.stats()` shows: its own figures, or the
+    /// host's, as `stats_scope` says.
+    pub fn record_for(&self, handler: &str) -> RuntimeStats {
+        if self.scope == StatsScope::Host {
+            return self.record();
+        }
+        let own = {
+            let mut own = self.own.lock().unwrap_or_else(|e| e.into_inner());
+            own.get(handler).copied().unwrap_or_default()
+        };
+        let none = Tier {
+            hits: 0,
+            misses: 0,
+            entries: 0,
+            bytes: 0,
+            capacity_bytes: 0,
+            evictions: 0,
+        };
+        let cache = CacheStats {
+            memory: none,
+            disk: none,
+            hit_rate: 0.0,
+        };
+        RuntimeStats {
+            bytecode: cache,
+            components: cache,
+            compiles: own.compiles,
+            executions: own.executions,
+            failures: own.failures,
+            timeouts: own.timeouts,
+            host_wide: false,
         }
     }
 
@@ -142,6 +224,7 @@ impl Stats {
             executions,
             failures: executions - self.count(0),
             timeouts: self.count(timeout),
+            host_wide: true,
         }
     }
 
@@ -186,11 +269,14 @@ mod tests {
     #[test]
     fn each_error_is_counted_under_its_own_kind() {
         let dir = tempfile::tempdir().unwrap();
-        let stats = Stats::new(Arc::new(Cache::open(dir.path(), 1 << 20, 1 << 20)));
+        let stats = Stats::new(
+            Arc::new(Cache::open(dir.path(), 1 << 20, 1 << 20)),
+            StatsScope::Handler,
+        );
         let errors = crate::error::tests::every_variant();
         for e in errors {
             let kind = e.kind();
-            stats.invoked::<()>(&Err(e), Duration::ZERO);
+            stats.invoked::<()>("h", &Err(e), Duration::ZERO);
             let counters = stats.counters();
             let count = |k: &str| {
                 counters
@@ -202,11 +288,19 @@ mod tests {
             };
             assert_eq!(count(kind), 1, "{kind}");
         }
-        stats.invoked(&Ok(()), Duration::ZERO);
+        stats.invoked("h", &Ok(()), Duration::ZERO);
         let record = stats.record();
         assert_eq!(record.executions, Error::KINDS.len() as u64 + 1);
         assert_eq!(record.failures, Error::KINDS.len() as u64);
         assert_eq!(record.timeouts, 1);
+        // The handler's own figures are the same, and another's are not.
+        let own = stats.record_for("h");
+        let counts = |r: &RuntimeStats| (r.executions, r.failures, r.timeouts, r.host_wide);
+        assert_eq!(counts(&own), (record.executions, record.failures, 1, false));
+        stats.invoked("other", &Ok(()), Duration::ZERO);
+        assert_eq!(counts(&stats.record_for("other")), (1, 0, 0, false));
+        assert_eq!(stats.record_for("h").executions, record.executions);
+        assert_eq!(stats.record_for("h").bytecode.memory.hits, 0);
     }
 
     #[test]

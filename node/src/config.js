@@ -41,8 +41,12 @@ function parseBool(value) {
   return undefined;
 }
 
+function parseScope(value) {
+  return value === 'handler' || value === 'host' ? value : undefined;
+}
+
 /** How each of the host's value kinds parses, by its placeholder in `--help`. */
-const PARSERS = { SIZE: parseSize, MS: parseCount, N: parseCount, DIR: parsePath };
+const PARSERS = { SIZE: parseSize, MS: parseCount, N: parseCount, DIR: parsePath, SCOPE: parseScope };
 
 /**
  * The host's default cache directory, by the host's own rule: per user and
@@ -61,6 +65,7 @@ const SHARED = {
   max_cache_size_bytes: null,
   timeout_ms: null,
   max_output_bytes: null,
+  stats_scope: null,
   // A worker thread per instance: one per CPU, not the host's 256.
   max_instances: () => availableParallelism(),
 };

@@ -43,6 +43,7 @@ function toWit(stats) {
     executions: BigInt(stats.executions),
     failures: BigInt(stats.failures),
     timeouts: BigInt(stats.timeouts),
+    hostWide: stats.host_wide,
   };
 }
 

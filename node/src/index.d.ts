@@ -13,6 +13,8 @@ export interface Config {
   maxOutputBytes?: number | string;
   /** NEXUS_MAX_INSTANCES: worker threads running calls at once; default the CPUs. */
   maxInstances?: number | string;
+  /** NEXUS_STATS_SCOPE: whose figures a handler's `Nexus.stats()` shows: `handler`, its own (the default), or `host`, every handler's and the caches'. */
+  statsScope?: 'handler' | 'host';
   /** NEXUS_STRIP_SOURCE: drop functions' source text from bytecode; default true. */
   stripSource?: boolean | string;
   /** NEXUS_STRIP_DEBUG: drop line and column tables; default false. */
@@ -60,6 +62,8 @@ export interface RuntimeStats {
   executions: number;
   failures: number;
   timeouts: number;
+  /** True for the host's figures (`stats()`), false for a handler's own. */
+  hostWide: boolean;
 }
 
 export interface Runtime {

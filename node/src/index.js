@@ -18,6 +18,8 @@ export { defaultCacheDir, parseSize } from './config.js';
 // Compiling is not the handler's code running, but a large bundle takes a
 // while: it gets at least this long.
 const MIN_COMPILE_TIMEOUT_MS = 30_000;
+/** Handler names whose own figures are kept, as the host keeps them. */
+const MAX_OWN = 10_000;
 
 class Runtime {
   constructor(config, modules, fingerprint, guestBytes) {
@@ -28,6 +30,8 @@ class Runtime {
     this.disk = new DiskTier(config.cacheDir, (line) => this.log('warn', line, 'nexus'));
     this.inflight = new Map();
     this.counts = { compiles: 0, executions: 0, failures: 0, timeouts: 0, instances: 0 };
+    // Each handler's own figures, by name (the most recent MAX_OWN).
+    this.own = new Map();
     this.guestBytes = guestBytes;
   }
 
@@ -72,6 +76,7 @@ class Runtime {
     const timeout = Math.max(this.config.timeoutMs, MIN_COMPILE_TIMEOUT_MS);
     const { value } = await this.pool.run({ op: 'compile', name, source, options, stats: this.record() }, timeout);
     this.counts.compiles++;
+    this.ownCounts(name).compiles++;
     this.memory.insert(hex, value);
     this.disk.write(key, value);
     return { bytecode: value, origin: 'compiled' };
@@ -99,7 +104,8 @@ class Runtime {
     this.counts.instances++;
     // Counted when it ends, as the host counts: a handler's Nexus.stats()
     // sees the calls before its own.
-    const stats = this.record();
+    const stats = this.config.statsScope === 'host' ? this.record() : this.ownRecord(handler.name);
+    const own = this.ownCounts(handler.name);
     const job = { op: 'invoke', name: handler.name, bytecode: handler.bytecode, input: json, stats };
     let answer;
     try {
@@ -107,16 +113,23 @@ class Runtime {
     } catch (e) {
       this.counts.executions++;
       this.counts.failures++;
-      if (e.kind === 'timeout') this.counts.timeouts++;
+      own.executions++;
+      own.failures++;
+      if (e.kind === 'timeout') {
+        this.counts.timeouts++;
+        own.timeouts++;
+      }
       for (const [level, message] of e.logs ?? []) this.log(level, message, handler.name);
       throw e;
     }
     this.counts.executions++;
+    own.executions++;
     const { value, logs } = answer;
     for (const [level, message] of logs) this.log(level, message, handler.name);
     const size = Buffer.byteLength(value);
     if (size > this.config.maxOutputBytes) {
       this.counts.failures++;
+      own.failures++;
       throw new NexusError('output_too_large', `the result is ${size} bytes, over max_output_bytes`, {
         size_bytes: size,
         limit_bytes: this.config.maxOutputBytes,
@@ -165,7 +178,30 @@ class Runtime {
       executions: this.counts.executions,
       failures: this.counts.failures,
       timeouts: this.counts.timeouts,
+      host_wide: true,
     };
+  }
+
+  /** `name`'s own figures, counted from zero the first time it is seen. */
+  ownCounts(name) {
+    let own = this.own.get(name);
+    if (!own) {
+      if (this.own.size >= MAX_OWN) this.own.delete(this.own.keys().next().value);
+      own = { compiles: 0, executions: 0, failures: 0, timeouts: 0 };
+      this.own.set(name, own);
+    }
+    return own;
+  }
+
+  /**
+   * What `name`'s Nexus.stats() shows under `statsScope: 'handler'`, as
+   * the host shows it: its own calls and compiles, the caches (every
+   * tenant's) as zeros.
+   */
+  ownRecord(name) {
+    const own = this.own.get(name) ?? { compiles: 0, executions: 0, failures: 0, timeouts: 0 };
+    const cache = () => ({ memory: tierStats(), disk: tierStats(), hit_rate: 0 });
+    return { bytecode: cache(), components: cache(), ...own, host_wide: false };
   }
 
   /**

@@ -97,7 +97,7 @@ test('errors carry the host kinds and fields', async () => {
 });
 
 test('stats() is the host runtime-stats shape, and handlers read it through Nexus.stats()', async () => {
-  const runtime = await createRuntime({ cacheDir: tempDir() });
+  const runtime = await createRuntime({ cacheDir: tempDir(), statsScope: 'host' });
   try {
     const reader = await runtime.compile('stats.js', 'export default () => Nexus.stats()');
     await runtime.compile('stats.js', 'export default () => Nexus.stats()');
@@ -111,11 +111,30 @@ test('stats() is the host runtime-stats shape, and handlers read it through Nexu
     assert.equal(typeof ours.bytecode.hitRate, 'number');
     assert.equal(typeof ours.bytecode.memory.capacityBytes, 'number');
     assert.equal(typeof output.bytecode.hit_rate, 'number', "Nexus.stats() keeps the WIT's names");
-    assert.deepEqual(Object.keys(ours).sort(), ['bytecode', 'compiles', 'components', 'executions', 'failures', 'timeouts']);
+    assert.deepEqual(Object.keys(ours).sort(), ['bytecode', 'compiles', 'components', 'executions', 'failures', 'hostWide', 'timeouts']);
+    assert.equal(output.host_wide, true);
     assert.equal(output.compiles, 1);
     assert.equal(output.bytecode.memory.hits, 1, 'the second compile was a memory hit');
     assert.equal(ours.executions, 1);
     assert.equal(output.executions, 0, 'as the invocation began');
+  } finally {
+    await runtime.close();
+  }
+});
+
+test("by default a handler's Nexus.stats() shows its own figures, as the host's do", async () => {
+  const runtime = await createRuntime({ cacheDir: tempDir() });
+  try {
+    const reader = await runtime.compile('stats.js', 'export default () => Nexus.stats()');
+    const other = await runtime.compile('other.js', 'export default () => { throw 1 }');
+    for (let i = 0; i < 3; i++) await assert.rejects(runtime.invoke(other, {}));
+    await runtime.invoke(reader, {});
+    const { output } = await runtime.invoke(reader, {});
+    assert.equal(output.executions, 1, 'its own call before this one');
+    assert.equal(output.failures, 0, "not the other handler's");
+    assert.equal(output.host_wide, false);
+    assert.equal(output.bytecode.memory.entries, 0, 'the caches are every tenant’s');
+    assert.equal(runtime.stats().executions, 5);
   } finally {
     await runtime.close();
   }

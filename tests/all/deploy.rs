@@ -150,15 +150,17 @@ fn the_rendered_manifests_keep_the_designs_invariants() {
 
     // The memory limit holds the volume (memory-backed: it counts), the
     // memory cache, the running instances (cores + 1 at the CPU limit, each
-    // up to max_memory_bytes), the loaded snapshots, the process, and room.
+    // up to max_memory_bytes), the loaded snapshots, the registry, the
+    // request bodies held at once, the process, and room.
     let limits = &container["resources"]["limits"];
     let memory_limit = quantity(&limits["memory"]);
     let cores: u64 = limits["cpu"].as_str().unwrap().parse().unwrap();
     let instances = (cores + 1) * size(&settings, "max_memory_bytes");
     let snapshots = size(&settings, "max_snapshots") * (6 << 20);
     let registry = size(&settings, "max_registry_bytes");
+    let bodies = size(&settings, "max_body_memory_bytes");
     let process = 100 << 20;
-    let needed = volume_bytes + cache + instances + snapshots + registry + process;
+    let needed = volume_bytes + cache + instances + snapshots + registry + bodies + process;
     assert!(
         memory_limit >= needed + (64 << 20),
         "memory limit {memory_limit} leaves under 64Mi over {needed}"

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use nexus_host::Runtime;
-use serde_json::Value;
+use nexus_host::{Runtime, StatsScope};
+use serde_json::{json, Value};
 
 use crate::support::{nexus, output, runtime, scratch_config};
 
@@ -48,31 +48,60 @@ fn a_failed_invocation_leaves_the_next_one_fine() {
     assert_eq!(rt.invoke(&good, "{}").unwrap().output, r#""undefined""#);
 }
 
+/// `Nexus.stats()` shows a handler its own figures by default (its calls
+/// and compiles; the caches, every tenant's, as zero), and the host's only
+/// under `stats_scope = host`.
 #[test]
-fn handlers_read_the_runtimes_own_figures() {
-    // A runtime of its own, so no other test moves the counters.
-    let rt = Runtime::new(scratch_config()).unwrap();
-    let stats = rt
-        .compile("stats.js", "export default () => Nexus.stats()")
-        .unwrap();
-    let thrower = rt
-        .compile("throw.js", "export default () => { throw 1 }")
-        .unwrap();
-    rt.invoke(&stats, "{}").unwrap();
-    rt.invoke(&thrower, "{}").unwrap_err();
+fn handlers_read_their_own_figures_unless_the_host_allows_more() {
+    for scope in [StatsScope::Handler, StatsScope::Host] {
+        // A runtime of its own, so no other test moves the counters.
+        let mut config = scratch_config();
+        config.stats_scope = scope;
+        let rt = Runtime::new(config).unwrap();
+        let stats = rt
+            .compile("stats.js", "export default () => Nexus.stats()")
+            .unwrap();
+        let thrower = rt
+            .compile("throw.js", "export default () => { throw 1 }")
+            .unwrap();
+        rt.invoke(&stats, "{}").unwrap();
+        rt.invoke(&thrower, "{}").unwrap_err();
+        rt.invoke(&thrower, "{}").unwrap_err();
 
-    let seen: Value = serde_json::from_str(&rt.invoke(&stats, "{}").unwrap().output).unwrap();
-    assert_eq!(seen["compiles"], 2);
-    // The running invocation is counted once it ends.
-    assert_eq!(seen["executions"], 2);
-    assert_eq!(seen["failures"], 1);
-    assert_eq!(seen["bytecode"]["memory"]["hits"], 0);
-
-    let after = rt.stats();
-    assert_eq!(
-        (after.compiles, after.executions, after.failures),
-        (2, 3, 1)
-    );
+        let seen: Value = serde_json::from_str(&rt.invoke(&stats, "{}").unwrap().output).unwrap();
+        // The running invocation is counted once it ends.
+        let figures = (
+            &seen["compiles"],
+            &seen["executions"],
+            &seen["failures"],
+            &seen["host_wide"],
+        );
+        match scope {
+            StatsScope::Handler => {
+                assert_eq!(figures, (&json!(1), &json!(1), &json!(0), &json!(false)));
+                assert_eq!(seen["bytecode"]["memory"]["capacity_bytes"], 0, "{seen}");
+                assert_eq!(seen["components"]["memory"]["entries"], 0, "{seen}");
+            }
+            StatsScope::Host => {
+                assert_eq!(figures, (&json!(2), &json!(3), &json!(2), &json!(true)));
+                assert!(
+                    seen["bytecode"]["memory"]["capacity_bytes"].as_u64() > Some(0),
+                    "{seen}"
+                );
+            }
+        }
+        // The library's own record is always the host's.
+        let after = rt.stats();
+        assert_eq!(
+            (
+                after.compiles,
+                after.executions,
+                after.failures,
+                after.host_wide
+            ),
+            (2, 4, 2, true)
+        );
+    }
 }
 
 #[test]

@@ -114,6 +114,7 @@ fn runtime_stats<'js>(ctx: &Ctx<'js>, s: &RuntimeStats) -> Result<Object<'js>> {
     o.set("executions", s.executions as f64)?;
     o.set("failures", s.failures as f64)?;
     o.set("timeouts", s.timeouts as f64)?;
+    o.set("host_wide", s.host_wide)?;
     Ok(o)
 }
 

@@ -73,6 +73,28 @@ impl ValueKind for LogFormat {
     }
 }
 
+/// Whose figures `Nexus.stats()` shows a handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd)]
+pub enum StatsScope {
+    /// Its own: its calls and compiles, counted by name; the cache records
+    /// zero (they are every tenant's).
+    Handler,
+    /// The host's: every handler's calls, and the caches.
+    Host,
+}
+
+impl ValueKind for StatsScope {
+    type Value = StatsScope;
+    const ACCEPTS: &'static str = "`handler` or `host`";
+    fn parse(raw: &RawValue) -> Option<StatsScope> {
+        match raw {
+            RawValue::Text(text) if text == "handler" => Some(StatsScope::Handler),
+            RawValue::Text(text) if text == "host" => Some(StatsScope::Host),
+            _ => None,
+        }
+    }
+}
+
 /// When `nexus serve` gives a handler its own prepared snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd)]
 pub enum SnapshotPolicy {

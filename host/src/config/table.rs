@@ -12,7 +12,7 @@ use super::kinds::{
     parse, Addr, Count, HandlerPolicies, Millis, OptionalPath, PathKind, Ranged, RawValue, Size,
     ValueKind,
 };
-use super::{CompileOptions, LogFormat, SnapshotPolicy};
+use super::{CompileOptions, LogFormat, SnapshotPolicy, StatsScope};
 use crate::error::Result;
 
 /// One setting, as the table declares it.
@@ -211,6 +211,9 @@ settings! {
     /// Console lines a second each handler may send to the host's log (the rest are counted, and summed up in one line)
     console_lines_per_second => console_lines_per_second: u32 as Count = "100",
         env "NEXUS_CONSOLE_LINES_PER_SECOND", value "N", range "0" to "1000000";
+    /// Whose figures `Nexus.stats()` shows a handler: `handler`, its own (its calls and compiles; the cache records zero, since they are every tenant's); `host`, the whole host's (every handler's calls, and the caches: only where the handlers may see each other's traffic). `GET /stats` is always the host's
+    stats_scope => stats_scope: StatsScope as StatsScope = "handler",
+        env "NEXUS_STATS_SCOPE", value "SCOPE";
     /// The address `nexus serve` listens on (port 0: any free port)
     #[serve_only]
     listen => listen: SocketAddr as Addr = "127.0.0.1:8080",

@@ -29,8 +29,9 @@ const MAX_LOG_LINES: usize = 10_000;
 /// What a kept line costs at least: its `LogLine` and allocation overhead.
 const LINE_COST: usize = 64;
 
-/// Where the `stats` import reads the runtime's figures.
-pub(crate) type StatsSource = Arc<dyn Fn() -> RuntimeStats + Send + Sync>;
+/// Where the `stats` import reads the runtime's figures, given the calling
+/// handler's name.
+pub(crate) type StatsSource = Arc<dyn Fn(&str) -> RuntimeStats + Send + Sync>;
 
 /// What every store of one runtime shares.
 #[derive(Clone)]
@@ -271,7 +272,7 @@ impl wit::stats::Host for HostState {
         if let Some(watch) = &self.watch {
             watch.stats_read();
         }
-        (self.shared.stats)()
+        (self.shared.stats)(&self.handler)
     }
 }
 
@@ -284,7 +285,7 @@ mod tests {
 
     fn state() -> HostState {
         let shared = Shared {
-            stats: Arc::new(|| unreachable!("no stats here")),
+            stats: Arc::new(|_| unreachable!("no stats here")),
             console: Arc::new(Console::new(100)),
         };
         HostState::new(shared, "flood.js", None)

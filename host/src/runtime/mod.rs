@@ -138,17 +138,17 @@ impl Runtime {
                 config.max_disk_cache_bytes
             );
         }
-        let stats = Arc::new(Stats::new(cache.clone()));
+        let stats = Arc::new(Stats::new(cache.clone(), config.stats_scope));
         let record = stats.clone();
         let engine = Engine::new(EngineConfig {
             max_instances: config.max_instances,
             largest_memory: compile_memory(&config),
             console_lines_per_second: config.console_lines_per_second,
-            stats: Arc::new(move || record.record()),
+            stats: Arc::new(move |handler| record.record_for(handler)),
         })?;
         let start = Instant::now();
         let (component, component_origin) = artifacts::guest(&engine, &cache)?;
-        stats.compiled_if(Artifact::Component, component_origin, start);
+        stats.compiled_if(Artifact::Component, component_origin, start, None);
         tracing::debug!(target: "nexus::cache", artifact = "component", origin = component_origin.as_str(), "guest component");
         let sandbox = engine.sandbox(&component)?;
         Ok(Self {
@@ -223,8 +223,12 @@ impl Runtime {
             name,
             source,
         )?;
-        self.stats
-            .compiled_if(Artifact::Bytecode, compiled.origin, start);
+        self.stats.compiled_if(
+            Artifact::Bytecode,
+            compiled.origin,
+            start,
+            Some(log_name(name)),
+        );
         tracing::debug!(target: "nexus::cache", artifact = "bytecode", origin = compiled.origin.as_str(), handler = log_name(name), "handler bytecode");
         Ok(compiled)
     }
@@ -290,7 +294,8 @@ impl Runtime {
             &handler.bytecode,
             self.limits(None),
         )?;
-        self.stats.compiled_if(Artifact::Component, origin, start);
+        self.stats
+            .compiled_if(Artifact::Component, origin, start, None);
         Ok(PreparedHandler {
             name: handler.name.clone(),
             origin,
@@ -419,7 +424,7 @@ impl Runtime {
                     path,
                 })
             });
-        self.stats.invoked(&result, took);
+        self.stats.invoked(log_name(name), &result, took);
         result
     }
 

@@ -221,21 +221,6 @@ fn shutdown_drops_connections_still_sending_headers() {
     assert!(!server.log().contains("cut off"), "{}", server.log());
 }
 
-/// The peak memory the process has had (`VmHWM`), in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .unwrap()
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .unwrap();
-    kib * 1024
-}
-
 /// Eighteen clients send 15 MiB bodies to a looping handler and hang up:
 /// the bodies held at once stay within `max_body_memory_bytes` (32 MiB
 /// here), the rest are refused unread with 503, and the process's peak

@@ -6,6 +6,7 @@
 
 mod api;
 mod connections;
+mod hostile;
 mod lifecycle;
 mod load;
 mod observe;
@@ -21,3 +22,18 @@ pub(crate) use crate::support::Rng;
 
 pub(crate) const DOUBLE: &str = "export default (ctx) => ({ twice: ctx.n * 2 })";
 pub(crate) const HELLO: &str = "export default (ctx) => ({ message: `Hello, ${ctx.name}!` })";
+
+/// The peak memory the process has had (`VmHWM`), in bytes.
+pub(crate) fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kib * 1024
+}
