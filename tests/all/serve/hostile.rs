@@ -247,7 +247,8 @@ fn good_traffic_holds_up_under_a_hostile_mix() {
 }
 
 /// The stated factor: good traffic's p99 under the mix against its quiet
-/// p99. Generous: under the mix, both good callers now and then wait
-/// together for about 1.5 s (see bench/RESULTS.md), against a quiet p99 of
-/// 5 to 12 ms in the debug build.
-const FACTOR: u32 = 600;
+/// p99, measured in the same run. Under the mix good calls share the three
+/// call threads with the loops, the large inputs and a compile (26x here,
+/// 214 ms against 8 ms, in the debug build); the factor leaves room for a
+/// slower machine.
+const FACTOR: u32 = 100;
