@@ -51,6 +51,11 @@ bench-serve:
     cargo build --release --locked --bin nexus
     bash bench/serve.sh {{target}}/release/nexus {{target}}/bench-handlers
 
+# Good traffic under a hostile mix (abandoned loops, slow headers, 15 MiB inputs, large PUTs), against its quiet self.
+bench-hostile seconds="10":
+    cargo build --release --locked --bin nexus
+    python3 bench/hostile.py {{target}}/release/nexus {{seconds}}
+
 # The guest's world, as wasm-tools reads it from the component nexus writes.
 inspect:
     command -v wasm-tools >/dev/null || cargo install wasm-tools --locked

@@ -9,10 +9,9 @@
 //! - An accept that fails (out of descriptors, say) is retried after a
 //!   pause that doubles up to a second, logged once a pause: the loop never
 //!   spins, and it accepts again as soon as descriptors free up.
-//! - A client that closes its side while its request is in progress has
-//!   gone: the request's future is dropped (which cancels its call), even
-//!   if the close arrived with the request itself, before hyper would look
-//!   for it.
+//! - A client that closes the connection while its request is in
+//!   progress has gone: hyper drops the request's future (which cancels
+//!   its call).
 //! - On stop, a connection with no request in progress (idle, or still
 //!   sending headers) is dropped at once; one with a request finishes it
 //!   and closes. [`serve`] returns once every connection is closed, or the
@@ -25,7 +24,6 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::response::IntoResponse as _;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -117,16 +115,14 @@ async fn connection(
     mut stopped: watch::Receiver<bool>,
 ) {
     let busy = Arc::new(AtomicUsize::new(0));
-    let (gone, watching) = watch::channel(false);
     let service = Tracked {
         inner: TowerToHyperService::new(router),
         busy: busy.clone(),
-        gone: watching,
     };
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    let mut conn = pin!(http.serve_connection(TokioIo::new(Watched { stream, gone }), service));
+    let mut conn = pin!(http.serve_connection(TokioIo::new(stream), service));
     tokio::select! {
         served = conn.as_mut() => {
             if let Err(e) = served {
@@ -151,12 +147,10 @@ fn peer_gone(e: &std::io::Error) -> bool {
 }
 
 /// The router, counting the connection's requests in progress (from the
-/// headers read to the response built), and dropping them when the client
-/// has gone.
+/// headers read to the response built).
 struct Tracked {
     inner: TowerToHyperService<Router>,
     busy: Arc<AtomicUsize>,
-    gone: watch::Receiver<bool>,
 }
 
 impl hyper::service::Service<hyper::Request<Incoming>> for Tracked {
@@ -170,67 +164,11 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Tracked {
         self.busy.fetch_add(1, Relaxed);
         let busy = Busy(self.busy.clone());
         let answer = self.inner.call(request);
-        let mut gone = self.gone.clone();
         Box::pin(async move {
-            tokio::select! {
-                answered = answer => answered,
-                // Nobody will read it; dropping `answer` cancels the work.
-                () = async { drop(gone.wait_for(|gone| *gone).await) } => {
-                    drop(busy);
-                    Ok(axum::http::StatusCode::from_u16(499)
-                        .expect("a valid status")
-                        .into_response())
-                }
-            }
+            let answered = answer.await;
+            drop(busy);
+            answered
         })
-    }
-}
-
-/// The connection's stream, which says when the client has closed its side.
-struct Watched {
-    stream: TcpStream,
-    gone: watch::Sender<bool>,
-}
-
-impl tokio::io::AsyncRead for Watched {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let read = std::pin::Pin::new(&mut self.stream).poll_read(cx, buf);
-        if matches!(read, std::task::Poll::Ready(Ok(())))
-            && buf.filled().len() == before
-            && buf.remaining() > 0
-        {
-            self.gone.send_replace(true);
-        }
-        read
-    }
-}
-
-impl tokio::io::AsyncWrite for Watched {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 

@@ -1,9 +1,11 @@
-//! `nexus serve`: the long-running host over HTTP, on tokio with axum.
+//! `nexus serve`: the long-running host over HTTP: axum's router, served by
+//! our own accept loop on hyper and tokio (`connections`).
 //!
 //! It listens first, so `/healthz` answers at once, then loads the guest
 //! and registers the `--handlers` files on a blocking thread; `/readyz`
-//! answers 200 only after that. SIGTERM or SIGINT stops accepting and lets
-//! in-flight requests finish within `grace_period_ms`.
+//! answers 200 only after that. SIGTERM or SIGINT stops accepting, closes
+//! idle connections and lets requests in progress finish within
+//! `grace_period_ms`; what still runs then is cut off as the process exits.
 //!
 //! Layer: an edge, beside `cli`; it uses only `nexus_host`'s public API.
 

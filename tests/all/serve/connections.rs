@@ -282,3 +282,27 @@ fn large_bodies_held_at_once_are_bounded() {
         200
     );
 }
+
+/// A client that sends its call and closes its side at once has gone,
+/// even though the close arrives with the request: the call is cancelled
+/// (it does not run to its 5 s timeout) and the connection closes unanswered.
+#[test]
+fn a_call_whose_client_closed_with_the_request_is_cancelled() {
+    let server = serve(
+        &[("loop.js", "export default () => { for (;;) {} }")],
+        &["--timeout-ms", "5000"],
+    );
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .write_all(b"POST /handlers/loop/invoke HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}")
+        .unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let (took, answer) = closed_within(&mut stream, Duration::from_secs(20)).expect("closed");
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    assert!(took < Duration::from_secs(4), "closed after {took:?}");
+    let metrics = server.request("GET", "/metrics", b"").text();
+    assert_eq!(
+        sample(&metrics, r#"nexus_invocations_total{outcome="timeout"}"#),
+        0.0
+    );
+}
