@@ -248,7 +248,7 @@ fn good_traffic_holds_up_under_a_hostile_mix() {
 
 /// The stated factor: good traffic's p99 under the mix against its quiet
 /// p99, measured in the same run. Under the mix good calls share the three
-/// call threads with the loops, the large inputs and a compile (26x here,
-/// 214 ms against 8 ms, in the debug build); the factor leaves room for a
+/// call threads with the loops, the large inputs and a compile (26x to 39x
+/// here in the debug build: 140 ms against 3.6 ms); the factor leaves room for a
 /// slower machine.
-const FACTOR: u32 = 100;
+const FACTOR: u32 = 150;
