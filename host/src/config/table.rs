@@ -218,6 +218,14 @@ settings! {
     #[serve_only]
     listen => listen: SocketAddr as Addr = "127.0.0.1:8080",
         env "NEXUS_LISTEN", value "ADDR";
+    /// A file of bearer tokens, one per line, that management (PUT and DELETE of /handlers/NAME) needs (`Authorization: Bearer TOKEN`); re-read when it changes (two lines: a rotation). Without it, management is open on a loopback address and disabled (403) on any other. Only its owner (and the server's own group) may read it
+    #[serve_only]
+    admin_token_file => admin_token_file: Option<PathBuf> as OptionalPath = "",
+        env "NEXUS_ADMIN_TOKEN_FILE", value "FILE";
+    /// A file of bearer tokens, as admin_token_file, that invocations and reads (GET /handlers, GET /stats) need too; admin tokens are taken as well. Without it, they are open, as a function endpoint's are (/metrics, /healthz and /readyz always are)
+    #[serve_only]
+    invoke_token_file => invoke_token_file: Option<PathBuf> as OptionalPath = "",
+        env "NEXUS_INVOKE_TOKEN_FILE", value "FILE";
     /// The largest HTTP request body `nexus serve` reads (a handler's source, an input)
     #[serve_only]
     max_body_bytes => max_body_bytes: u64 as Size = "16Mi",
@@ -242,6 +250,10 @@ settings! {
     #[serve_only]
     max_queued => max_queued: u32 as Count = "1024",
         env "NEXUS_MAX_QUEUED", value "N", range "0" to "1000000";
+    /// Calls of one handler `nexus serve` runs at once, so that a flooded handler leaves call threads to the others: 0 is half the call threads (one per core, and one more), rounded up; never more than all of them but one. Past it, the handler's calls wait (within queue_timeout_ms) while other handlers' run
+    #[serve_only]
+    max_instances_per_handler => max_instances_per_handler: u32 as Count = "0",
+        env "NEXUS_MAX_INSTANCES_PER_HANDLER", value "N", range "0" to "10000";
     /// Handlers `nexus serve` holds registered at once; past it, a registration of a new name is refused (registry_full)
     #[serve_only]
     max_handlers => max_handlers: u32 as Count = "10000",

@@ -1,7 +1,7 @@
 //! Every error the server answers, as JSON: `{"error": {"kind", "message",
 //! …}}`, with the status the README's table documents.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use nexus_host::Error;
 use serde_json::{json, Map, Value};
@@ -14,6 +14,8 @@ pub(crate) struct ApiError {
     retry_after: Option<u32>,
     /// Whether the connection closes after this response.
     close: bool,
+    /// Headers of its own (`WWW-Authenticate`).
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -35,6 +37,7 @@ impl ApiError {
             fields,
             retry_after: None,
             close: false,
+            headers: Vec::new(),
         }
     }
 
@@ -73,6 +76,12 @@ impl ApiError {
     /// read whole).
     pub fn closing(mut self) -> Self {
         self.close = true;
+        self
+    }
+
+    /// With `name: value` among its headers.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
         self
     }
 
@@ -159,6 +168,7 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        response.headers_mut().extend(self.headers);
         if self.close {
             response
                 .headers_mut()

@@ -9,6 +9,7 @@
 //!
 //! Layer: an edge, beside `cli`; it uses only `nexus_host`'s public API.
 
+mod auth;
 mod body;
 mod connections;
 mod errors;
@@ -39,6 +40,10 @@ pub(crate) struct App {
     queue: queue::CallQueue,
     /// The bytes of request bodies held, and their limits.
     bodies: body::Bodies,
+    /// Who may register and remove handlers.
+    admin: auth::Access,
+    /// Who may invoke and read (admin tokens too).
+    callers: auth::Access,
 }
 
 impl App {
@@ -101,6 +106,7 @@ async fn run(
         );
     }
     connections::fit_descriptors(config.max_connections);
+    let (admin, callers) = access(&config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (the listen setting)", config.listen))?;
@@ -109,12 +115,19 @@ async fn run(
         handlers: cell.clone(),
         metrics: Exporter::new(cell).context("registering the metrics")?,
         in_flight: AtomicU64::new(0),
-        queue: queue::CallQueue::new(call_threads(), config.max_queued, config.queue_timeout),
+        queue: queue::CallQueue::new(
+            call_threads(),
+            config.max_instances_per_handler,
+            config.max_queued,
+            config.queue_timeout,
+        ),
         bodies: body::Bodies::new(
             config.max_body_bytes,
             config.max_body_memory_bytes,
             config.body_timeout,
         ),
+        admin,
+        callers,
     });
 
     let example = handlers_dir.as_deref().and_then(first_handler);
@@ -164,6 +177,10 @@ async fn run(
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
+            routes::authorize,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
             routes::track,
         ))
         .with_state(app.clone());
@@ -194,6 +211,34 @@ async fn run(
         return Err(e);
     }
     Ok(())
+}
+
+/// Who may manage, and who may invoke and read, as the settings say.
+///
+/// # Errors
+///
+/// When a token file cannot be trusted or read.
+fn access(config: &Config) -> Result<(auth::Access, auth::Access)> {
+    let tokens = |path: &Option<PathBuf>, setting| -> Result<Option<auth::Access>> {
+        path.as_deref()
+            .map(|path| auth::TokenFile::open(path, setting).map(auth::Access::Tokens))
+            .transpose()
+    };
+    let admin = match tokens(&config.admin_token_file, "admin_token_file")? {
+        Some(admin) => admin,
+        None if config.listen.ip().is_loopback() => auth::Access::Open,
+        None => {
+            let why = format!(
+                "registering and removing handlers is disabled: nexus serve listens on {}, not a loopback address, and has no admin_token_file; set it (--admin-token-file, NEXUS_ADMIN_TOKEN_FILE) to a file of bearer tokens",
+                config.listen
+            );
+            tracing::warn!("{why}");
+            auth::Access::Disabled(why)
+        }
+    };
+    let callers =
+        tokens(&config.invoke_token_file, "invoke_token_file")?.unwrap_or(auth::Access::Open);
+    Ok((admin, callers))
 }
 
 /// The runtime, with every `*.js` in `dir` registered under its file stem.

@@ -130,7 +130,7 @@ pub(crate) async fn invoke(
     // the call, so it never starts, or stops within milliseconds.
     let cancel = Cancel::new();
     let guard = CancelOnDrop(Some(cancel.clone()));
-    let held = app.queue.call().await?;
+    let held = app.queue.call(&name).await?;
     let (path, invocation) = tokio::task::spawn_blocking(move || {
         let _held = held;
         handlers.invoke_reporting_path(&handler, &input, timeout, Some(&cancel))
@@ -277,6 +277,34 @@ pub(crate) async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "this route does not take that method",
     )
+}
+
+/// Lets a request through if its route's access allows it: management
+/// (PUT, DELETE) needs an admin token; invocations and reads a caller's
+/// (or an admin's) where `invoke_token_file` is set; probes and the scrape
+/// are open.
+pub(crate) async fn authorize(
+    State(app): State<Arc<App>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let checked = {
+        let route = request.extensions().get::<MatchedPath>();
+        let method = request.method();
+        match route.map(MatchedPath::as_str) {
+            Some("/handlers/{name}") if method == "PUT" || method == "DELETE" => {
+                app.admin.check(request.headers(), None)
+            }
+            Some("/handlers" | "/handlers/{name}" | "/handlers/{name}/invoke" | "/stats") => {
+                app.callers.check(request.headers(), Some(&app.admin))
+            }
+            _ => Ok(()),
+        }
+    };
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(refused) => refused.into_response(),
+    }
 }
 
 /// Counts every request by route and status, and times it.

@@ -303,3 +303,56 @@ fn a_full_queue_refuses_at_once() {
         }
     });
 }
+
+/// One handler flooded with slow calls, at twice its share of the call
+/// threads, leaves threads to the others: each call to another handler
+/// answers 200 within its own timeout, while the flood waits its turn.
+#[test]
+fn a_flooded_handler_leaves_call_threads_to_the_others() {
+    let server = serve(
+        &[
+            ("loop.js", "export default () => { for (;;) {} }"),
+            ("quick.js", DOUBLE),
+        ],
+        &["--timeout-ms", "2000", "--queue-timeout-ms", "10000"],
+    );
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+    // The default share: half the threads, rounded up, and never all.
+    let share = threads.div_ceil(2).min(threads - 1);
+    std::thread::scope(|scope| {
+        let flood: Vec<_> = (0..2 * share)
+            .map(|_| {
+                scope.spawn(|| {
+                    server
+                        .request("POST", "/handlers/loop/invoke", b"{}")
+                        .status
+                })
+            })
+            .collect();
+        server.wait_for_active(share as u32);
+        for n in 0..5 {
+            let start = std::time::Instant::now();
+            let reply = server.request(
+                "POST",
+                "/handlers/quick/invoke?timeout_ms=500",
+                format!(r#"{{"n":{n}}}"#).as_bytes(),
+            );
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            assert!(
+                start.elapsed() < Duration::from_millis(500),
+                "call {n} waited {:?} behind the flood",
+                start.elapsed()
+            );
+        }
+        let metrics = server.request("GET", "/metrics", b"").text();
+        assert_eq!(
+            sample(&metrics, "nexus_instances_active"),
+            share as f64,
+            "the flood runs its share, no more"
+        );
+        // The flood ran in turns of its share, each to its timeout.
+        for call in flood {
+            assert_eq!(call.join().unwrap(), 504);
+        }
+    });
+}

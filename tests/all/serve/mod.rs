@@ -5,6 +5,7 @@
 //! One module per topic; what they share is here.
 
 mod api;
+mod auth;
 mod connections;
 mod hostile;
 mod lifecycle;

@@ -61,9 +61,13 @@ impl Server {
     /// that runs the binary and takes `serve …` as its arguments (such as
     /// `setpriv … /path/to/nexus`).
     pub fn launch(mut nexus: Command, cache: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        nexus.arg("serve");
+        // On loopback, unless the test says where.
+        if !args.contains(&"--listen") {
+            nexus.args(["--listen", "127.0.0.1:0"]);
+        }
         let mut child = nexus
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--cache-dir"])
+            .arg("--cache-dir")
             .arg(cache)
             .args(args)
             .envs(env.iter().copied())
@@ -80,7 +84,10 @@ impl Server {
             .trim()
             .strip_prefix("nexus serve: listening on http://")
             .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
-        let addr = url.parse().unwrap();
+        let mut addr: SocketAddr = url.parse().unwrap();
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
         // With no handler yet, a line registering one comes first.
         let mut curl = Vec::new();
         loop {
