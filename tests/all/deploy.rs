@@ -139,6 +139,38 @@ fn the_rendered_manifests_keep_the_designs_invariants() {
     assert_eq!(env("NEXUS_CACHE_DIR").as_deref(), Some("/tmp/nexus-cache"));
     assert_eq!(settings["cache_dir"].as_str(), Some("/tmp/nexus-cache"));
 
+    // Management needs a token: the Secret's key, projected read-only as
+    // the pod user's own file (0400), where NEXUS_ADMIN_TOKEN_FILE points;
+    // not a subPath, so a rotation reaches the running pod.
+    let token_file = env("NEXUS_ADMIN_TOKEN_FILE").expect("NEXUS_ADMIN_TOKEN_FILE");
+    let tokens = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "admin-token")
+        .expect("the admin-token volume");
+    assert_eq!(tokens["projected"]["defaultMode"], 0o400);
+    let secret = &tokens["projected"]["sources"][0]["secret"];
+    assert_eq!(secret["name"], "nexus-admin-token");
+    assert!(secret["optional"].is_null(), "the pod waits for its Secret");
+    let mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "admin-token")
+        .unwrap();
+    assert_eq!(mount["readOnly"], true);
+    assert!(mount["subPath"].is_null());
+    let item = &secret["items"][0];
+    assert_eq!(
+        format!(
+            "{}/{}",
+            mount["mountPath"].as_str().unwrap(),
+            item["path"].as_str().unwrap()
+        ),
+        token_file
+    );
+
     // The disk bound (in blocks) below the volume; the memory cache 64Mi.
     let disk = size(&settings, "max_disk_cache_bytes");
     assert!(
@@ -320,6 +352,17 @@ fn the_pod_as_deployed_starts_warm_from_the_images_seed_and_answers_probes_and_s
 
     let config_dir = world_readable();
     let handlers_dir = world_readable();
+    // The Secret as the kubelet projects it: the pod user's own, 0400.
+    let security = &pod["spec"]["securityContext"];
+    let tokens_dir = world_readable();
+    let admin_token = tokens_dir.path().join("admin");
+    std::fs::write(&admin_token, "deploy-token-31c8\n").unwrap();
+    std::fs::set_permissions(&admin_token, std::fs::Permissions::from_mode(0o400)).unwrap();
+    if rustix::process::geteuid().is_root() {
+        let id = |key: &str| security[key].as_u64().unwrap() as u32;
+        std::os::unix::fs::chown(&admin_token, Some(id("runAsUser")), Some(id("runAsGroup")))
+            .unwrap();
+    }
     for map in objects.iter().filter(|o| o["kind"] == "ConfigMap") {
         let into = if map["metadata"]["name"]
             .as_str()
@@ -346,6 +389,7 @@ fn the_pod_as_deployed_starts_warm_from_the_images_seed_and_answers_probes_and_s
         );
         let value = match name {
             "NEXUS_CONFIG" => config_dir.path().join("nexus.toml").display().to_string(),
+            "NEXUS_ADMIN_TOKEN_FILE" => admin_token.display().to_string(),
             _ => value.to_owned(),
         };
         env.push((name.to_owned(), value));
@@ -367,7 +411,6 @@ fn the_pod_as_deployed_starts_warm_from_the_images_seed_and_answers_probes_and_s
     std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     let args: Vec<&str> = args[1..].iter().map(String::as_str).collect();
-    let security = &pod["spec"]["securityContext"];
     let launcher = if rustix::process::geteuid().is_root() {
         let mut setpriv = Command::new("setpriv");
         setpriv
@@ -389,6 +432,15 @@ fn the_pod_as_deployed_starts_warm_from_the_images_seed_and_answers_probes_and_s
             "{probe} {path}"
         );
     }
+    // Management: refused without the Secret's token, taken with it.
+    let delete = |auth: &str| {
+        let raw = format!(
+            "DELETE /handlers/nothing HTTP/1.1\r\nHost: t\r\n{auth}Connection: close\r\n\r\n"
+        );
+        server.raw(raw.as_bytes(), false).unwrap().status
+    };
+    assert_eq!(delete(""), 401);
+    assert_eq!(delete("Authorization: Bearer deploy-token-31c8\r\n"), 404);
     for _ in 0..3 {
         let hello = server.request("POST", "/handlers/hello/invoke", br#"{"name":"k8s"}"#);
         assert_eq!(hello.json()["message"], "Hello, k8s!");
