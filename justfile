@@ -7,7 +7,10 @@ target := absolute_path(env_var_or_default("CARGO_TARGET_DIR", "target"))
 # optimized build (the `serve` profile: release with thin LTO).
 run:
     cargo build --locked --profile serve --bin nexus
-    {{target}}/serve/nexus serve --handlers examples
+    # The handlers directory is the registry (PUT writes into it): a copy of
+    # examples/, made once, keeps registrations out of the checkout.
+    test -d {{target}}/handlers || cp -r examples {{target}}/handlers
+    {{target}}/serve/nexus serve --handlers {{target}}/handlers
 
 # Every test: the guest is built by host/build.rs on the way; then the Node
 # package (node/), from its lockfile, against the nexus those tests built.

@@ -90,6 +90,13 @@ pub enum Error {
         /// What the registration would have made it hold.
         detail: String,
     },
+    /// The handlers directory cannot be written: it is the registry, and
+    /// read-only (a mounted ConfigMap, say).
+    #[error("the handlers directory {dir} is read-only, so it cannot register or remove handlers: change the handlers there (for a ConfigMap, `kubectl apply -k`)")]
+    ReadOnlyRegistry {
+        /// The directory.
+        dir: String,
+    },
     /// A handler name the runtime cannot use.
     #[error("invalid handler name {0:?}: {1}")]
     InvalidName(String, &'static str),
@@ -138,7 +145,7 @@ fn js_exception(name: &str, message: &str, stack: &str) -> impl fmt::Display {
 impl Error {
     /// Every [`kind`](Self::kind), in a fixed order: the `n`th is the kind
     /// of the variants whose [`index`](Self::index) is `n`.
-    pub const KINDS: [&'static str; 18] = [
+    pub const KINDS: [&'static str; 19] = [
         "compile_error",
         "runtime_error",
         "invalid_input",
@@ -157,6 +164,7 @@ impl Error {
         "internal",
         "registry_full",
         "cancelled",
+        "read_only_registry",
     ];
 
     /// This error's position in [`KINDS`](Self::KINDS). The match is
@@ -181,6 +189,7 @@ impl Error {
             Error::Internal(_) => 15,
             Error::RegistryFull { .. } => 16,
             Error::Cancelled => 17,
+            Error::ReadOnlyRegistry { .. } => 18,
         }
     }
 
@@ -201,6 +210,7 @@ impl Error {
                 | Error::Internal(_)
                 | Error::RegistryFull { .. }
                 | Error::Cancelled
+                | Error::ReadOnlyRegistry { .. }
         )
     }
 }
@@ -255,6 +265,7 @@ pub(crate) mod tests {
                 detail: "x".into(),
             },
             Error::Cancelled,
+            Error::ReadOnlyRegistry { dir: "/d".into() },
         ]
     }
 

@@ -139,6 +139,24 @@ fn the_rendered_manifests_keep_the_designs_invariants() {
     assert_eq!(env("NEXUS_CACHE_DIR").as_deref(), Some("/tmp/nexus-cache"));
     assert_eq!(settings["cache_dir"].as_str(), Some("/tmp/nexus-cache"));
 
+    // The handlers' ConfigMap is the cluster's registry: updated in place
+    // (no hash suffix), mounted as a directory (not a subPath) that the
+    // kubelet syncs and the server watches.
+    let handlers = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "handlers")
+        .unwrap();
+    assert_eq!(handlers["configMap"]["name"], "nexus-handlers");
+    let mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "handlers")
+        .unwrap();
+    assert!(mount["subPath"].is_null());
+
     // Management needs a token: the Secret's key, projected read-only as
     // the pod user's own file (0400), where NEXUS_ADMIN_TOKEN_FILE points;
     // not a subPath, so a rotation reaches the running pod.

@@ -73,6 +73,31 @@ impl ValueKind for LogFormat {
     }
 }
 
+/// How a pool slot is reset between instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd)]
+pub enum SlotReset {
+    /// `scan` unless the host has swap, then `full`.
+    Auto,
+    /// Only the pages the last instance dirtied, found by the kernel's
+    /// page scan (it misses pages swapped out).
+    Scan,
+    /// Every page decommitted: cannot miss one; costs page faults.
+    Full,
+}
+
+impl ValueKind for SlotReset {
+    type Value = SlotReset;
+    const ACCEPTS: &'static str = "`auto`, `scan` or `full`";
+    fn parse(raw: &RawValue) -> Option<SlotReset> {
+        match raw {
+            RawValue::Text(text) if text == "auto" => Some(SlotReset::Auto),
+            RawValue::Text(text) if text == "scan" => Some(SlotReset::Scan),
+            RawValue::Text(text) if text == "full" => Some(SlotReset::Full),
+            _ => None,
+        }
+    }
+}
+
 /// Whose figures `Nexus.stats()` shows a handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd)]
 pub enum StatsScope {

@@ -12,7 +12,7 @@ use super::kinds::{
     parse, Addr, Count, HandlerPolicies, Millis, OptionalPath, PathKind, Ranged, RawValue, Size,
     ValueKind,
 };
-use super::{CompileOptions, LogFormat, SnapshotPolicy, StatsScope};
+use super::{CompileOptions, LogFormat, SlotReset, SnapshotPolicy, StatsScope};
 use crate::error::Result;
 
 /// One setting, as the table declares it.
@@ -211,6 +211,9 @@ settings! {
     /// Console lines a second each handler may send to the host's log (the rest are counted, and summed up in one line)
     console_lines_per_second => console_lines_per_second: u32 as Count = "100",
         env "NEXUS_CONSOLE_LINES_PER_SECOND", value "N", range "0" to "1000000";
+    /// How a pool slot is reset for its next instance: `scan` resets only the pages the last instance dirtied (the kernel's page scan; fastest, but it misses pages swapped out, which the next instance could then read); `full` decommits every page (cannot miss one; the next call faults its pages in again); `auto` is `scan` unless the host has swap
+    slot_reset => slot_reset: SlotReset as SlotReset = "auto",
+        env "NEXUS_SLOT_RESET", value "MODE";
     /// Whose figures `Nexus.stats()` shows a handler: `handler`, its own (its calls and compiles; the cache records zero, since they are every tenant's); `host`, the whole host's (every handler's calls, and the caches: only where the handlers may see each other's traffic). `GET /stats` is always the host's
     stats_scope => stats_scope: StatsScope as StatsScope = "handler",
         env "NEXUS_STATS_SCOPE", value "SCOPE";

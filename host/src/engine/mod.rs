@@ -25,6 +25,7 @@ mod epoch;
 mod exports;
 mod host;
 mod observe;
+mod reset;
 mod sandbox;
 mod snapshot;
 mod stack;
@@ -34,6 +35,7 @@ pub use bindings::{CacheStats, Level, RuntimeStats, Tier};
 pub use host::LogLine;
 pub(crate) use host::StatsSource;
 pub use observe::Observed;
+pub use reset::SlotResetChoice;
 pub use sandbox::Timing;
 pub(crate) use sandbox::{Call, Sandbox};
 pub(crate) use snapshot::{PREPARED_VARIANT, VARIANT};
@@ -71,6 +73,8 @@ pub(crate) struct EngineConfig {
     pub console_lines_per_second: u32,
     /// Where `Nexus.stats()` reads.
     pub stats: StatsSource,
+    /// How pool slots are reset between instances.
+    pub slot_reset: crate::config::SlotReset,
 }
 
 /// The wasmtime engine and everything that shares it. Dropping it stops
@@ -79,6 +83,7 @@ pub(crate) struct Engine {
     stores: StoreBuilder,
     snapshotter: Snapshotter,
     compatibility: [u8; 8],
+    slot_reset: SlotResetChoice,
     // Dropped last: stops the epoch ticker.
     _ticker: Ticker,
 }
@@ -91,7 +96,8 @@ impl Engine {
     /// [`Error::Engine`] when wasmtime refuses the configuration (the pool
     /// cannot be reserved, for one).
     pub fn new(config: EngineConfig) -> Result<Self> {
-        let engine = pooled(config.max_instances, config.largest_memory)?;
+        let slot_reset = reset::choose_here(config.slot_reset);
+        let engine = pooled(config.max_instances, config.largest_memory, slot_reset)?;
         let shared = Shared {
             stats: config.stats,
             console: Arc::new(Console::new(config.console_lines_per_second)),
@@ -99,9 +105,15 @@ impl Engine {
         Ok(Self {
             _ticker: Ticker::start(&engine),
             compatibility: compatibility_hash(&engine),
+            slot_reset,
             snapshotter: Snapshotter::new(shared.clone()),
             stores: StoreBuilder::new(&engine, shared),
         })
+    }
+
+    /// How pool slots are reset between instances, and why.
+    pub fn slot_reset(&self) -> SlotResetChoice {
+        self.slot_reset
     }
 
     /// What makes native code from one engine loadable by another:
@@ -194,7 +206,16 @@ impl Error {
 
 /// The engine for `max_instances` instances at once, none with a memory
 /// over `largest_memory` bytes (stores hold each call to its own cap).
-fn pooled(max_instances: u32, largest_memory: u64) -> Result<wasmtime::Engine> {
+fn pooled(
+    max_instances: u32,
+    largest_memory: u64,
+    reset: SlotResetChoice,
+) -> Result<wasmtime::Engine> {
+    // A full reset keeps nothing resident: every page is decommitted.
+    let (keep_resident, scan) = match reset.full {
+        true => (0, Enabled::No),
+        false => (KEEP_RESIDENT, Enabled::Auto),
+    };
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(max_instances)
         .total_core_instances(max_instances * CORE_INSTANCES_PER_COMPONENT)
@@ -208,15 +229,15 @@ fn pooled(max_instances: u32, largest_memory: u64) -> Result<wasmtime::Engine> {
         .max_memory_size(largest_memory as usize)
         // Reused slots keep this much of the pre-initialized heap resident:
         // a fresh instance then starts without page faults.
-        .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(KEEP_RESIDENT)
+        .linear_memory_keep_resident(keep_resident)
+        .table_keep_resident(keep_resident)
         // Reuse warm slots before touching cold ones: the slots ever used
         // (each keeping up to KEEP_RESIDENT resident) are then no more than
         // the most instances ever alive at once, not every slot in the pool.
         .max_unused_warm_slots(0)
         // Linux 6.7+: reset only the pages an instance dirtied, not the
         // whole resident range; elsewhere this quietly falls back.
-        .pagemap_scan(Enabled::Auto);
+        .pagemap_scan(scan);
 
     let mut config = wasmtime::Config::new();
     config

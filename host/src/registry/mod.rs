@@ -8,8 +8,10 @@
 //! (`server`, `cli`); imports `runtime`, `artifacts` (for
 //! [`CompiledHandler`]), `cache`, `config`, `error` and `names`.
 
+mod directory;
 mod snapshots;
 
+pub use directory::{DirectoryWatcher, ReloadCounts};
 pub use snapshots::{Snapshot, SnapshotCounts};
 
 use std::collections::BTreeMap;
@@ -114,6 +116,8 @@ pub struct Handlers {
     /// by `max_registry_bytes` (changed only under `by_name`'s write lock).
     held_bytes: AtomicU64,
     snapshots: Snapshots,
+    /// The handlers directory, where it is the registry.
+    directory: Option<directory::Directory>,
 }
 
 impl Handlers {
@@ -125,7 +129,42 @@ impl Handlers {
             runtime,
             by_name: RwLock::default(),
             held_bytes: AtomicU64::new(0),
+            directory: None,
         }
+    }
+
+    /// The handlers in `dir`, over `runtime`: each `NAME.js` registered
+    /// as `NAME` (with `NAME.snapshot`'s policy, if there is one). The
+    /// directory is then the registry: [`register`](Self::register) and
+    /// [`remove`](Self::remove) write and delete its files, and
+    /// [`watch`](Self::watch) applies changes others make.
+    ///
+    /// # Errors
+    ///
+    /// When `dir` cannot be read, or a file in it cannot be registered.
+    pub fn open(runtime: Arc<Runtime>, dir: &Path) -> Result<Self> {
+        let mut handlers = Self::new(runtime);
+        handlers.directory = Some(directory::Directory::new(dir));
+        handlers.sync(true)?;
+        Ok(handlers)
+    }
+
+    /// The handlers directory, where it is the registry.
+    pub fn directory(&self) -> Option<&Path> {
+        self.directory.as_ref().map(|d| d.path())
+    }
+
+    /// Why `name`'s newest file in the handlers directory is not what
+    /// serves: it did not compile (the previous version serves).
+    pub fn reload_error(&self, name: &str) -> Option<String> {
+        self.directory.as_ref()?.reload_error(name)
+    }
+
+    /// Changes applied from the handlers directory so far, by result.
+    pub fn reload_counts(&self) -> ReloadCounts {
+        self.directory
+            .as_ref()
+            .map_or_else(ReloadCounts::default, |d| d.counts())
     }
 
     /// How snapshot builds ended so far.
@@ -166,6 +205,29 @@ impl Handlers {
         source: &str,
         policy: Option<SnapshotPolicy>,
     ) -> Result<(Arc<Handler>, bool)> {
+        let Some(dir) = &self.directory else {
+            return self.install(name, source, policy);
+        };
+        check_name(name)?;
+        // Only a source that compiles, and fits, reaches the directory (the
+        // compile is cached: installing it is then a hit).
+        let compiled = self.runtime.compile(&format!("{name}.js"), source)?;
+        {
+            let by_name = self.by_name.read().unwrap();
+            self.check_count(&by_name, name)?;
+            self.check_bytes(&by_name, name, compiled.bytecode.len() as u64)?;
+        }
+        dir.write(name, source, policy)?;
+        self.install(name, source, policy)
+    }
+
+    /// Compiles and registers `name`, in memory only.
+    fn install(
+        &self,
+        name: &str,
+        source: &str,
+        policy: Option<SnapshotPolicy>,
+    ) -> Result<(Arc<Handler>, bool)> {
         check_name(name)?;
         // A new name past the count is refused before any compiling.
         self.check_count(&self.by_name.read().unwrap(), name)?;
@@ -173,7 +235,26 @@ impl Handlers {
         let compiled = self.runtime.compile(&format!("{name}.js"), source)?;
         let mut by_name = self.by_name.write().unwrap();
         self.check_count(&by_name, name)?;
-        let size = compiled.bytecode.len() as u64;
+        let held = self.check_bytes(&by_name, name, compiled.bytecode.len() as u64)?;
+        self.held_bytes.store(held, Relaxed);
+        let handler = Arc::new(Handler {
+            name: name.to_owned(),
+            snapshot: self.snapshots.register(name, compiled.clone(), policy),
+            compiled,
+            invocations: AtomicU64::new(0),
+        });
+        let replaced = by_name.insert(name.to_owned(), handler.clone());
+        Ok((handler, replaced.is_some()))
+    }
+
+    /// What the handlers would hold with `name` at `size` bytes; refused
+    /// past `max_registry_bytes`.
+    fn check_bytes(
+        &self,
+        by_name: &BTreeMap<String, Arc<Handler>>,
+        name: &str,
+        size: u64,
+    ) -> Result<u64> {
         let old = by_name
             .get(name)
             .map_or(0, |h| h.compiled.bytecode.len() as u64);
@@ -188,15 +269,7 @@ impl Handlers {
                 ),
             });
         }
-        self.held_bytes.store(held, Relaxed);
-        let handler = Arc::new(Handler {
-            name: name.to_owned(),
-            snapshot: self.snapshots.register(name, compiled.clone(), policy),
-            compiled,
-            invocations: AtomicU64::new(0),
-        });
-        let replaced = by_name.insert(name.to_owned(), handler.clone());
-        Ok((handler, replaced.is_some()))
+        Ok(held)
     }
 
     /// Refuses a new `name` when `max_handlers` are registered.
@@ -221,8 +294,21 @@ impl Handlers {
         self.by_name.read().unwrap().get(name).cloned()
     }
 
-    /// Unregisters `name`; answers the handler it was.
-    pub fn remove(&self, name: &str) -> Option<Arc<Handler>> {
+    /// Unregisters `name` (deleting its files, where the handlers
+    /// directory is the registry); answers the handler it was.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ReadOnlyRegistry`] when the directory cannot be written.
+    pub fn remove(&self, name: &str) -> Result<Option<Arc<Handler>>> {
+        if let Some(dir) = &self.directory {
+            dir.delete(name)?;
+        }
+        Ok(self.unregister(name))
+    }
+
+    /// Unregisters `name`, in memory only.
+    fn unregister(&self, name: &str) -> Option<Arc<Handler>> {
         let mut by_name = self.by_name.write().unwrap();
         let removed = by_name.remove(name)?;
         self.held_bytes

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use crate::artifacts::{self, Bytecode, CompiledHandler};
 use crate::cache::{Artifact, Cache, Origin};
 use crate::config::Config;
-use crate::engine::RuntimeStats;
 use crate::engine::{
     Call, Cancel, Engine, EngineConfig, Limits, LogLine, Observed, Sandbox, Timing,
 };
+use crate::engine::{RuntimeStats, SlotResetChoice};
 use crate::error::{Error, Result};
 use crate::stats::{Counters, Stats};
 use admission::Admission;
@@ -145,7 +145,22 @@ impl Runtime {
             largest_memory: compile_memory(&config),
             console_lines_per_second: config.console_lines_per_second,
             stats: Arc::new(move |handler| record.record_for(handler)),
+            slot_reset: config.slot_reset,
         })?;
+        let reset = engine.slot_reset();
+        if reset.full {
+            tracing::info!(
+                slot_reset = "full",
+                "pool slots are reset in full: {}; each call then faults in the pages it touches",
+                reset.reason
+            );
+        } else {
+            tracing::debug!(
+                slot_reset = "scan",
+                "pool slots are reset by page scan: {}",
+                reset.reason
+            );
+        }
         let start = Instant::now();
         let (component, component_origin) = artifacts::guest(&engine, &cache)?;
         stats.compiled_if(Artifact::Component, component_origin, start, None);
@@ -165,6 +180,12 @@ impl Runtime {
     /// The settings this runtime was built with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// How the engine resets pool slots between instances, and why
+    /// (`slot_reset`, and whether the host has swap).
+    pub fn slot_reset(&self) -> SlotResetChoice {
+        self.engine.slot_reset()
     }
 
     /// The artifact cache.

@@ -145,6 +145,7 @@ fn status(e: &Error) -> StatusCode {
         Error::OutOfMemory { .. } | Error::RegistryFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
         Error::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         Error::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Error::ReadOnlyRegistry { .. } => StatusCode::CONFLICT,
         // Nobody reads it: the client has gone (nginx's "client closed
         // request" in access logs and metrics).
         Error::Cancelled => StatusCode::from_u16(499).expect("a valid status"),
@@ -242,6 +243,7 @@ mod tests {
                 507,
             ),
             (Error::Cancelled, 499),
+            (Error::ReadOnlyRegistry { dir: "/d".into() }, 409),
         ];
         let mut kinds: Vec<&str> = table.iter().map(|(e, _)| e.kind()).collect();
         kinds.sort();

@@ -119,6 +119,18 @@ const FAMILIES: &[(&str, MetricType, &str, &[&str])] = &[
         "Per-handler snapshot builds by outcome (built, loaded from the cache, refused under auto, failed), and snapshots unloaded to keep within max_snapshots.",
         &["outcome"],
     ),
+    (
+        "nexus_slot_reset",
+        MetricType::GAUGE,
+        "How pool slots are reset between instances: 1 for the mode in use, scan (the pages the last instance dirtied) or full (every page; chosen where the host has swap, which the scan misses).",
+        &["mode"],
+    ),
+    (
+        "nexus_registry_reloads_total",
+        MetricType::COUNTER,
+        "Changes to the handlers directory applied (ok: a handler registered, replaced or removed) or not (error: it did not compile; the previous version serves).",
+        &["result"],
+    ),
 ];
 
 /// Reads the runtime's figures at scrape time.
@@ -316,6 +328,19 @@ impl Collector for RuntimeCollector {
             add(
                 "nexus_snapshots_total",
                 &[("outcome", outcome)],
+                Value::Counter(n),
+            );
+        }
+        add(
+            "nexus_slot_reset",
+            &[("mode", runtime.slot_reset().as_str())],
+            Value::Gauge(1.0),
+        );
+        let reloads = handlers.reload_counts();
+        for (result, n) in [("ok", reloads.ok), ("error", reloads.error)] {
+            add(
+                "nexus_registry_reloads_total",
+                &[("result", result)],
                 Value::Counter(n),
             );
         }

@@ -44,6 +44,8 @@ pub(crate) struct App {
     admin: auth::Access,
     /// Who may invoke and read (admin tokens too).
     callers: auth::Access,
+    /// Watches the handlers directory while the server runs.
+    watching: OnceLock<nexus_host::DirectoryWatcher>,
 }
 
 impl App {
@@ -128,6 +130,7 @@ async fn run(
         ),
         admin,
         callers,
+        watching: OnceLock::new(),
     });
 
     let example = handlers_dir.as_deref().and_then(first_handler);
@@ -152,7 +155,19 @@ async fn run(
     tokio::task::spawn_blocking(move || match load(config, handlers_dir.as_deref()) {
         Ok(handlers) => {
             let count = handlers.list().len();
-            let _ = loading.handlers.set(Arc::new(handlers));
+            let handlers = Arc::new(handlers);
+            match handlers.watch() {
+                Ok(watching) => {
+                    if let Some(watching) = watching {
+                        let _ = loading.watching.set(watching);
+                    }
+                }
+                Err(e) => {
+                    let _ = failed.send(anyhow::Error::new(e));
+                    return;
+                }
+            }
+            let _ = loading.handlers.set(handlers);
             tracing::info!(handlers = count, "ready");
         }
         Err(e) => {
@@ -241,22 +256,17 @@ fn access(config: &Config) -> Result<(auth::Access, auth::Access)> {
     Ok((admin, callers))
 }
 
-/// The runtime, with every `*.js` in `dir` registered under its file stem.
+/// The runtime, and the handlers: those of `dir`, which is then the
+/// registry, or none, in memory only.
 fn load(config: Config, dir: Option<&Path>) -> Result<Handlers> {
-    let runtime = Runtime::new(config).context("loading the guest")?;
-    let handlers = Handlers::new(Arc::new(runtime));
-    let Some(dir) = dir else { return Ok(handlers) };
-    let files = handler_files(dir)
-        .with_context(|| format!("cannot read the handlers directory {}", dir.display()))?;
-    for (name, path) in files {
-        let source = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let (handler, _) = handlers
-            .register(&name, &source)
-            .with_context(|| format!("registering {} as {name:?}", path.display()))?;
-        tracing::info!(handler = %name, origin = handler.compiled.origin.as_str(), "registered");
+    let runtime = Arc::new(Runtime::new(config).context("loading the guest")?);
+    match dir {
+        Some(dir) => Ok(Handlers::open(runtime, dir)?),
+        None => {
+            tracing::info!("no --handlers directory: registrations live in this process's memory only, and a restart forgets them");
+            Ok(Handlers::new(runtime))
+        }
     }
-    Ok(handlers)
 }
 
 /// The name the start-up `curl` line uses: `hello` if registered, else

@@ -44,7 +44,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-fn describe(handler: &Handler) -> Value {
+fn describe(handlers: &Handlers, handler: &Handler) -> Value {
     let snapshot = handler.snapshot();
     let mut described = json!({
         "name": handler.name,
@@ -57,6 +57,9 @@ fn describe(handler: &Handler) -> Value {
     });
     if let Some(reason) = snapshot.reason() {
         described["snapshot_reason"] = reason.into();
+    }
+    if let Some(error) = handlers.reload_error(&handler.name) {
+        described["reload_error"] = error.into();
     }
     described
 }
@@ -205,7 +208,11 @@ fn only_param<T>(
 /// `GET /handlers`.
 pub(crate) async fn list(State(app): State<Arc<App>>) -> Answer {
     let handlers = ready(&app)?;
-    let list: Vec<Value> = handlers.list().iter().map(|h| describe(h)).collect();
+    let list: Vec<Value> = handlers
+        .list()
+        .iter()
+        .map(|h| describe(handlers, h))
+        .collect();
     Ok(Json(json!({ "handlers": list })).into_response())
 }
 
@@ -215,10 +222,11 @@ pub(crate) async fn show(
     path: Result<Path<String>, PathRejection>,
 ) -> Answer {
     let name = name(path)?;
-    let handler = ready(&app)?
+    let handlers = ready(&app)?;
+    let handler = handlers
         .get(&name)
         .ok_or_else(|| ApiError::not_found(&name))?;
-    Ok(Json(describe(&handler)).into_response())
+    Ok(Json(describe(handlers, &handler)).into_response())
 }
 
 /// `DELETE /handlers/{name}`.
@@ -227,9 +235,12 @@ pub(crate) async fn remove(
     path: Result<Path<String>, PathRejection>,
 ) -> Answer {
     let name = name(path)?;
-    ready(&app)?
-        .remove(&name)
-        .ok_or_else(|| ApiError::not_found(&name))?;
+    let handlers = ready(&app)?.clone();
+    let removed = {
+        let name = name.clone();
+        blocking(move || handlers.remove(&name)).await?
+    };
+    removed.ok_or_else(|| ApiError::not_found(&name))?;
     tracing::info!(handler = %name, "removed");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -7,6 +7,7 @@
 mod api;
 mod auth;
 mod connections;
+mod directory;
 mod hostile;
 mod lifecycle;
 mod load;
