@@ -209,8 +209,7 @@ impl Handlers {
             return self.install(name, source, policy);
         };
         check_name(name)?;
-        // Only a source that compiles, and fits, reaches the directory (the
-        // compile is cached: installing it is then a hit).
+        // Only a source that compiles, and fits, reaches the directory.
         let compiled = self.runtime.compile(&format!("{name}.js"), source)?;
         {
             let by_name = self.by_name.read().unwrap();
@@ -218,7 +217,7 @@ impl Handlers {
             self.check_bytes(&by_name, name, compiled.bytecode.len() as u64)?;
         }
         dir.write(name, source, policy)?;
-        self.install(name, source, policy)
+        self.insert(name, compiled, policy)
     }
 
     /// Compiles and registers `name`, in memory only.
@@ -231,8 +230,18 @@ impl Handlers {
         check_name(name)?;
         // A new name past the count is refused before any compiling.
         self.check_count(&self.by_name.read().unwrap(), name)?;
-        let policy = policy.or_else(|| self.runtime.config().handler_snapshots.get(name).copied());
         let compiled = self.runtime.compile(&format!("{name}.js"), source)?;
+        self.insert(name, compiled, policy)
+    }
+
+    /// Registers `compiled` as `name`, in memory only.
+    fn insert(
+        &self,
+        name: &str,
+        compiled: CompiledHandler,
+        policy: Option<SnapshotPolicy>,
+    ) -> Result<(Arc<Handler>, bool)> {
+        let policy = policy.or_else(|| self.runtime.config().handler_snapshots.get(name).copied());
         let mut by_name = self.by_name.write().unwrap();
         self.check_count(&by_name, name)?;
         let held = self.check_bytes(&by_name, name, compiled.bytecode.len() as u64)?;

@@ -2,6 +2,17 @@
 
 use super::*;
 
+/// Five looping handlers: calls spread over them fill every call thread
+/// before any one handler's share binds.
+const LOOPS: [(&str, &str); 5] = [
+    ("loop0.js", LOOP),
+    ("loop1.js", LOOP),
+    ("loop2.js", LOOP),
+    ("loop3.js", LOOP),
+    ("loop4.js", LOOP),
+];
+const LOOP: &str = "export default () => { for (;;) {} }";
+
 #[test]
 fn two_hundred_concurrent_requests_each_get_their_own_answer() {
     let server = serve(&[("double.js", DOUBLE)], &["--timeout-ms", "20000"]);
@@ -225,20 +236,22 @@ fn calls_are_answered_while_slow_sources_compile() {
 /// Past the call threads, calls queue for at most `queue_timeout_ms`, end to
 /// end: fifteen looping calls on a server whose threads are all taken get
 /// 503 `busy` after about that long, naming the time they really waited.
+/// They go to five looping handlers, so no handler's share binds first.
 #[test]
 fn calls_past_the_threads_wait_at_most_the_queue_timeout() {
     let server = serve(
-        &[("loop.js", "export default () => { for (;;) {} }")],
+        &LOOPS,
         &["--timeout-ms", "4000", "--queue-timeout-ms", "500"],
     );
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     let answers: Vec<(u16, Duration, Value, Option<String>)> = std::thread::scope(|scope| {
         let calls: Vec<_> = (0..15)
-            .map(|_| {
+            .map(|i| {
                 let server = &server;
                 scope.spawn(move || {
                     let start = std::time::Instant::now();
-                    let reply = server.request("POST", "/handlers/loop/invoke", b"{}");
+                    let path = format!("/handlers/loop{}/invoke", i % LOOPS.len());
+                    let reply = server.request("POST", &path, b"{}");
                     let retry = reply.header("retry-after").map(str::to_owned);
                     (reply.status, start.elapsed(), reply.json(), retry)
                 })
@@ -267,7 +280,7 @@ fn calls_past_the_threads_wait_at_most_the_queue_timeout() {
 #[test]
 fn a_full_queue_refuses_at_once() {
     let server = serve(
-        &[("loop.js", "export default () => { for (;;) {} }")],
+        &LOOPS,
         &[
             "--timeout-ms",
             "3000",
@@ -280,17 +293,17 @@ fn a_full_queue_refuses_at_once() {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     std::thread::scope(|scope| {
         let running: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    server
-                        .request("POST", "/handlers/loop/invoke", b"{}")
-                        .status
+            .map(|i| {
+                let server = &server;
+                scope.spawn(move || {
+                    let path = format!("/handlers/loop{}/invoke", i % LOOPS.len());
+                    server.request("POST", &path, b"{}").status
                 })
             })
             .collect();
         server.wait_for_active(threads as u32);
         let start = std::time::Instant::now();
-        let reply = server.request("POST", "/handlers/loop/invoke", b"{}");
+        let reply = server.request("POST", "/handlers/loop0/invoke", b"{}");
         assert_eq!(reply.status, 503, "{}", reply.text());
         assert!(reply.text().contains("max_queued"), "{}", reply.text());
         assert!(

@@ -191,3 +191,38 @@ fn numbers_as_f64(value: &Value) -> Value {
         other => other.clone(),
     }
 }
+
+/// How pool slots are reset shows in the metrics and, when in full, in one
+/// start-up line saying why; by default it follows whether the host has
+/// swap.
+#[test]
+fn the_slot_reset_shows_in_the_metrics_and_the_log() {
+    let swap = std::fs::read_to_string("/proc/swaps")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .any(|l| !l.trim().is_empty())
+        || std::fs::read_to_string("/proc/meminfo")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("SwapTotal:") && !l.contains(" 0 kB"));
+    for (args, full) in [(&[][..], swap), (&["--slot-reset", "full"][..], true)] {
+        let server = serve(&[("double.js", DOUBLE)], args);
+        for n in 0..3 {
+            let reply = server.request(
+                "POST",
+                "/handlers/double/invoke",
+                format!(r#"{{"n":{n}}}"#).as_bytes(),
+            );
+            assert_eq!(reply.json(), json!({ "twice": n * 2 }));
+        }
+        let metrics = server.request("GET", "/metrics", b"").text();
+        let mode = if full { "full" } else { "scan" };
+        assert_eq!(
+            sample(&metrics, &format!(r#"nexus_slot_reset{{mode="{mode}"}}"#)),
+            1.0
+        );
+        let log = server.log();
+        assert_eq!(log.contains("pool slots are reset in full"), full, "{log}");
+    }
+}
