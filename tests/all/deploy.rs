@@ -112,21 +112,21 @@ fn the_rendered_manifests_keep_the_designs_invariants() {
 
     // The cache: a memory-backed 128Mi emptyDir at /tmp/nexus-cache, which
     // NEXUS_CACHE_DIR and the config name.
-    let volume = spec["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "cache")
-        .unwrap();
+    let named = |list: &'static str, name: &str| {
+        let found = spec.get(list).or_else(|| container.get(list));
+        found
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+    };
+    let volume = named("volumes", "cache");
     assert_eq!(volume["emptyDir"]["medium"], "Memory");
     let volume_bytes = quantity(&volume["emptyDir"]["sizeLimit"]);
     assert_eq!(volume_bytes, 128 << 20);
-    let mount = container["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "cache")
-        .unwrap();
+    let mount = named("volumeMounts", "cache");
     assert_eq!(mount["mountPath"], "/tmp/nexus-cache");
     let env = |name: &str| {
         container["env"]
@@ -142,41 +142,21 @@ fn the_rendered_manifests_keep_the_designs_invariants() {
     // The handlers' ConfigMap is the cluster's registry: updated in place
     // (no hash suffix), mounted as a directory (not a subPath) that the
     // kubelet syncs and the server watches.
-    let handlers = spec["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "handlers")
-        .unwrap();
+    let handlers = named("volumes", "handlers");
     assert_eq!(handlers["configMap"]["name"], "nexus-handlers");
-    let mount = container["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "handlers")
-        .unwrap();
+    let mount = named("volumeMounts", "handlers");
     assert!(mount["subPath"].is_null());
 
     // Management needs a token: the Secret's key, projected read-only as
     // the pod user's own file (0400), where NEXUS_ADMIN_TOKEN_FILE points;
     // not a subPath, so a rotation reaches the running pod.
     let token_file = env("NEXUS_ADMIN_TOKEN_FILE").expect("NEXUS_ADMIN_TOKEN_FILE");
-    let tokens = spec["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "admin-token")
-        .expect("the admin-token volume");
+    let tokens = named("volumes", "admin-token");
     assert_eq!(tokens["projected"]["defaultMode"], 0o400);
     let secret = &tokens["projected"]["sources"][0]["secret"];
     assert_eq!(secret["name"], "nexus-admin-token");
     assert!(secret["optional"].is_null(), "the pod waits for its Secret");
-    let mount = container["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "admin-token")
-        .unwrap();
+    let mount = named("volumeMounts", "admin-token");
     assert_eq!(mount["readOnly"], true);
     assert!(mount["subPath"].is_null());
     let item = &secret["items"][0];

@@ -52,6 +52,14 @@ pub(super) struct Addr;
 /// `NAME=POLICY` pairs: per-handler snapshot policies.
 pub(super) struct HandlerPolicies;
 
+/// The value `raw` names among `words`: how a keyword setting parses.
+fn keyword<T: Copy>(raw: &RawValue, words: &[(&str, T)]) -> Option<T> {
+    match raw {
+        RawValue::Text(text) => words.iter().find(|(w, _)| w == text).map(|(_, v)| *v),
+        RawValue::Integer(_) => None,
+    }
+}
+
 /// How the server writes its log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd)]
 pub enum LogFormat {
@@ -65,11 +73,7 @@ impl ValueKind for LogFormat {
     type Value = LogFormat;
     const ACCEPTS: &'static str = "`text` or `json`";
     fn parse(raw: &RawValue) -> Option<LogFormat> {
-        match raw {
-            RawValue::Text(text) if text == "text" => Some(LogFormat::Text),
-            RawValue::Text(text) if text == "json" => Some(LogFormat::Json),
-            _ => None,
-        }
+        keyword(raw, &[("text", LogFormat::Text), ("json", LogFormat::Json)])
     }
 }
 
@@ -89,12 +93,8 @@ impl ValueKind for SlotReset {
     type Value = SlotReset;
     const ACCEPTS: &'static str = "`auto`, `scan` or `full`";
     fn parse(raw: &RawValue) -> Option<SlotReset> {
-        match raw {
-            RawValue::Text(text) if text == "auto" => Some(SlotReset::Auto),
-            RawValue::Text(text) if text == "scan" => Some(SlotReset::Scan),
-            RawValue::Text(text) if text == "full" => Some(SlotReset::Full),
-            _ => None,
-        }
+        use SlotReset::{Auto, Full, Scan};
+        keyword(raw, &[("auto", Auto), ("scan", Scan), ("full", Full)])
     }
 }
 
@@ -112,11 +112,10 @@ impl ValueKind for StatsScope {
     type Value = StatsScope;
     const ACCEPTS: &'static str = "`handler` or `host`";
     fn parse(raw: &RawValue) -> Option<StatsScope> {
-        match raw {
-            RawValue::Text(text) if text == "handler" => Some(StatsScope::Handler),
-            RawValue::Text(text) if text == "host" => Some(StatsScope::Host),
-            _ => None,
-        }
+        keyword(
+            raw,
+            &[("handler", StatsScope::Handler), ("host", StatsScope::Host)],
+        )
     }
 }
 
