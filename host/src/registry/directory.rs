@@ -37,6 +37,8 @@ pub(super) struct Directory {
     /// source, hashed; and a version that did not compile.
     state: Mutex<Applied>,
     reloads: [AtomicU64; 2],
+    /// Temporary files written so far (each gets its own name).
+    writes: AtomicU64,
 }
 
 #[derive(Default)]
@@ -73,6 +75,7 @@ impl Directory {
             path: path.to_owned(),
             state: Mutex::default(),
             reloads: Default::default(),
+            writes: AtomicU64::new(0),
         }
     }
 
@@ -139,9 +142,12 @@ impl Directory {
 
     fn write_file(&self, path: &Path, text: &str) -> Result<()> {
         let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+        // Unique per write: two registrations of one name at once each
+        // write their own temporary file, and the last rename wins whole.
+        let n = self.writes.fetch_add(1, Relaxed);
         let temp = self
             .path
-            .join(format!(".{file_name}.{}.tmp", std::process::id()));
+            .join(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
         let written = (|| {
             let mut file = std::fs::File::create(&temp)?;
             file.write_all(text.as_bytes())?;
@@ -209,9 +215,9 @@ impl Handlers {
                 dir.path().display()
             ))
         })?;
-        let mut seen = Vec::with_capacity(files.len());
+        let mut seen = std::collections::BTreeSet::new();
         for (name, path) in files {
-            seen.push(name.clone());
+            seen.insert(name.clone());
             let read = std::fs::read_to_string(&path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))
                 .and_then(|source| Ok((dir.policy(&name)?, source)));
@@ -263,7 +269,7 @@ impl Handlers {
             state
                 .files
                 .keys()
-                .filter(|n| !seen.contains(n))
+                .filter(|n| !seen.contains(*n))
                 .cloned()
                 .collect()
         };

@@ -115,7 +115,7 @@ fn management_needs_an_admin_token_and_a_rotation_keeps_both_for_a_while() {
 
 /// With `invoke_token_file`, invocations and reads need a caller's token
 /// or an admin's; a caller's token does not manage; probes and the scrape
-/// stay open.
+/// stay open; after a rotation the old token is refused everywhere.
 #[test]
 fn invoke_tokens_guard_invocations_and_reads() {
     let dir = tempfile::tempdir().unwrap();
@@ -168,7 +168,24 @@ fn invoke_tokens_guard_invocations_and_reads() {
         Some("caller-77e0"),
     );
     assert_eq!(put.status, 401, "a caller's token does not manage");
-    assert!(!server.log().contains("caller-77e0"));
+
+    // A rotation of the callers' file: the old token leaves every route.
+    write_tokens(&callers, "caller-2b9a\n");
+    std::thread::sleep(Duration::from_millis(1200));
+    for (method, path, body) in routes {
+        for (token, want) in [(Some("caller-77e0"), 401), (Some("caller-2b9a"), 200)] {
+            let reply = with_token(&server, method, path, body, token);
+            assert_eq!(
+                reply.status, want,
+                "{method} {path} with {token:?} after the rotation"
+            );
+        }
+    }
+    let log = server.log();
+    assert!(
+        !log.contains("caller-77e0") && !log.contains("caller-2b9a"),
+        "{log}"
+    );
 }
 
 /// Listening on every address with no admin token file, PUT and DELETE
