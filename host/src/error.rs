@@ -199,6 +199,54 @@ impl Error {
         Self::KINDS[self.index()]
     }
 
+    /// The kind's own fields, named as the HTTP API and the Node package
+    /// name them: a compile error's `message`, `file`, `line` and
+    /// `column`; an exception's `name`, `message` and `stack`; `limit_ms`,
+    /// `limit_bytes`, `size_bytes`; a refused setting's `name`, `value` and
+    /// what it would have taken (`expected`).
+    /// Neither `kind` nor the whole message is among them.
+    pub fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::json;
+        let pairs: Vec<(&str, serde_json::Value)> = match self {
+            Error::Compile {
+                message,
+                file,
+                line,
+                column,
+            } => vec![
+                ("message", json!(message)),
+                ("file", json!(file)),
+                ("line", json!(line)),
+                ("column", json!(column)),
+            ],
+            Error::Runtime {
+                name,
+                message,
+                stack,
+            } => vec![
+                ("name", json!(name)),
+                ("message", json!(message)),
+                ("stack", json!(stack)),
+            ],
+            Error::Timeout { limit } => vec![("limit_ms", json!(limit.as_millis() as u64))],
+            Error::OutOfMemory { limit } => vec![("limit_bytes", json!(limit))],
+            Error::OutputTooLarge { size, limit } => {
+                vec![("size_bytes", json!(size)), ("limit_bytes", json!(limit))]
+            }
+            Error::Config {
+                name,
+                value,
+                expected,
+            } => vec![
+                ("name", json!(name)),
+                ("value", json!(value)),
+                ("expected", json!(expected)),
+            ],
+            _ => Vec::new(),
+        };
+        pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+
     /// Whether the handler (its source, input or result) is at fault, as
     /// opposed to the host.
     pub fn is_handler_error(&self) -> bool {

@@ -1,6 +1,7 @@
 // Build step: writes the guest component exactly as the host runs it
-// (`nexus component`), then transpiles it with jco into dist/guest.
-// Nothing generated is checked in.
+// (`nexus component`), then transpiles it with jco into dist/guest (the
+// jco backend); then builds the native backend with cargo
+// (scripts/native.mjs) into dist/native. Nothing generated is checked in.
 //
 // The `nexus` binary: $NEXUS_BIN, else the workspace's newest build
 // (release or debug, in $CARGO_TARGET_DIR if set, else target/).
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { blake3, bytesToHex, ready } from '../src/cache.js';
+import { buildNative } from './native.mjs';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const dist = join(root, 'dist');
@@ -34,7 +36,9 @@ function run(file, args, env = {}) {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const nexus = nexusBinary();
-  rmSync(dist, { recursive: true, force: true });
+  for (const generated of ['guest', 'guest.json', 'settings.json', 'nexus_guest.wasm', 'nexus_guest.pre.wasm']) {
+    rmSync(join(dist, generated), { recursive: true, force: true });
+  }
   mkdirSync(dist, { recursive: true });
   const plain = join(dist, 'nexus_guest.wasm');
   const pre = join(dist, 'nexus_guest.pre.wasm');
@@ -59,4 +63,5 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const table = execFileSync(nexus, ['settings', '--format', 'json'], { encoding: 'utf8' });
   writeFileSync(join(dist, 'settings.json'), table);
   console.log(`dist/guest: the pre-initialized guest ${fingerprint}, from ${nexus}`);
+  console.log(`${buildNative()}: the native backend`);
 }

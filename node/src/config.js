@@ -76,36 +76,42 @@ export function hostSettings() {
   return JSON.parse(readFileSync(path, 'utf8')).settings;
 }
 
+let table;
+
 /**
+ * The jco backend's settings, read from the host's table on first use:
  * name, environment variable, parser, what it accepts, [min, max], default
  * (given the environment), and the range as the host writes it.
  */
-export const SETTINGS = hostSettings()
-  .filter((s) => s.name in SHARED)
-  .map((s) => {
-    const parse = PARSERS[s.value_name];
-    const range = s.range && s.range.map((bound) => parse(bound));
-    const fallback = SHARED[s.name] ?? (() => parse(s.default));
-    return [camel(s.name), s.env, parse, s.accepts, range, fallback, s.range];
-  })
-  .concat([
-    ['stripSource', 'NEXUS_STRIP_SOURCE', parseBool, 'true or false', null, () => true],
-    ['stripDebug', 'NEXUS_STRIP_DEBUG', parseBool, 'true or false', null, () => false],
-  ]);
+function settings() {
+  table ??= hostSettings()
+    .filter((s) => s.name in SHARED)
+    .map((s) => {
+      const parse = PARSERS[s.value_name];
+      const range = s.range && s.range.map((bound) => parse(bound));
+      const fallback = SHARED[s.name] ?? (() => parse(s.default));
+      return [camel(s.name), s.env, parse, s.accepts, range, fallback, s.range];
+    })
+    .concat([
+      ['stripSource', 'NEXUS_STRIP_SOURCE', parseBool, 'true or false', null, () => true],
+      ['stripDebug', 'NEXUS_STRIP_DEBUG', parseBool, 'true or false', null, () => false],
+    ]);
+  return table;
+}
 
 /**
  * @param {Record<string, unknown>} [given]
  * @param {Record<string, string | undefined>} [env]
  */
 export function resolveConfig(given = {}, env = process.env) {
-  const known = new Set(SETTINGS.map(([name]) => name).concat(['onLog']));
+  const known = new Set(settings().map(([name]) => name).concat(['onLog', 'backend']));
   for (const name of Object.keys(given)) {
     if (!known.has(name)) {
       throw new NexusError('config', `unknown setting ${name}; known: ${[...known].join(', ')}`, { name });
     }
   }
   const config = { onLog: given.onLog };
-  for (const [name, variable, parse, accepts, range, fallback, rangeText] of SETTINGS) {
+  for (const [name, variable, parse, accepts, range, fallback, rangeText] of settings()) {
     let raw = given[name];
     let source = name;
     if (raw === undefined && env[variable] !== undefined && env[variable] !== '') {
@@ -129,4 +135,21 @@ export function resolveConfig(given = {}, env = process.env) {
     config[name] = value;
   }
   return config;
+}
+
+/**
+ * A call's own timeout (`invoke`'s `timeoutMs`), checked against
+ * `timeout_ms`'s range; undefined when none is given.
+ */
+export function checkTimeout(value) {
+  if (value === undefined) return undefined;
+  const [name, , parse, accepts, range, , rangeText] = settings().find(([n]) => n === 'timeoutMs');
+  const ms = parse(value);
+  if (ms === undefined || ms < range[0] || ms > range[1]) {
+    throw new NexusError('config', `${name} = ${JSON.stringify(value)}: expected ${accepts}, from ${rangeText[0]} to ${rangeText[1]}`, {
+      name,
+      value: String(value),
+    });
+  }
+  return ms;
 }

@@ -66,3 +66,15 @@ export function toWire(e) {
 export function fromWire(w) {
   return new NexusError(w.kind, w.message, w.fields);
 }
+
+/** A call's input as JSON text: a string as it is, anything else stringified. */
+export function inputJson(input) {
+  if (typeof input === 'string') return input;
+  try {
+    const json = JSON.stringify(input);
+    if (json === undefined) throw new Error(`${typeof input} has no JSON form`);
+    return json;
+  } catch (e) {
+    throw new NexusError('invalid_input', `the input is not JSON-able: ${e.message}`);
+  }
+}

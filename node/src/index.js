@@ -1,231 +1,57 @@
-// Nexus from Node: the host's guest component under jco, with a bytecode
-// cache shared with the Rust host (the same keys, files and directory).
+// Nexus from Node. Two backends answer the same API:
+//   - native: the Rust host's runtime in this process (an N-API addon),
+//     with the host's snapshots, limits and caches;
+//   - jco: the host's guest component under jco in worker threads, for
+//     platforms without a native binary.
+// Both share the host's cache directory: a handler compiled here is a disk
+// hit for `nexus run` and `nexus serve`, and the other way round.
 //
 //   import { createRuntime } from 'nexus-runtime';
 //   const runtime = await createRuntime({ cacheDir: '/tmp/nexus-cache' });
 //   const handler = await runtime.compile('hello.js', source);
 //   const { output } = await runtime.invoke(handler, { name: 'Ada' });
-import { statSync } from 'node:fs';
-import { bytecodeKey, bytesToHex, DiskTier, MemoryTier, ready, tierStats } from './cache.js';
-import { resolveConfig } from './config.js';
-import { camelKeys, NexusError } from './errors.js';
-import { buildInfo, compileModules } from './guest.js';
-import { Pool } from './pool.js';
+import { NexusError } from './errors.js';
+import { openJco } from './jco.js';
+import { loadNative, openNative } from './native.js';
 
 export { NexusError } from './errors.js';
 export { defaultCacheDir, parseSize } from './config.js';
 
-// Compiling is not the handler's code running, but a large bundle takes a
-// while: it gets at least this long.
-const MIN_COMPILE_TIMEOUT_MS = 30_000;
-/** Handler names whose own figures are kept, as the host keeps them. */
-const MAX_OWN = 10_000;
-
-class Runtime {
-  constructor(config, modules, fingerprint, guestBytes) {
-    this.config = config;
-    this.fingerprint = fingerprint;
-    this.pool = new Pool(config.maxInstances, modules);
-    this.memory = new MemoryTier(config.maxCacheSizeBytes);
-    this.disk = new DiskTier(config.cacheDir, (line) => this.log('warn', line, 'nexus'));
-    this.inflight = new Map();
-    this.counts = { compiles: 0, executions: 0, failures: 0, timeouts: 0, instances: 0 };
-    // Each handler's own figures, by name (the most recent MAX_OWN).
-    this.own = new Map();
-    this.guestBytes = guestBytes;
-  }
-
-  log(level, message, handler) {
-    if (this.config.onLog) this.config.onLog(level, message, handler);
-  }
-
-  /**
-   * `source`'s bytecode under `name`: from memory, else a verified file in
-   * the cache directory, else compiled in a fresh instance (and stored in
-   * both). `name` is what stack traces show, and part of the key:
-   * `nexus run hello.js` names its handler `hello.js`.
-   *
-   * @returns {Promise<{name: string, key: string, origin: 'memory'|'disk'|'compiled', bytecode: Uint8Array}>}
-   */
-  async compile(name, source) {
-    if (typeof name !== 'string' || typeof source !== 'string') {
-      throw new NexusError('invalid_input', 'compile(name, source) takes two strings');
-    }
-    const options = { stripSource: this.config.stripSource, stripDebug: this.config.stripDebug };
-    const key = bytecodeKey(this.fingerprint, name, source, options);
-    const hex = bytesToHex(key);
-    const held = this.memory.get(hex);
-    if (held) return { name, key: hex, origin: 'memory', bytecode: held };
-    // One compile per key, however many callers ask at once.
-    let pending = this.inflight.get(hex);
-    if (!pending) {
-      pending = this.lookUpOrCompile(name, source, options, key, hex).finally(() => this.inflight.delete(hex));
-      this.inflight.set(hex, pending);
-    }
-    const { bytecode, origin } = await pending;
-    return { name, key: hex, origin, bytecode };
-  }
-
-  async lookUpOrCompile(name, source, options, key, hex) {
-    const payload = this.disk.read(key);
-    if (payload) {
-      this.memory.insert(hex, payload);
-      return { bytecode: payload, origin: 'disk' };
-    }
-    this.counts.instances++;
-    const timeout = Math.max(this.config.timeoutMs, MIN_COMPILE_TIMEOUT_MS);
-    const { value } = await this.pool.run({ op: 'compile', name, source, options, stats: this.record() }, timeout);
-    this.counts.compiles++;
-    this.ownCounts(name).compiles++;
-    this.memory.insert(hex, value);
-    this.disk.write(key, value);
-    return { bytecode: value, origin: 'compiled' };
-  }
-
-  /**
-   * Calls the handler's default export with `input` in a fresh instance,
-   * within the timeout. `input` is a JSON-able value, or JSON text (a
-   * string is taken as JSON text as it is).
-   *
-   * @returns {Promise<{output: unknown, json: string, logs: Array<[string, string]>}>}
-   */
-  async invoke(handler, input = {}) {
-    if (!handler || !(handler.bytecode instanceof Uint8Array) || typeof handler.name !== 'string') {
-      throw new NexusError('invalid_input', 'invoke(handler, input) takes what compile() answered');
-    }
-    let json = input;
-    if (typeof input !== 'string') {
-      try {
-        json = JSON.stringify(input);
-      } catch (e) {
-        throw new NexusError('invalid_input', `the input is not JSON-able: ${e.message}`);
-      }
-    }
-    this.counts.instances++;
-    // Counted when it ends, as the host counts: a handler's Nexus.stats()
-    // sees the calls before its own.
-    const stats = this.config.statsScope === 'host' ? this.record() : this.ownRecord(handler.name);
-    const own = this.ownCounts(handler.name);
-    const job = { op: 'invoke', name: handler.name, bytecode: handler.bytecode, input: json, stats };
-    let answer;
-    try {
-      answer = await this.pool.run(job, this.config.timeoutMs);
-    } catch (e) {
-      this.counts.executions++;
-      this.counts.failures++;
-      own.executions++;
-      own.failures++;
-      if (e.kind === 'timeout') {
-        this.counts.timeouts++;
-        own.timeouts++;
-      }
-      for (const [level, message] of e.logs ?? []) this.log(level, message, handler.name);
-      throw e;
-    }
-    this.counts.executions++;
-    own.executions++;
-    const { value, logs } = answer;
-    for (const [level, message] of logs) this.log(level, message, handler.name);
-    const size = Buffer.byteLength(value);
-    if (size > this.config.maxOutputBytes) {
-      this.counts.failures++;
-      own.failures++;
-      throw new NexusError('output_too_large', `the result is ${size} bytes, over max_output_bytes`, {
-        size_bytes: size,
-        limit_bytes: this.config.maxOutputBytes,
-      });
-    }
-    return { output: JSON.parse(value), json: value, logs };
-  }
-
-  /**
-   * The `runtime-stats` record, its keys in camelCase like the rest of
-   * this API (`hitRate`, `capacityBytes`); a handler's `Nexus.stats()`
-   * reads the same figures under the WIT record's names (`hit_rate`), as
-   * in the host.
-   */
-  stats() {
-    return camelKeys(this.record());
-  }
-
-  /** The record with the host's (WIT) names, for the guest's `stats` import. */
-  record() {
-    const rate = (memory, compiles) => {
-      const lookups = memory.hits + memory.misses;
-      return lookups === 0 ? 0 : (lookups - compiles) / lookups;
-    };
-    // Components: the guest's core modules, compiled once and kept in
-    // memory; each instance is a hit on them.
-    const componentMemory = {
-      ...tierStats(),
-      hits: this.counts.instances,
-      misses: 1,
-      entries: 1,
-      bytes: this.guestBytes,
-    };
-    return {
-      bytecode: {
-        memory: { ...this.memory.stats },
-        disk: { ...this.disk.stats },
-        hit_rate: rate(this.memory.stats, this.counts.compiles),
-      },
-      components: {
-        memory: componentMemory,
-        disk: tierStats(),
-        hit_rate: rate(componentMemory, 1),
-      },
-      compiles: this.counts.compiles,
-      executions: this.counts.executions,
-      failures: this.counts.failures,
-      timeouts: this.counts.timeouts,
-      host_wide: true,
-    };
-  }
-
-  /** `name`'s own figures, counted from zero the first time it is seen. */
-  ownCounts(name) {
-    let own = this.own.get(name);
-    if (!own) {
-      if (this.own.size >= MAX_OWN) this.own.delete(this.own.keys().next().value);
-      own = { compiles: 0, executions: 0, failures: 0, timeouts: 0 };
-      this.own.set(name, own);
-    }
-    return own;
-  }
-
-  /**
-   * What `name`'s Nexus.stats() shows under `statsScope: 'handler'`, as
-   * the host shows it: its own calls and compiles, the caches (every
-   * tenant's) as zeros.
-   */
-  ownRecord(name) {
-    const own = this.own.get(name) ?? { compiles: 0, executions: 0, failures: 0, timeouts: 0 };
-    const cache = () => ({ memory: tierStats(), disk: tierStats(), hit_rate: 0 });
-    return { bytecode: cache(), components: cache(), ...own, host_wide: false };
-  }
-
-  /**
-   * Stops: calls not started yet reject with kind `closed`; calls running
-   * finish as they would have; then the worker threads end.
-   */
-  close() {
-    return this.pool.close();
-  }
+/**
+ * Whether the native backend can load here, and if not, why.
+ *
+ * @returns {{available: boolean, reason?: string}}
+ */
+export function nativeBackend() {
+  const { addon, reason } = loadNative();
+  return addon ? { available: true } : { available: false, reason };
 }
 
 /**
- * A runtime. `config` beats the environment (NEXUS_CACHE_DIR,
- * NEXUS_MAX_CACHE_SIZE_BYTES, NEXUS_TIMEOUT_MS, NEXUS_MAX_OUTPUT_BYTES,
- * NEXUS_MAX_INSTANCES: the host's settings, from its table), which beats
- * the defaults (the host's, but a worker thread per CPU).
+ * A runtime. `config.backend` chooses `native` or `jco`; by default the
+ * native one where it loads, else jco. The rest of `config` are the
+ * host's settings in camelCase (`cacheDir`, `maxCacheSizeBytes`,
+ * `timeoutMs`, …), which beat the NEXUS_* environment, which beats the
+ * defaults.
  *
- * @throws {NexusError} kind `config` for a bad setting, naming it.
+ * @throws {NexusError} kind `config` for a bad setting or an unavailable backend.
  */
 export async function createRuntime(config = {}) {
-  const resolved = resolveConfig(config);
-  await ready();
-  const { fingerprint } = buildInfo();
-  const modules = await compileModules();
-  const guestBytes = statSync(new URL('../dist/guest/guest.core.wasm', import.meta.url)).size;
-  return new Runtime(resolved, modules, fingerprint, guestBytes);
+  const { backend, ...settings } = config;
+  if (backend !== undefined && backend !== 'native' && backend !== 'jco') {
+    throw new NexusError('config', `backend = ${JSON.stringify(backend)}: expected 'native' or 'jco'`, {
+      name: 'backend',
+      value: String(backend),
+    });
+  }
+  if (backend === 'jco') return openJco(settings);
+  const { addon, reason } = loadNative();
+  if (addon) return openNative(addon, settings);
+  if (backend === 'native') {
+    throw new NexusError('config', `backend 'native' is not available: ${reason}; build it (npm run build) or choose 'jco'`, {
+      name: 'backend',
+      value: 'native',
+    });
+  }
+  return openJco(settings);
 }

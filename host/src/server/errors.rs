@@ -96,40 +96,11 @@ impl From<Error> for ApiError {
         let message = e.to_string();
         let status = status(&e);
         let mut api = ApiError::new(status, e.kind(), message);
-        match e {
-            Error::Compile {
-                message,
-                file,
-                line,
-                column,
-            } => {
-                api = api
-                    .with("message", json!(message))
-                    .with("file", json!(file))
-                    .with("line", json!(line))
-                    .with("column", json!(column));
-            }
-            Error::Runtime {
-                name,
-                message,
-                stack,
-            } => {
-                api = api
-                    .with("name", json!(name))
-                    .with("message", json!(message))
-                    .with("stack", json!(stack));
-            }
-            Error::Timeout { limit } => {
-                api = api.with("limit_ms", json!(limit.as_millis() as u64));
-            }
-            Error::OutOfMemory { limit } => api = api.with("limit_bytes", json!(limit)),
-            Error::OutputTooLarge { size, limit } => {
-                api = api
-                    .with("size_bytes", json!(size))
-                    .with("limit_bytes", json!(limit));
-            }
-            Error::Busy { .. } => api.retry_after = Some(1),
-            _ => {}
+        for (key, value) in e.fields() {
+            api = api.with(&key, value);
+        }
+        if let Error::Busy { .. } = e {
+            api.retry_after = Some(1);
         }
         api
     }
