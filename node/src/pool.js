@@ -7,7 +7,8 @@
 // are started ahead, one spare beyond the jobs at hand (within `size`), so
 // the next job seldom waits for one.
 //
-// Workers are unref'd: idle ones never keep Node alive.
+// Idle workers are unref'd: they never keep Node alive, so a script that
+// never calls close() still exits.
 import { Worker } from 'node:worker_threads';
 import { fromWire, NexusError } from './errors.js';
 
@@ -50,6 +51,12 @@ export class Pool {
       this.dispatch(this.idle.pop(), this.queue.shift());
     }
     this.warm();
+    // Node stays alive for queued jobs (through the workers starting for
+    // them) and running ones (through their timers), never for idle workers.
+    for (const worker of this.starting) {
+      if (this.queue.length > 0) worker.ref();
+      else worker.unref();
+    }
   }
 
   /** Starts workers until every queued job, and one spare, has one ready or starting, within `size`. */
@@ -67,12 +74,12 @@ export class Pool {
       execArgv: [],
       resourceLimits: { stackSizeMb: STACK_MB },
     });
-    worker.unref();
     this.starting.add(worker);
     this.workers.add(worker);
     worker.on('message', (msg) => {
       if (msg.ready) {
         this.starting.delete(worker);
+        worker.unref();
         if (this.closed) {
           this.retire(worker);
           return;
@@ -107,6 +114,8 @@ export class Pool {
         queued.reject(new NexusError('trap', `cannot start a worker for the guest: ${e.message}`));
       }
     });
+    // After the listeners: adding one refs the worker's port again.
+    worker.unref();
     return worker;
   }
 

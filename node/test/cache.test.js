@@ -1,6 +1,7 @@
-// One cache directory, two hosts: a handler compiled by Node is a disk hit
-// for `nexus run`, and the reverse; a damaged file is repaired by whichever
-// side reads it first; the file format and keys are the host's.
+// The jco backend's own cache code (src/cache.js, a JavaScript reading of
+// the host's format): a damaged file is repaired by whichever side reads it
+// first, with a warning; the files, keys and permissions are the host's.
+// (The native backend's cache is the host's own code.)
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,52 +24,12 @@ function bytecodeFiles(cacheDir) {
   return readdirSync(join(cacheDir, 'v1', 'bytecode')).filter((f) => f.endsWith('.qjsc'));
 }
 
-function hostStats(cacheDir) {
-  const out = nexus(['cache', 'stats', '--json', '--cache-dir', cacheDir]);
-  assert.equal(out.status, 0, out.stderr);
-  return JSON.parse(out.stdout);
-}
-
 function hostRun(file, cacheDir) {
   const out = nexus(['run', file, '--input', '{"name":"Ada"}', '--cache-dir', cacheDir]);
   assert.equal(out.status, 0, out.stderr);
   assert.deepEqual(JSON.parse(out.stdout), { message: 'Hello, Ada!', length: 3 });
   return bytecodeOrigin(out.stderr);
 }
-
-test('a handler Node compiled is a disk hit for nexus run: zero compiles', async () => {
-  const cacheDir = tempDir();
-  const runtime = await createRuntime({ cacheDir });
-  try {
-    const handler = await runtime.compile('hello.js', HELLO);
-    assert.equal(handler.origin, 'compiled');
-    assert.deepEqual(bytecodeFiles(cacheDir), [`${handler.key}.qjsc`]);
-    const before = hostStats(cacheDir).bytecode;
-    assert.equal(hostRun(helloFile(), cacheDir), 'disk', 'the host read the file Node wrote');
-    assert.deepEqual(hostStats(cacheDir).bytecode, before, 'and wrote none of its own');
-  } finally {
-    await runtime.close();
-  }
-});
-
-test('a handler the host compiled is a disk hit for Node: zero compiles', async () => {
-  const cacheDir = tempDir();
-  assert.equal(hostRun(helloFile(), cacheDir), 'compiled');
-  const [file] = bytecodeFiles(cacheDir);
-  const runtime = await createRuntime({ cacheDir });
-  try {
-    const handler = await runtime.compile('hello.js', HELLO);
-    assert.equal(handler.origin, 'disk');
-    assert.equal(`${handler.key}.qjsc`, file, 'the same key');
-    assert.equal(runtime.stats().compiles, 0);
-    const { output } = await runtime.invoke(handler, { name: 'Bo' });
-    assert.deepEqual(output, { message: 'Hello, Bo!', length: 2 });
-    const again = await runtime.compile('hello.js', HELLO);
-    assert.equal(again.origin, 'memory');
-  } finally {
-    await runtime.close();
-  }
-});
 
 /** Flips a byte of the payload of the one bytecode file in `cacheDir`. */
 function damage(cacheDir) {
@@ -88,7 +49,7 @@ test('a damaged file is repaired by Node when Node reads it first', async () => 
   assert.equal(hostRun(helloFile(), cacheDir), 'compiled');
   const path = damage(cacheDir);
   const warnings = [];
-  const runtime = await createRuntime({ cacheDir, onLog: (level, line) => warnings.push([level, line]) });
+  const runtime = await createRuntime({ backend: 'jco', cacheDir, onLog: (level, line) => warnings.push([level, line]) });
   try {
     const handler = await runtime.compile('hello.js', HELLO);
     assert.equal(handler.origin, 'compiled', 'refused, then recompiled');
@@ -102,13 +63,13 @@ test('a damaged file is repaired by Node when Node reads it first', async () => 
 
 test('a damaged file is repaired by the host when the host reads it first', async () => {
   const cacheDir = tempDir();
-  const first = await createRuntime({ cacheDir });
+  const first = await createRuntime({ backend: 'jco', cacheDir });
   const { key } = await first.compile('hello.js', HELLO);
   await first.close();
   const path = damage(cacheDir);
   assert.equal(hostRun(helloFile(), cacheDir), 'compiled', 'refused, then recompiled');
   assert.ok(valid(path, key));
-  const runtime = await createRuntime({ cacheDir });
+  const runtime = await createRuntime({ backend: 'jco', cacheDir });
   try {
     assert.equal((await runtime.compile('hello.js', HELLO)).origin, 'disk');
   } finally {
@@ -118,7 +79,7 @@ test('a damaged file is repaired by the host when the host reads it first', asyn
 
 test('files Node writes are the host format, in directories only this user may write', async () => {
   const cacheDir = tempDir();
-  const runtime = await createRuntime({ cacheDir });
+  const runtime = await createRuntime({ backend: 'jco', cacheDir });
   try {
     const { key, bytecode } = await runtime.compile('hello.js', HELLO);
     const path = join(cacheDir, 'v1', 'bytecode', `${key}.qjsc`);
@@ -146,7 +107,7 @@ test('a cache directory others may write is not used: memory only, with a warnin
   const { chmodSync } = await import('node:fs');
   chmodSync(join(cacheDir, 'v1'), 0o777);
   const warnings = [];
-  const runtime = await createRuntime({ cacheDir, onLog: (_level, line) => warnings.push(line) });
+  const runtime = await createRuntime({ backend: 'jco', cacheDir, onLog: (_level, line) => warnings.push(line) });
   try {
     assert.ok(warnings.some((w) => w.includes('writable by group or others')), JSON.stringify(warnings));
     const handler = await runtime.compile('hello.js', HELLO);
