@@ -13,17 +13,19 @@ run:
     {{target}}/serve/nexus serve --handlers {{target}}/handlers
 
 # Every test: the guest is built by host/build.rs on the way; then the Node
-# package (node/), from its lockfile, against the nexus those tests built.
+# package (node/), from its lockfile, against the nexus those tests built,
+# with its native backend built in the same profile and with the same
+# features (nexus-node is in the cargo test), so nothing compiles twice.
 test:
-    cargo test --locked
-    cd node && npm ci --no-audit --no-fund --loglevel=error && npm run build && npm test
+    cargo test --locked -p nexus-host -p nexus-node
+    cd node && export NEXUS_NATIVE_PROFILE=dev && npm ci --no-audit --no-fund --loglevel=error && npm run build && npm test
 
 build:
     cargo build --locked
 
 # Formatting, the layer check, and clippy.
 lint: lint-fast
-    cargo clippy --locked --all-targets -- -D warnings
+    cargo clippy --locked -p nexus-host -p nexus-node --all-targets -- -D warnings
 
 # Formatting and the layer check (host/layers.toml: every import goes down a
 # layer, so there is no cycle either): what CI checks before the tests.
@@ -45,7 +47,7 @@ bench: && bench-serve
     cargo build --release --locked --bin nexus
     bash bench/sizes.sh {{target}}/release/nexus examples/hello.js {{target}}/bench-handlers/*.js
     bash bench/startup.sh {{target}}/release/nexus examples
-    cd node && npm ci --no-audit --no-fund --loglevel=error && npm run build && node bench/bench.mjs {{target}}/release/nexus ../bench/trivial.js {{target}}/bench-handlers/lodash.js
+    cd node && export NEXUS_NATIVE_PROFILE=release && npm ci --no-audit --no-fund --loglevel=error && npm run build && node bench/bench.mjs {{target}}/release/nexus ../bench/trivial.js {{target}}/bench-handlers/lodash.js
 
 # nexus serve against Node http peers (vm per request, and direct) with wrk, and where its time goes.
 bench-serve:
