@@ -3,11 +3,13 @@
 //!
 //! Invariants:
 //! - Nothing blocks the JavaScript thread: compiles, preparations and
-//!   invocations run on the blocking threads of napi-rs's tokio runtime,
-//!   and each answers a promise.
-//! - At most `max_instances` calls run at once; the rest wait in the gate,
-//!   where [`NativeRuntime::close`] rejects them with kind `closed`, while
-//!   calls already running finish.
+//!   invocations run on the blocking threads of the addon's tokio runtime,
+//!   each made with [`THREAD_STACK`] (a call from a thread with less stack
+//!   would run on a helper thread started for it), and each answers a
+//!   promise.
+//! - At most `max_instances` calls run at once; the rest wait in the
+//!   [`gate`], where [`NativeRuntime::close`] rejects them with kind
+//!   `closed`, while calls already running finish.
 //! - A failure crosses to JavaScript as a `napi::Error` whose reason is
 //!   JSON, `{kind, message, fields}`; `src/native.js` turns it into a
 //!   `NexusError`.
@@ -16,16 +18,33 @@
 //!   handler that was there before (V8's, Node's).
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Buffer, PromiseRaw};
+mod gate;
+
+use napi::bindgen_prelude::{spawn_blocking, Buffer, Object, ToNapiValue};
 use napi::{Env, Status};
 use napi_derive::napi;
 use nexus_host::{
     CompiledHandler, Config, Error, Invocation, Layer, PreparedHandler, RawValue, Runtime,
+    THREAD_STACK,
 };
-use tokio::sync::{watch, Semaphore, SemaphorePermit};
+
+use gate::Gate;
+
+/// napi-rs's tokio runtime, with threads that can run calls.
+#[napi_derive::module_init]
+fn init() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("nexus-node")
+        .thread_stack_size(THREAD_STACK)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the addon");
+    napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
+}
 
 /// A library error as the JavaScript side reads it.
 fn thrown(e: Error) -> napi::Error {
@@ -66,41 +85,35 @@ fn timeout(ms: Option<u32>) -> Result<Option<Duration>, Error> {
 }
 
 struct Shared {
-    runtime: Arc<Runtime>,
-    /// One permit per instance slot.
-    gate: Semaphore,
-    slots: u32,
-    closing: watch::Sender<bool>,
+    runtime: Runtime,
+    gate: Gate,
 }
 
 impl Shared {
-    /// A slot, or `closed` once the runtime closes (before or while this
-    /// call waits).
-    async fn admit(&self) -> napi::Result<SemaphorePermit<'_>> {
-        let mut closing = self.closing.subscribe();
-        if *closing.borrow() {
-            return Err(closed());
-        }
-        tokio::select! {
-            biased;
-            _ = closing.wait_for(|c| *c) => Err(closed()),
-            permit = self.gate.acquire() => permit.map_err(|_| closed()),
-        }
-    }
-
-    /// `work` on a blocking thread, once a slot is free.
-    async fn run<T: Send + 'static>(
-        self: Arc<Self>,
+    /// Runs `work` on one of the addon's threads once a slot is free, and
+    /// answers a promise of `done(work's result)`: one hop there, and one
+    /// back to settle it.
+    fn spawn<'env, T: Send + 'static, V: ToNapiValue + 'static>(
+        self: &Arc<Self>,
+        env: &'env Env,
         work: impl FnOnce(&Runtime) -> Result<T, Error> + Send + 'static,
-    ) -> napi::Result<T> {
-        let _slot = self.admit().await?;
-        let runtime = self.runtime.clone();
-        match tokio::task::spawn_blocking(move || work(&runtime)).await {
-            Ok(done) => done.map_err(thrown),
-            Err(e) => Err(thrown(Error::Internal(format!(
-                "the call's thread failed: {e}"
-            )))),
-        }
+        done: fn(T) -> V,
+    ) -> napi::Result<Object<'env>> {
+        let (deferred, promise) = env.create_deferred()?;
+        let shared = self.clone();
+        spawn_blocking(move || {
+            let Ok(_slot) = shared.gate.enter() else {
+                return deferred.reject(closed());
+            };
+            match std::panic::catch_unwind(AssertUnwindSafe(|| work(&shared.runtime))) {
+                Ok(Ok(value)) => deferred.resolve(move |_| Ok(done(value))),
+                Ok(Err(e)) => deferred.reject(thrown(e)),
+                Err(_) => deferred.reject(thrown(Error::Internal(
+                    "the call's thread panicked".to_owned(),
+                ))),
+            }
+        });
+        Ok(promise)
     }
 }
 
@@ -150,22 +163,13 @@ impl From<Invocation> for Answer {
 /// cannot be set up.
 #[napi]
 pub async fn open(settings: HashMap<String, String>) -> napi::Result<NativeRuntime> {
-    let opened = tokio::task::spawn_blocking(move || {
-        let config = resolve(settings)?;
-        Runtime::new(config)
-    })
-    .await
-    .map_err(|e| thrown(Error::Internal(format!("opening failed: {e}"))))?;
-    let runtime = Arc::new(opened.map_err(thrown)?);
-    let slots = runtime.config().max_instances;
-    let (closing, _) = watch::channel(false);
+    let opened = spawn_blocking(move || Runtime::new(resolve(settings)?)).await;
+    let runtime = opened
+        .map_err(|e| thrown(Error::Internal(format!("opening the runtime failed: {e}"))))?
+        .map_err(thrown)?;
+    let gate = Gate::new(runtime.config().max_instances);
     Ok(NativeRuntime {
-        shared: Arc::new(Shared {
-            runtime,
-            gate: Semaphore::new(slots as usize),
-            slots,
-            closing,
-        }),
+        shared: Arc::new(Shared { runtime, gate }),
     })
 }
 
@@ -178,17 +182,15 @@ impl NativeRuntime {
         env: &'env Env,
         name: String,
         source: String,
-    ) -> napi::Result<PromiseRaw<'env, NativeHandler>> {
-        let shared = self.shared.clone();
-        env.spawn_future(async move {
-            let compiled = shared
-                .run(move |runtime| runtime.compile(&name, &source))
-                .await?;
-            Ok(NativeHandler {
+    ) -> napi::Result<Object<'env>> {
+        self.shared.spawn(
+            env,
+            move |runtime| runtime.compile(&name, &source),
+            |compiled| NativeHandler {
                 compiled,
                 prepared: None,
-            })
-        })
+            },
+        )
     }
 
     /// `handler` with its own pre-initialized component.
@@ -197,16 +199,16 @@ impl NativeRuntime {
         &self,
         env: &'env Env,
         handler: &NativeHandler,
-    ) -> napi::Result<PromiseRaw<'env, NativeHandler>> {
-        let (shared, compiled) = (self.shared.clone(), handler.compiled.clone());
-        env.spawn_future(async move {
-            let source = compiled.clone();
-            let prepared = shared.run(move |runtime| runtime.prepare(&source)).await?;
-            Ok(NativeHandler {
+    ) -> napi::Result<Object<'env>> {
+        let compiled = handler.compiled.clone();
+        self.shared.spawn(
+            env,
+            move |runtime| Ok((runtime.prepare(&compiled)?, compiled)),
+            |(prepared, compiled)| NativeHandler {
                 compiled,
                 prepared: Some(prepared),
-            })
-        })
+            },
+        )
     }
 
     /// Runs `handler` with `input` (JSON text) in a fresh instance.
@@ -217,19 +219,17 @@ impl NativeRuntime {
         handler: &NativeHandler,
         input: String,
         timeout_ms: Option<u32>,
-    ) -> napi::Result<PromiseRaw<'env, Answer>> {
+    ) -> napi::Result<Object<'env>> {
         let limit = timeout(timeout_ms).map_err(thrown)?;
-        let shared = self.shared.clone();
         let (compiled, prepared) = (handler.compiled.clone(), handler.prepared.clone());
-        env.spawn_future(async move {
-            let done = shared
-                .run(move |runtime| match &prepared {
-                    Some(prepared) => runtime.invoke_prepared(prepared, &input, limit),
-                    None => runtime.invoke_with_timeout(&compiled, &input, limit),
-                })
-                .await?;
-            Ok(Answer::from(done))
-        })
+        self.shared.spawn(
+            env,
+            move |runtime| match &prepared {
+                Some(prepared) => runtime.invoke_prepared(prepared, &input, limit),
+                None => runtime.invoke_with_timeout(&compiled, &input, limit),
+            },
+            Answer::from,
+        )
     }
 
     /// The `runtime-stats` record as JSON, with the WIT's names.
@@ -257,14 +257,14 @@ impl NativeRuntime {
     /// Refuses new calls, rejects those waiting for a slot, and settles
     /// once the running ones have finished.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        let (deferred, promise) = env.create_deferred()?;
         let shared = self.shared.clone();
-        shared.closing.send_replace(true);
-        env.spawn_future(async move {
-            // Every slot back: nothing is running.
-            let _all = shared.gate.acquire_many(shared.slots).await;
-            Ok(())
-        })
+        spawn_blocking(move || {
+            shared.gate.close();
+            deferred.resolve(|_| Ok(()));
+        });
+        Ok(promise)
     }
 }
 
