@@ -34,6 +34,11 @@ use nexus_host::{
 
 use gate::Gate;
 
+// The host's allocator, as the `nexus` binary has it (for the Rust side of
+// this process only; Node's own allocations are Node's).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// napi-rs's tokio runtime, with threads that can run calls.
 #[napi_derive::module_init]
 fn init() {
