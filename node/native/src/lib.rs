@@ -42,8 +42,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// napi-rs's tokio runtime, with threads that can run calls.
 #[napi_derive::module_init]
 fn init() {
+    // Calls run on the blocking pool: one thread per core, and one more, as
+    // in `nexus serve`, keeps them from thrashing the cores at high
+    // concurrency; the rest queue.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_name("nexus-node")
+        .max_blocking_threads(threads)
         .thread_stack_size(THREAD_STACK)
         .enable_all()
         .build()
