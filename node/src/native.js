@@ -109,6 +109,37 @@ class NativeRuntime {
     this.backend = 'native';
     this.native = native;
     this.onLog = onLog;
+    // Calls settle through one function, by id. The addon's end of it
+    // never keeps Node alive; `alive` does, while a call is pending.
+    this.pending = new Map();
+    this.nextId = 0;
+    this.alive = undefined;
+    native.settleWith((done) => this.settle(done));
+  }
+
+  settle({ id, answer, error }) {
+    const call = this.pending.get(id);
+    this.pending.delete(id);
+    if (this.pending.size === 0) {
+      clearInterval(this.alive);
+      this.alive = undefined;
+    }
+    if (error != null) call.reject(fromNative({ message: error }));
+    else call.resolve(answer);
+  }
+
+  start(handle, json, timeoutMs) {
+    return new Promise((resolve, reject) => {
+      const id = this.nextId;
+      this.nextId = (this.nextId + 1) >>> 0;
+      this.alive ??= setInterval(() => {}, 2 ** 30);
+      this.pending.set(id, { resolve, reject });
+      try {
+        this.native.start(id, handle, json, timeoutMs);
+      } catch (e) {
+        this.settle({ id, error: e.message });
+      }
+    });
   }
 
   /** `source`'s bytecode under `name`, from the host's caches or compiled. */
@@ -128,7 +159,7 @@ class NativeRuntime {
   async invoke(handler, input = {}, options = {}) {
     const handle = handleOf(handler, 'invoke');
     const json = inputJson(input);
-    const answer = await settled(this.native.invoke(handle, json, checkTimeout(options.timeoutMs)));
+    const answer = await this.start(handle, json, checkTimeout(options.timeoutMs));
     if (this.onLog) for (const [level, message] of answer.logs) this.onLog(level, message, handler.name);
     return { output: JSON.parse(answer.json), json: answer.json, logs: answer.logs, path: answer.path };
   }

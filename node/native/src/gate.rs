@@ -1,5 +1,5 @@
 //! The slots a runtime's calls run in: at most `slots` at once; the rest
-//! wait on their own thread, and [`Gate::close`] turns them away (kind
+//! wait on their own thread, and [`Gate::shut`] turns them away (kind
 //! `closed`) while the running ones finish.
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -58,12 +58,16 @@ impl Gate {
         }
     }
 
-    /// Closes the gate (waiters get `Closed`), then waits until no call is
-    /// running.
-    pub fn close(&self) {
-        let mut state = self.lock();
-        state.closed = true;
+    /// Closes the gate: waiters get `Closed` now, and so does every later
+    /// call. Never blocks, so the JavaScript thread may call it.
+    pub fn shut(&self) {
+        self.lock().closed = true;
         self.freed.notify_all();
+    }
+
+    /// Waits until no call is running (after [`shut`](Self::shut)).
+    pub fn drained(&self) {
+        let mut state = self.lock();
         while state.running > 0 {
             state = self
                 .drained

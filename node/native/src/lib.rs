@@ -7,6 +7,9 @@
 //!   each made with [`THREAD_STACK`] (a call from a thread with less stack
 //!   would run on a helper thread started for it), and each answers a
 //!   promise.
+//! - Calls settle through one JavaScript function per runtime
+//!   ([`NativeRuntime::settle_with`]), by id; compiles and preparations
+//!   through a promise each.
 //! - At most `max_instances` calls run at once; the rest wait in the
 //!   [`gate`], where [`NativeRuntime::close`] rejects them with kind
 //!   `closed`, while calls already running finish.
@@ -19,20 +22,20 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 mod gate;
+mod handler;
 
-use napi::bindgen_prelude::{spawn_blocking, Buffer, Object, ToNapiValue};
+use napi::bindgen_prelude::{spawn_blocking, Function, Object, ToNapiValue};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 use napi_derive::napi;
-use nexus_host::{
-    CompiledHandler, Config, Error, Invocation, Layer, PreparedHandler, RawValue, Runtime,
-    THREAD_STACK,
-};
+use nexus_host::{Config, Error, Invocation, Layer, RawValue, Runtime, THREAD_STACK};
 
 use gate::Gate;
+use handler::NativeHandler;
 
 // The host's allocator, as the `nexus` binary has it (for the Rust side of
 // this process only; Node's own allocations are Node's).
@@ -66,6 +69,16 @@ fn thrown(e: Error) -> napi::Error {
     napi::Error::new(Status::GenericFailure, body.to_string())
 }
 
+/// `work`'s outcome, a panic in it included (as kind `internal`).
+fn catch<T>(work: impl FnOnce() -> Result<T, Error>) -> napi::Result<T> {
+    match std::panic::catch_unwind(AssertUnwindSafe(work)) {
+        Ok(done) => done.map_err(thrown),
+        Err(_) => Err(thrown(Error::Internal(
+            "the call's thread panicked".to_owned(),
+        ))),
+    }
+}
+
 fn closed() -> napi::Error {
     let body = serde_json::json!({
         "kind": "closed",
@@ -94,9 +107,16 @@ fn timeout(ms: Option<u32>) -> Result<Option<Duration>, Error> {
     Ok(Some(Config::resolve(&[layer])?.timeout))
 }
 
+/// The JavaScript function every call of [`NativeRuntime::start`] settles
+/// through: one for the runtime, not one per call, so completions that
+/// come together wake the JavaScript thread once. Weak: it never keeps
+/// Node alive (the package does, while calls are pending).
+type Settle = ThreadsafeFunction<Done, (), Done, Status, false, true>;
+
 struct Shared {
     runtime: Runtime,
     gate: Gate,
+    settle: OnceLock<Settle>,
 }
 
 impl Shared {
@@ -115,12 +135,9 @@ impl Shared {
             let Ok(_slot) = shared.gate.enter() else {
                 return deferred.reject(closed());
             };
-            match std::panic::catch_unwind(AssertUnwindSafe(|| work(&shared.runtime))) {
-                Ok(Ok(value)) => deferred.resolve(move |_| Ok(done(value))),
-                Ok(Err(e)) => deferred.reject(thrown(e)),
-                Err(_) => deferred.reject(thrown(Error::Internal(
-                    "the call's thread panicked".to_owned(),
-                ))),
+            match catch(|| work(&shared.runtime)) {
+                Ok(value) => deferred.resolve(move |_| Ok(done(value))),
+                Err(e) => deferred.reject(e),
             }
         });
         Ok(promise)
@@ -133,11 +150,16 @@ pub struct NativeRuntime {
     shared: Arc<Shared>,
 }
 
-/// A compiled handler, and its prepared component once it has one.
-#[napi]
-pub struct NativeHandler {
-    compiled: CompiledHandler,
-    prepared: Option<PreparedHandler>,
+/// How one call of [`NativeRuntime::start`] ended: its answer, or the
+/// error (`{kind, message, fields}` as JSON).
+#[napi(object)]
+pub struct Done {
+    /// The caller's id for the call.
+    pub id: u32,
+    /// What it answered, if it succeeded.
+    pub answer: Option<Answer>,
+    /// Why not, if it failed.
+    pub error: Option<String>,
 }
 
 /// What one call answered.
@@ -179,7 +201,11 @@ pub async fn open(settings: HashMap<String, String>) -> napi::Result<NativeRunti
         .map_err(thrown)?;
     let gate = Gate::new(runtime.config().max_instances);
     Ok(NativeRuntime {
-        shared: Arc::new(Shared { runtime, gate }),
+        shared: Arc::new(Shared {
+            runtime,
+            gate,
+            settle: OnceLock::new(),
+        }),
     })
 }
 
@@ -221,25 +247,62 @@ impl NativeRuntime {
         )
     }
 
-    /// Runs `handler` with `input` (JSON text) in a fresh instance.
-    #[napi(ts_return_type = "Promise<Answer>")]
-    pub fn invoke<'env>(
+    /// The function calls started with [`start`](Self::start) settle
+    /// through; given once, right after `open`.
+    #[napi]
+    pub fn settle_with(&self, settle: Function<'_, Done, ()>) -> napi::Result<()> {
+        let settle = settle
+            .build_threadsafe_function::<Done>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build()?;
+        self.shared
+            .settle
+            .set(settle)
+            .map_err(|_| napi::Error::from_reason("settleWith was already called"))
+    }
+
+    /// Runs `handler` with `input` (JSON text) in a fresh instance, and
+    /// settles call `id` through the `settleWith` function.
+    #[napi]
+    pub fn start(
         &self,
-        env: &'env Env,
+        id: u32,
         handler: &NativeHandler,
         input: String,
         timeout_ms: Option<u32>,
-    ) -> napi::Result<Object<'env>> {
+    ) -> napi::Result<()> {
         let limit = timeout(timeout_ms).map_err(thrown)?;
+        if self.shared.settle.get().is_none() {
+            return Err(napi::Error::from_reason("start before settleWith"));
+        }
         let (compiled, prepared) = (handler.compiled.clone(), handler.prepared.clone());
-        self.shared.spawn(
-            env,
-            move |runtime| match &prepared {
-                Some(prepared) => runtime.invoke_prepared(prepared, &input, limit),
-                None => runtime.invoke_with_timeout(&compiled, &input, limit),
-            },
-            Answer::from,
-        )
+        let shared = self.shared.clone();
+        spawn_blocking(move || {
+            let done = match shared.gate.enter() {
+                Err(_) => Err(closed()),
+                Ok(_slot) => catch(|| match &prepared {
+                    Some(prepared) => shared.runtime.invoke_prepared(prepared, &input, limit),
+                    None => shared.runtime.invoke_with_timeout(&compiled, &input, limit),
+                }),
+            };
+            let done = match done {
+                Ok(ran) => Done {
+                    id,
+                    answer: Some(Answer::from(ran)),
+                    error: None,
+                },
+                Err(e) => Done {
+                    id,
+                    answer: None,
+                    error: Some(e.reason),
+                },
+            };
+            if let Some(settle) = shared.settle.get() {
+                settle.call(done, ThreadsafeFunctionCallMode::NonBlocking);
+            }
+        });
+        Ok(())
     }
 
     /// The `runtime-stats` record as JSON, with the WIT's names.
@@ -269,54 +332,14 @@ impl NativeRuntime {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
         let (deferred, promise) = env.create_deferred()?;
+        // Shut here, not on a blocking thread: those may all be taken by
+        // calls waiting for a slot, which must be turned away first.
+        self.shared.gate.shut();
         let shared = self.shared.clone();
         spawn_blocking(move || {
-            shared.gate.close();
+            shared.gate.drained();
             deferred.resolve(|_| Ok(()));
         });
         Ok(promise)
-    }
-}
-
-#[napi]
-impl NativeHandler {
-    /// The handler's name, as compiled.
-    #[napi(getter)]
-    pub fn name(&self) -> String {
-        self.compiled.name.clone()
-    }
-
-    /// The bytecode's cache key, 64 hex digits.
-    #[napi(getter)]
-    pub fn key(&self) -> String {
-        self.compiled.key.to_hex()
-    }
-
-    /// Where its artifact came from: `memory`, `disk` or `compiled` (its
-    /// component's, once prepared).
-    #[napi(getter)]
-    pub fn origin(&self) -> String {
-        match &self.prepared {
-            Some(prepared) => prepared.origin.as_str(),
-            None => self.compiled.origin.as_str(),
-        }
-        .to_owned()
-    }
-
-    /// `plain`, or `prepared` once it has its own component.
-    #[napi(getter)]
-    pub fn path(&self) -> String {
-        if self.prepared.is_some() {
-            "prepared"
-        } else {
-            "plain"
-        }
-        .to_owned()
-    }
-
-    /// The QuickJS bytecode (a copy).
-    #[napi(getter)]
-    pub fn bytecode(&self) -> Buffer {
-        Buffer::from(self.compiled.bytecode.to_vec())
     }
 }
