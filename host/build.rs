@@ -53,12 +53,23 @@ fn main() {
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
-        // A core module: `trim_imports` makes the component.
+        // A core module: `trim_imports` makes the component. The guest's
+        // build directory lies under this build's OUT_DIR, which differs
+        // between profiles and feature sets; its paths are mapped to one
+        // name, so every build of the host embeds the same guest bytes (and
+        // so shares cache keys with every other: `nexus`, the Node addon).
         .env(
-            "CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS",
-            "-Clink-arg=--skip-wit-component",
+            "CARGO_ENCODED_RUSTFLAGS",
+            [
+                "-Clink-arg=--skip-wit-component".to_owned(),
+                format!(
+                    "--remap-path-prefix={}={GUEST_TARGET}",
+                    target_dir.display()
+                ),
+            ]
+            .join("\x1f"),
         );
-    configure_c_toolchain(&mut cmd);
+    configure_c_toolchain(&mut cmd, &target_dir);
 
     let status = cmd
         .status()
@@ -96,7 +107,12 @@ fn check_rust_target() {
     }
 }
 
-fn configure_c_toolchain(cmd: &mut Command) {
+/// What the guest's build directory is called inside the guest.
+const GUEST_TARGET: &str = "/nexus-guest-target";
+
+fn configure_c_toolchain(cmd: &mut Command, target_dir: &Path) {
+    // QuickJS's `__FILE__`s name its sources under the build directory.
+    let prefix_map = format!("-ffile-prefix-map={}={GUEST_TARGET}", target_dir.display());
     if let Some(sdk) = env::var_os("WASI_SDK_PATH") {
         if !Path::new(&sdk).join("bin/clang").exists() {
             panic!(
@@ -105,7 +121,8 @@ fn configure_c_toolchain(cmd: &mut Command) {
             );
         }
         // rquickjs-sys reads `WASI_SDK` and sets CC, AR and the sysroot itself.
-        cmd.env("WASI_SDK", &sdk);
+        cmd.env("WASI_SDK", &sdk)
+            .env("CFLAGS_wasm32_wasip2", prefix_map);
         return;
     }
 
@@ -126,7 +143,7 @@ fn configure_c_toolchain(cmd: &mut Command) {
         .env("AR_wasm32_wasip2", &ar)
         .env(
             "CFLAGS_wasm32_wasip2",
-            format!("-isystem {}", headers.display()),
+            format!("-isystem {} {prefix_map}", headers.display()),
         );
 }
 

@@ -18,3 +18,22 @@ pub(crate) fn fingerprint() -> [u8; 32] {
         .expect("build.rs writes a hex fingerprint")
         .as_bytes()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each build of the host (a profile, a feature set: `nexus`, the Node
+    /// addon) builds the guest under its own OUT_DIR. If the guest named
+    /// that directory, their guests would differ, and so would their cache
+    /// keys: a handler compiled by one would never be a hit for another.
+    #[test]
+    fn the_guest_names_no_directory_of_this_build() {
+        let out_dir = env!("OUT_DIR").as_bytes();
+        assert!(
+            !GUEST_WASM.windows(out_dir.len()).any(|w| w == out_dir),
+            "the guest embeds {}",
+            env!("OUT_DIR")
+        );
+    }
+}

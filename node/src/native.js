@@ -113,17 +113,15 @@ class NativeRuntime {
     // never keeps Node alive; `alive` does, while a call is pending.
     this.pending = new Map();
     this.nextId = 0;
-    this.alive = undefined;
+    this.alive = setInterval(() => {}, 2 ** 30);
+    this.alive.unref();
     native.settleWith((done) => this.settle(done));
   }
 
   settle({ id, answer, error }) {
     const call = this.pending.get(id);
     this.pending.delete(id);
-    if (this.pending.size === 0) {
-      clearInterval(this.alive);
-      this.alive = undefined;
-    }
+    if (this.pending.size === 0) this.alive.unref();
     if (error != null) call.reject(fromNative({ message: error }));
     else call.resolve(answer);
   }
@@ -132,7 +130,7 @@ class NativeRuntime {
     return new Promise((resolve, reject) => {
       const id = this.nextId;
       this.nextId = (this.nextId + 1) >>> 0;
-      this.alive ??= setInterval(() => {}, 2 ** 30);
+      if (this.pending.size === 0) this.alive.ref();
       this.pending.set(id, { resolve, reject });
       try {
         this.native.start(id, handle, json, timeoutMs);
