@@ -135,7 +135,9 @@ class NativeRuntime {
       try {
         this.native.start(id, handle, json, timeoutMs);
       } catch (e) {
-        this.settle({ id, error: e.message });
+        this.pending.delete(id);
+        if (this.pending.size === 0) this.alive.unref();
+        reject(fromNative(e));
       }
     });
   }
