@@ -218,9 +218,9 @@ for (const backend of BACKENDS) {
         const cases = [
           ['loop.js', LOOP, 'timeout', { timeoutMs: 300 }],
           ['bomb.js', BOMB, 'out_of_memory', {}],
-          // Under jco, V8 gives the guest a deeper stack than wasmtime's
-          // 512 KiB, and QuickJS's own check stops the recursion first: a
-          // catchable RangeError.
+          // Under jco, V8 gives the guest a deeper stack than the host's
+          // wasm stack, and QuickJS's own check stops the recursion first:
+          // a catchable RangeError.
           ['deep.js', DEEP, native ? 'stack_overflow' : 'runtime_error', {}],
           ['throws.js', 'export default () => { throw new Error("no") }', 'runtime_error', {}],
         ].filter(([name]) => native || name !== 'bomb.js');
