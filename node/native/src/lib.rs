@@ -59,14 +59,15 @@ fn init() {
     napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
 }
 
+/// A failure as the JavaScript side reads it: `{kind, message, fields}`.
+fn failure(kind: &str, message: String, fields: serde_json::Value) -> napi::Error {
+    let body = serde_json::json!({ "kind": kind, "message": message, "fields": fields });
+    napi::Error::new(Status::GenericFailure, body.to_string())
+}
+
 /// A library error as the JavaScript side reads it.
 fn thrown(e: Error) -> napi::Error {
-    let body = serde_json::json!({
-        "kind": e.kind(),
-        "message": e.to_string(),
-        "fields": e.fields(),
-    });
-    napi::Error::new(Status::GenericFailure, body.to_string())
+    failure(e.kind(), e.to_string(), e.fields().into())
 }
 
 /// `work`'s outcome, a panic in it included (as kind `internal`).
@@ -80,12 +81,11 @@ fn catch<T>(work: impl FnOnce() -> Result<T, Error>) -> napi::Result<T> {
 }
 
 fn closed() -> napi::Error {
-    let body = serde_json::json!({
-        "kind": "closed",
-        "message": "the runtime was closed before this call started",
-        "fields": {},
-    });
-    napi::Error::new(Status::GenericFailure, body.to_string())
+    failure(
+        "closed",
+        "the runtime was closed before this call started".to_owned(),
+        serde_json::json!({}),
+    )
 }
 
 /// The settings: those given (snake_case names, as text), then the
@@ -120,6 +120,12 @@ struct Shared {
 }
 
 impl Shared {
+    /// `work`, once a slot is free (on this thread: it waits).
+    fn admitted<T>(&self, work: impl FnOnce(&Runtime) -> Result<T, Error>) -> napi::Result<T> {
+        let _slot = self.gate.enter().map_err(|_| closed())?;
+        catch(|| work(&self.runtime))
+    }
+
     /// Runs `work` on one of the addon's threads once a slot is free, and
     /// answers a promise of `done(work's result)`: one hop there, and one
     /// back to settle it.
@@ -131,14 +137,9 @@ impl Shared {
     ) -> napi::Result<Object<'env>> {
         let (deferred, promise) = env.create_deferred()?;
         let shared = self.clone();
-        spawn_blocking(move || {
-            let Ok(_slot) = shared.gate.enter() else {
-                return deferred.reject(closed());
-            };
-            match catch(|| work(&shared.runtime)) {
-                Ok(value) => deferred.resolve(move |_| Ok(done(value))),
-                Err(e) => deferred.reject(e),
-            }
+        spawn_blocking(move || match shared.admitted(work) {
+            Ok(value) => deferred.resolve(move |_| Ok(done(value))),
+            Err(e) => deferred.reject(e),
         });
         Ok(promise)
     }
@@ -279,13 +280,10 @@ impl NativeRuntime {
         let (compiled, prepared) = (handler.compiled.clone(), handler.prepared.clone());
         let shared = self.shared.clone();
         spawn_blocking(move || {
-            let done = match shared.gate.enter() {
-                Err(_) => Err(closed()),
-                Ok(_slot) => catch(|| match &prepared {
-                    Some(prepared) => shared.runtime.invoke_prepared(prepared, &input, limit),
-                    None => shared.runtime.invoke_with_timeout(&compiled, &input, limit),
-                }),
-            };
+            let done = shared.admitted(|runtime| match &prepared {
+                Some(prepared) => runtime.invoke_prepared(prepared, &input, limit),
+                None => runtime.invoke_with_timeout(&compiled, &input, limit),
+            });
             let done = match done {
                 Ok(ran) => Done {
                     id,
@@ -310,21 +308,6 @@ impl NativeRuntime {
     pub fn stats(&self) -> napi::Result<String> {
         serde_json::to_string(&self.shared.runtime.stats())
             .map_err(|e| thrown(Error::Internal(e.to_string())))
-    }
-
-    /// The settings in force, as JSON (the host's names and units).
-    #[napi]
-    pub fn settings(&self) -> String {
-        let config = self.shared.runtime.config();
-        serde_json::json!({
-            "cache_dir": config.cache_dir,
-            "max_instances": config.max_instances,
-            "timeout_ms": config.timeout.as_millis() as u64,
-            "max_cache_size_bytes": config.max_cache_size_bytes,
-            "max_output_bytes": config.max_output_bytes,
-            "max_memory_bytes": config.max_memory_bytes,
-        })
-        .to_string()
     }
 
     /// Refuses new calls, rejects those waiting for a slot, and settles
