@@ -1,14 +1,18 @@
-//! `nexus bench`: a handler N times in steady state, a fresh instance each.
+//! `nexus bench`: a handler N times in steady state, a fresh instance each,
+//! registered and called as `nexus serve` calls it (the registry's routing
+//! and per-handler counting included).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::anyhow;
 use clap::Args;
-use nexus_host::Timing;
+use nexus_host::{Handler, Handlers, InvocationPath, Runtime, Snapshot, SnapshotPolicy, Timing};
 use serde_json::json;
 
 use super::settings::Settings;
-use super::{compile_file, Failure};
+use super::{read_file, Failure};
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
@@ -36,15 +40,20 @@ pub(crate) struct BenchArgs {
 }
 
 pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
-    let (runtime, handler) = compile_file(&args.file, args.settings)?;
-    let prepared = match args.prepared {
-        true => Some(runtime.prepare(&handler)?),
-        false => None,
+    let source = read_file(&args.file).map_err(super::usage)?;
+    let runtime = Arc::new(Runtime::new(args.settings.resolve()?)?);
+    let handlers = Handlers::new(runtime);
+    let name = super::handler_name(&args.file);
+    let name = registered_name(name.strip_suffix(".js").unwrap_or(&name));
+    let policy = match args.prepared {
+        true => SnapshotPolicy::Eager,
+        false => SnapshotPolicy::Off,
     };
-    let invoke = || match &prepared {
-        Some(prepared) => runtime.invoke_prepared(prepared, &args.input, None),
-        None => runtime.invoke(&handler, &args.input),
-    };
+    let (handler, _) = handlers.register_with(&name, &source, Some(policy))?;
+    if args.prepared {
+        snapshotted(&handler)?;
+    }
+    let invoke = || handlers.invoke(&handler, &args.input, None);
     let warm_up = (args.iterations / 10).max(10);
     for _ in 0..warm_up {
         invoke()?;
@@ -96,6 +105,46 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// A name the registry takes for a handler file's stem: lowercase, with
+/// anything else a name may not hold as `-`. Bench numbers do not depend on
+/// it (beyond the stack traces' file name).
+fn registered_name(stem: &str) -> String {
+    let mut name: String = stem
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '_' | '-') => c,
+            _ => '-',
+        })
+        .take(64)
+        .collect();
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        name.insert(0, 'h');
+        name.truncate(64);
+    }
+    name
+}
+
+/// Waits for `handler`'s snapshot, which registering it under `eager`
+/// queued.
+fn snapshotted(handler: &Handler) -> Result<(), Failure> {
+    loop {
+        if handler.path() == InvocationPath::Prepared {
+            return Ok(());
+        }
+        match handler.snapshot() {
+            Snapshot::Failed(why) | Snapshot::Refused(why) => {
+                return Err(super::host(anyhow!("the handler's snapshot failed: {why}")))
+            }
+            Snapshot::Off => {
+                return Err(super::usage(anyhow!(
+                    "--prepared needs snapshots, and max_snapshots = 0 turns them off"
+                )))
+            }
+            _ => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
 }
 
 /// The `q` quantile of `samples`, in microseconds.
