@@ -49,14 +49,14 @@ pub use config::{
     StatsScope, SETTINGS,
 };
 pub use engine::{
-    CacheStats, Cancel, Level, LogLine, Observed, RuntimeStats, SlotResetChoice, Tier, Timing,
-    THREAD_STACK,
+    CacheStats, Cancel, ConsoleCounts, Level, LogLine, Observed, RuntimeStats, SlotResetChoice,
+    Tier, Timing, THREAD_STACK,
 };
 pub use error::{Error, Result};
 pub use guest::{GUEST_FINGERPRINT, GUEST_WASM};
 pub use registry::{
     check_name, handler_files, DirectoryWatcher, Handler, Handlers, ReloadCounts, Snapshot,
-    SnapshotCounts,
+    SnapshotCounts, OTHER,
 };
 pub use runtime::{Invocation, InvocationPath, PreparedHandler, Runtime};
-pub use stats::{Counters, Durations};
+pub use stats::{Counters, Durations, HandlerFigures};

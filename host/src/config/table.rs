@@ -261,6 +261,10 @@ settings! {
     #[serve_only]
     max_handlers => max_handlers: u32 as Count = "10000",
         env "NEXUS_MAX_HANDLERS", value "N", range "1" to "1000000";
+    /// Handlers the metrics name, each with its own series (about 25 each); handlers registered past it are counted together under handler="_other", and nexus_handler_series_folded_total counts them
+    #[serve_only]
+    max_handler_series => max_handler_series: u32 as Count = "500",
+        env "NEXUS_MAX_HANDLER_SERIES", value "N", range "0" to "100000";
     /// Bytecode bytes the registered handlers hold together (outside the memory cache's bound); past it, a registration is refused (registry_full)
     #[serve_only]
     max_registry_bytes => max_registry_bytes: u64 as Size = "64Mi",

@@ -97,6 +97,22 @@ impl Console {
     }
 }
 
+/// How one call's console lines fared, counted when it ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsoleCounts {
+    /// Lines the handler wrote, whatever became of them.
+    pub lines: u64,
+    /// Kept out of the host's log by `console_lines_per_second`.
+    pub suppressed: u64,
+    /// Past one call's cap (lines or bytes): not kept at all.
+    pub dropped: u64,
+}
+
+/// Where a call's [`ConsoleCounts`] go when it ends, whatever its outcome.
+pub(crate) trait ConsoleSink {
+    fn count(&self, counts: ConsoleCounts);
+}
+
 /// One `console.*` line from a handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
@@ -149,6 +165,8 @@ pub(crate) struct HostState {
     handler: String,
     pub(crate) logs: Vec<LogLine>,
     log_bytes: usize,
+    /// Lines the handler wrote.
+    written: u64,
     /// Lines the console's rate limit kept out of the host's log.
     suppressed: u64,
     /// Lines past the call's cap (lines or bytes), not kept at all.
@@ -178,9 +196,19 @@ impl HostState {
             handler: handler.to_owned(),
             logs: Vec::new(),
             log_bytes: 0,
+            written: 0,
             suppressed: 0,
             dropped: 0,
             watch: None,
+        }
+    }
+
+    /// How the call's console lines fared so far.
+    pub(crate) fn console_counts(&self) -> ConsoleCounts {
+        ConsoleCounts {
+            lines: self.written,
+            suppressed: self.suppressed,
+            dropped: self.dropped,
         }
     }
 
@@ -232,6 +260,7 @@ impl WasiView for HostState {
 
 impl wit::log::Host for HostState {
     fn log(&mut self, level: Level, message: String) {
+        self.written += 1;
         let full = |bytes: usize, lines: usize| bytes > MAX_LOG_BYTES || lines > MAX_LOG_LINES;
         if full(self.log_bytes, self.logs.len()) {
             self.dropped += 1;

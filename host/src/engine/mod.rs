@@ -32,12 +32,12 @@ mod stack;
 mod store;
 
 pub use bindings::{CacheStats, Level, RuntimeStats, Tier};
-pub use host::LogLine;
-pub(crate) use host::StatsSource;
+pub use host::{ConsoleCounts, LogLine};
+pub(crate) use host::{ConsoleSink, StatsSource};
 pub use observe::Observed;
 pub use reset::SlotResetChoice;
 pub use sandbox::Timing;
-pub(crate) use sandbox::{Call, Sandbox};
+pub(crate) use sandbox::{Call, Hooks, Sandbox};
 pub(crate) use snapshot::{PREPARED_VARIANT, VARIANT};
 pub use stack::THREAD_STACK;
 pub use store::Cancel;

@@ -15,7 +15,7 @@ use wasmtime::Store;
 use super::bindings::exports::nexus::handler::compiler::CompileOptions as WitOptions;
 use super::bindings::HandlerError;
 use super::exports::{Exports, Guest};
-use super::host::{HostState, LogLine};
+use super::host::{ConsoleSink, HostState, LogLine};
 use super::store::{self, Cancel, Limits, Mode, StoreBuilder};
 use crate::config::CompileOptions;
 use crate::error::{Error, Result};
@@ -78,6 +78,14 @@ pub(crate) struct Ran {
     pub timing: Timing,
 }
 
+/// What a call's caller hooks into it: a [`Cancel`] that stops it, and
+/// where its console lines are counted.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Hooks<'a> {
+    pub cancel: Option<&'a Cancel>,
+    pub console: Option<&'a (dyn ConsoleSink + Sync)>,
+}
+
 /// A component, linked once, ready to instantiate.
 pub(crate) struct Sandbox {
     stores: StoreBuilder,
@@ -110,10 +118,10 @@ impl Sandbox {
         handler: &str,
         call: Call<'_>,
         limits: Limits,
-        cancel: Option<&Cancel>,
+        hooks: Hooks<'_>,
     ) -> Result<Ran> {
         let (output, logs, timing) =
-            self.with_instance(handler, limits, cancel, |guest, store| match call {
+            self.with_instance(handler, limits, hooks, |guest, store| match call {
                 Call::Plain { bytecode, input } => guest.invoke(store, bytecode, input),
                 Call::Prepared { input } => guest.invoke_prepared(store, input),
             })?;
@@ -142,7 +150,7 @@ impl Sandbox {
             strip_debug: options.strip_debug,
         };
         let (bytecode, _logs, _timing) =
-            self.with_instance(name, limits, None, |guest, store| {
+            self.with_instance(name, limits, Hooks::default(), |guest, store| {
                 guest.compile(store, name, source, options)
             })?;
         Ok(bytecode)
@@ -154,21 +162,21 @@ impl Sandbox {
         &self,
         handler: &str,
         limits: Limits,
-        cancel: Option<&Cancel>,
+        hooks: Hooks<'_>,
         f: impl FnOnce(
                 &Guest<'_>,
                 &mut Store<HostState>,
             ) -> wasmtime::Result<std::result::Result<T, HandlerError>>
             + Send,
     ) -> Result<(T, Vec<LogLine>, Timing)> {
-        super::stack::with_stack(|| self.call_here(handler, limits, cancel, f))
+        super::stack::with_stack(|| self.call_here(handler, limits, hooks, f))
     }
 
     fn call_here<T>(
         &self,
         handler: &str,
         limits: Limits,
-        cancel: Option<&Cancel>,
+        hooks: Hooks<'_>,
         f: impl FnOnce(
             &Guest<'_>,
             &mut Store<HostState>,
@@ -176,7 +184,7 @@ impl Sandbox {
     ) -> Result<(T, Vec<LogLine>, Timing)> {
         let start = Instant::now();
         let mut store = self.stores.build(handler, Some(limits));
-        if let Some(cancel) = cancel {
+        if let Some(cancel) = hooks.cancel {
             store::cancel_with(&mut store, cancel);
         }
 
@@ -186,6 +194,9 @@ impl Sandbox {
         let outcome = instance.and_then(|instance| f(&self.exports.of(instance), &mut store));
         let called = Instant::now();
         let verdict = store::verdict(&store, limits, outcome);
+        if let Some(console) = hooks.console {
+            console.count(store.data().console_counts());
+        }
         let logs = std::mem::take(&mut store.data_mut().logs);
         drop(store);
         let timing = Timing {

@@ -9,9 +9,11 @@
 //! [`CompiledHandler`]), `cache`, `config`, `error` and `names`.
 
 mod directory;
+mod series;
 mod snapshots;
 
 pub use directory::{DirectoryWatcher, ReloadCounts};
+pub use series::OTHER;
 pub use snapshots::{Snapshot, SnapshotCounts};
 
 use std::collections::BTreeMap;
@@ -25,7 +27,9 @@ use crate::config::SnapshotPolicy;
 use crate::engine::Cancel;
 use crate::error::{Error, Result};
 use crate::names;
-use crate::runtime::{Invocation, InvocationPath, Runtime};
+use crate::runtime::{Invocation, InvocationPath, Runtime, Target};
+use crate::stats::{HandlerFigures, HandlerSeries};
+use series::SeriesSlots;
 use snapshots::{HandlerSnapshot, Snapshots};
 
 /// Checks a handler name: `[a-z0-9][a-z0-9_-]{0,63}`. A name is a key in a
@@ -62,7 +66,6 @@ pub fn handler_files(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
 }
 
 /// One registered handler.
-#[derive(Debug)]
 pub struct Handler {
     /// Its name: the key it is registered under.
     pub name: String,
@@ -71,6 +74,19 @@ pub struct Handler {
     pub compiled: CompiledHandler,
     invocations: AtomicU64,
     snapshot: Arc<HandlerSnapshot>,
+    /// Its calls' counters: kept across re-registrations of its name.
+    series: Arc<HandlerSeries>,
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handler")
+            .field("name", &self.name)
+            .field("compiled", &self.compiled)
+            .field("invocations", &self.invocations)
+            .field("snapshot", &self.snapshot)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for HandlerSnapshot {
@@ -85,6 +101,18 @@ impl Handler {
     /// Invocations of this version of the handler so far.
     pub fn invocations(&self) -> u64 {
         self.invocations.load(Relaxed)
+    }
+
+    /// Its calls by outcome, their durations and its console lines, since
+    /// its name was registered (re-registering keeps them).
+    pub fn figures(&self) -> HandlerFigures {
+        self.series.figures()
+    }
+
+    /// Whether the metrics name it, or count it under `_other` (registered
+    /// past `max_handler_series`).
+    pub fn has_own_series(&self) -> bool {
+        !self.series.is_folded()
     }
 
     /// Where its snapshot stands (and why, if refused or failed).
@@ -116,6 +144,8 @@ pub struct Handlers {
     /// by `max_registry_bytes` (changed only under `by_name`'s write lock).
     held_bytes: AtomicU64,
     snapshots: Snapshots,
+    /// Which handlers the metrics name.
+    series: SeriesSlots,
     /// The handlers directory, where it is the registry.
     directory: Option<directory::Directory>,
 }
@@ -126,6 +156,7 @@ impl Handlers {
     pub fn new(runtime: Arc<Runtime>) -> Self {
         Self {
             snapshots: Snapshots::start(runtime.clone()),
+            series: SeriesSlots::new(runtime.config().max_handler_series as usize),
             runtime,
             by_name: RwLock::default(),
             held_bytes: AtomicU64::new(0),
@@ -170,6 +201,17 @@ impl Handlers {
     /// How snapshot builds ended so far.
     pub fn snapshot_counts(&self) -> SnapshotCounts {
         self.snapshots.counts()
+    }
+
+    /// The calls of the handlers folded into `_other` (registered past
+    /// `max_handler_series`), together.
+    pub fn other_figures(&self) -> HandlerFigures {
+        self.series.other()
+    }
+
+    /// Handlers folded into `_other` so far.
+    pub fn folded_series(&self) -> u64 {
+        self.series.folded()
     }
 
     /// The runtime the handlers run on.
@@ -246,11 +288,16 @@ impl Handlers {
         self.check_count(&by_name, name)?;
         let held = self.check_bytes(&by_name, name, compiled.bytecode.len() as u64)?;
         self.held_bytes.store(held, Relaxed);
+        let series = match by_name.get(name) {
+            Some(old) => old.series.clone(),
+            None => self.series.take(),
+        };
         let handler = Arc::new(Handler {
             name: name.to_owned(),
             snapshot: self.snapshots.register(name, compiled.clone(), policy),
             compiled,
             invocations: AtomicU64::new(0),
+            series,
         });
         let replaced = by_name.insert(name.to_owned(), handler.clone());
         Ok((handler, replaced.is_some()))
@@ -320,6 +367,7 @@ impl Handlers {
     fn unregister(&self, name: &str) -> Option<Arc<Handler>> {
         let mut by_name = self.by_name.write().unwrap();
         let removed = by_name.remove(name)?;
+        self.series.give_back(&removed.series);
         self.held_bytes
             .fetch_sub(removed.compiled.bytecode.len() as u64, Relaxed);
         Some(removed)
@@ -359,16 +407,27 @@ impl Handlers {
         let invocations = handler.invocations.fetch_add(1, Relaxed) + 1;
         let limit = self.runtime.config().timeout;
         let timeout = timeout.map(|t| t.min(limit));
+        let series = &handler.series;
         match self.snapshots.route(&handler.snapshot, invocations) {
             Some(prepared) => (
                 InvocationPath::Prepared,
-                self.runtime
-                    .invoke_prepared_cancellable(&prepared, input, timeout, cancel),
+                self.runtime.invoke_counted(
+                    Target::Prepared(&prepared),
+                    input,
+                    timeout,
+                    cancel,
+                    series,
+                ),
             ),
             None => (
                 InvocationPath::Plain,
-                self.runtime
-                    .invoke_cancellable(&handler.compiled, input, timeout, cancel),
+                self.runtime.invoke_counted(
+                    Target::Plain(&handler.compiled),
+                    input,
+                    timeout,
+                    cancel,
+                    series,
+                ),
             ),
         }
     }

@@ -17,11 +17,11 @@ use crate::artifacts::{self, Bytecode, CompiledHandler};
 use crate::cache::{Artifact, Cache, Origin};
 use crate::config::Config;
 use crate::engine::{
-    Call, Cancel, Engine, EngineConfig, Limits, LogLine, Observed, Sandbox, Timing,
+    Call, Cancel, Engine, EngineConfig, Hooks, Limits, LogLine, Observed, Sandbox, Timing,
 };
 use crate::engine::{RuntimeStats, SlotResetChoice};
 use crate::error::{Error, Result};
-use crate::stats::{Counters, Stats};
+use crate::stats::{Counters, HandlerSeries, Stats};
 use admission::Admission;
 
 /// The smallest disk cache that holds the guest component (about 4 MB, in
@@ -71,6 +71,14 @@ impl InvocationPath {
             InvocationPath::Prepared => "prepared",
         }
     }
+}
+
+/// Which component a registered handler's call runs in.
+pub(crate) enum Target<'a> {
+    /// The shared guest, loading the handler's bytecode.
+    Plain(&'a CompiledHandler),
+    /// The handler's own snapshot.
+    Prepared(&'a PreparedHandler),
 }
 
 /// A handler with its own pre-initialized component; see
@@ -371,7 +379,39 @@ impl Runtime {
         cancel: Option<&Cancel>,
     ) -> Result<Invocation> {
         let call = Call::Prepared { input };
-        self.run(&handler.sandbox, &handler.name, call, timeout, cancel)
+        self.run(&handler.sandbox, &handler.name, call, timeout, cancel, None)
+    }
+
+    /// A registered handler's call, on `path`, counted in its `series` too.
+    pub(crate) fn invoke_counted(
+        &self,
+        path: Target<'_>,
+        input: &str,
+        timeout: Option<Duration>,
+        cancel: Option<&Cancel>,
+        series: &HandlerSeries,
+    ) -> Result<Invocation> {
+        match path {
+            Target::Plain(handler) => {
+                let call = Call::Plain {
+                    bytecode: &handler.bytecode,
+                    input,
+                };
+                self.run(
+                    &self.sandbox,
+                    &handler.name,
+                    call,
+                    timeout,
+                    cancel,
+                    Some(series),
+                )
+            }
+            Target::Prepared(handler) => {
+                let call = Call::Prepared { input };
+                let sandbox = &handler.sandbox;
+                self.run(sandbox, &handler.name, call, timeout, cancel, Some(series))
+            }
+        }
     }
 
     /// Runs precompiled bytecode (a `.qjsc` file), with the same limits as
@@ -400,11 +440,12 @@ impl Runtime {
         cancel: Option<&Cancel>,
     ) -> Result<Invocation> {
         let call = Call::Plain { bytecode, input };
-        self.run(&self.sandbox, name, call, timeout, cancel)
+        self.run(&self.sandbox, name, call, timeout, cancel, None)
     }
 
     /// One invocation: admitted, in a fresh instance of `sandbox`'s
-    /// component, its output bounded, and counted.
+    /// component, its output bounded, and counted (in `series` too, if
+    /// given).
     fn run(
         &self,
         sandbox: &Sandbox,
@@ -412,6 +453,7 @@ impl Runtime {
         call: Call<'_>,
         timeout: Option<Duration>,
         cancel: Option<&Cancel>,
+        series: Option<&HandlerSeries>,
     ) -> Result<Invocation> {
         let path = match call {
             Call::Plain { .. } => InvocationPath::Plain,
@@ -428,7 +470,11 @@ impl Runtime {
                 // Its caller may have gone while it waited for a slot.
                 cancelled()?;
                 let start = Instant::now();
-                let ran = sandbox.run(log_name(name), call, self.limits(timeout), cancel);
+                let hooks = Hooks {
+                    cancel,
+                    console: series.map(|s| s as _),
+                };
+                let ran = sandbox.run(log_name(name), call, self.limits(timeout), hooks);
                 took = start.elapsed();
                 let ran = ran?;
                 let (output, logs, timing) = (ran.output, ran.logs, ran.timing);
@@ -446,6 +492,9 @@ impl Runtime {
                 })
             });
         self.stats.invoked(log_name(name), &result, took);
+        if let Some(series) = series {
+            series.invoked(&result, took);
+        }
         result
     }
 

@@ -4,7 +4,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use nexus_host::{Artifact, Durations, Handlers, InvocationPath, Op, TierStats};
+use nexus_host::{
+    Artifact, Durations, HandlerFigures, Handlers, InvocationPath, Op, TierStats, OTHER,
+};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
@@ -124,6 +126,48 @@ const FAMILIES: &[(&str, MetricType, &str, &[&str])] = &[
         MetricType::GAUGE,
         "How pool slots are reset between instances: 1 for the mode in use, scan (the pages the last instance dirtied) or full (every page; chosen where the host has swap, which the scan misses).",
         &["mode"],
+    ),
+    (
+        "nexus_invocation_timeout_seconds",
+        MetricType::GAUGE,
+        "The timeout setting: the longest any call may run (a call's timeout_ms may only shorten it).",
+        &[],
+    ),
+    (
+        "nexus_handler_invocations_total",
+        MetricType::COUNTER,
+        "A handler's invocations by outcome: ok, or the error's kind. Handlers past max_handler_series count together as handler=\"_other\".",
+        &["handler", "outcome"],
+    ),
+    (
+        "nexus_handler_duration_seconds",
+        MetricType::HISTOGRAM,
+        "Time a handler's invocations spent in their instance, whatever their outcome.",
+        &["handler"],
+    ),
+    (
+        "nexus_handler_console_lines_total",
+        MetricType::COUNTER,
+        "Console lines a handler wrote, logged or not.",
+        &["handler"],
+    ),
+    (
+        "nexus_handler_console_lines_suppressed_total",
+        MetricType::COUNTER,
+        "A handler's console lines kept out of the log: over console_lines_per_second (rate_limit), or past one call's 10000 lines or 1 MiB (call_cap).",
+        &["handler", "reason"],
+    ),
+    (
+        "nexus_handler_info",
+        MetricType::GAUGE,
+        "1 for each handler with series of its own: the path its calls take (plain or prepared) and its snapshot's state.",
+        &["handler", "path", "snapshot"],
+    ),
+    (
+        "nexus_handler_series_folded_total",
+        MetricType::COUNTER,
+        "Handlers registered past max_handler_series, counted under handler=\"_other\": above 0, the bound is too low for the handlers in use.",
+        &[],
     ),
     (
         "nexus_registry_reloads_total",
@@ -336,6 +380,30 @@ impl Collector for RuntimeCollector {
             &[("mode", runtime.slot_reset().as_str())],
             Value::Gauge(1.0),
         );
+        add(
+            "nexus_invocation_timeout_seconds",
+            &[],
+            Value::Gauge(runtime.config().timeout.as_secs_f64()),
+        );
+        for handler in list.iter().filter(|h| h.has_own_series()) {
+            let snapshot = handler.snapshot();
+            add(
+                "nexus_handler_info",
+                &[
+                    ("handler", &handler.name),
+                    ("path", handler.path().as_str()),
+                    ("snapshot", snapshot.as_str()),
+                ],
+                Value::Gauge(1.0),
+            );
+            handler_samples(&mut add, &handler.name, &handler.figures());
+        }
+        handler_samples(&mut add, OTHER, &handlers.other_figures());
+        add(
+            "nexus_handler_series_folded_total",
+            &[],
+            Value::Counter(handlers.folded_series()),
+        );
         let reloads = handlers.reload_counts();
         for (result, n) in [("ok", reloads.ok), ("error", reloads.error)] {
             add(
@@ -357,6 +425,46 @@ impl Collector for RuntimeCollector {
                 family
             })
             .collect()
+    }
+}
+
+/// One handler's samples (or `_other`'s): its outcomes (`ok` always, each
+/// error kind once it happened), durations and console lines.
+fn handler_samples(
+    add: &mut impl FnMut(&str, &[(&str, &str)], Value<'_>),
+    handler: &str,
+    figures: &HandlerFigures,
+) {
+    for (outcome, n) in &figures.invocations {
+        if *n > 0 || *outcome == "ok" {
+            let labels = [("handler", handler), ("outcome", outcome)];
+            add(
+                "nexus_handler_invocations_total",
+                &labels,
+                Value::Counter(*n),
+            );
+        }
+    }
+    add(
+        "nexus_handler_duration_seconds",
+        &[("handler", handler)],
+        Value::Histogram(&figures.seconds),
+    );
+    let console = figures.console;
+    add(
+        "nexus_handler_console_lines_total",
+        &[("handler", handler)],
+        Value::Counter(console.lines),
+    );
+    for (reason, n) in [
+        ("rate_limit", console.suppressed),
+        ("call_cap", console.dropped),
+    ] {
+        add(
+            "nexus_handler_console_lines_suppressed_total",
+            &[("handler", handler), ("reason", reason)],
+            Value::Counter(n),
+        );
     }
 }
 

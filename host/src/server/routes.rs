@@ -11,7 +11,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use nexus_host::{check_name, Cancel, Handler, Handlers, SnapshotPolicy};
+use nexus_host::{check_name, Cancel, Handler, Handlers, SnapshotPolicy, OTHER};
 use serde_json::{json, Value};
 
 use super::errors::ApiError;
@@ -46,6 +46,15 @@ async fn blocking<T: Send + 'static>(
 
 fn describe(handlers: &Handlers, handler: &Handler) -> Value {
     let snapshot = handler.snapshot();
+    let figures = handler.figures();
+    // `ok` always; an error kind once it happened.
+    let outcomes: serde_json::Map<String, Value> = figures
+        .invocations
+        .iter()
+        .filter(|(kind, n)| *n > 0 || *kind == "ok")
+        .map(|(kind, n)| (kind.to_string(), (*n).into()))
+        .collect();
+    let console = figures.console;
     let mut described = json!({
         "name": handler.name,
         "key": handler.compiled.key.to_hex(),
@@ -54,6 +63,14 @@ fn describe(handlers: &Handlers, handler: &Handler) -> Value {
         "path": handler.path().as_str(),
         "snapshot": snapshot.as_str(),
         "snapshot_policy": handler.snapshot_policy().as_str(),
+        "outcomes": outcomes,
+        "errors": figures.errors(),
+        "console_lines": {
+            "written": console.lines,
+            "suppressed": console.suppressed,
+            "dropped": console.dropped,
+        },
+        "metrics_handler": if handler.has_own_series() { handler.name.as_str() } else { OTHER },
     });
     if let Some(reason) = snapshot.reason() {
         described["snapshot_reason"] = reason.into();

@@ -7,6 +7,13 @@
 //! Layer: imports `cache`, `bindings` and `error`. Only figures the runtime
 //! really measures are reported, each counted once, here.
 
+mod handler;
+mod histogram;
+
+pub use handler::HandlerFigures;
+pub(crate) use handler::HandlerSeries;
+pub use histogram::Durations;
+
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -18,65 +25,26 @@ use crate::cache::{Artifact, Cache, Origin, TierStats};
 use crate::config::StatsScope;
 use crate::engine::{CacheStats, RuntimeStats, Tier};
 use crate::error::{Error, Result};
+use histogram::{Histogram, RUNTIME_BUCKETS};
 
 /// Handler names whose own figures are kept; past it, the least recently
 /// counted is forgotten (and starts again from zero).
 const MAX_HANDLERS: usize = 10_000;
 
-/// Upper bounds of the duration histograms' buckets, in seconds: 50 µs (a
-/// prepared call) to 30 s (compiling a large bundle).
-const BUCKETS: [f64; 18] = [
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0, 10.0, 30.0,
-];
+/// Outcomes a call may have: `ok`, then each error kind.
+const OUTCOMES: usize = Error::KINDS.len() + 1;
 
-/// A histogram of durations in atomics: counted once per observation, read
-/// at scrape time.
-#[derive(Default)]
-struct Histogram {
-    /// Observations per bucket (not cumulative); the last is `+Inf`.
-    buckets: [AtomicU64; BUCKETS.len() + 1],
-    sum_nanos: AtomicU64,
+/// The outcomes' names, in their counters' order.
+fn outcomes() -> impl Iterator<Item = &'static str> {
+    std::iter::once("ok").chain(Error::KINDS)
 }
 
-impl Histogram {
-    fn observe(&self, d: Duration) {
-        let seconds = d.as_secs_f64();
-        let bucket = BUCKETS
-            .iter()
-            .position(|&bound| seconds <= bound)
-            .unwrap_or(BUCKETS.len());
-        self.buckets[bucket].fetch_add(1, Relaxed);
-        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.sum_nanos.fetch_add(nanos, Relaxed);
+/// `result`'s index among [`outcomes`].
+fn outcome<T>(result: &Result<T>) -> usize {
+    match result {
+        Ok(_) => 0,
+        Err(e) => 1 + e.index(),
     }
-
-    fn read(&self) -> Durations {
-        let mut count = 0;
-        let mut buckets = Vec::with_capacity(BUCKETS.len());
-        for (bound, n) in BUCKETS.iter().zip(&self.buckets) {
-            count += n.load(Relaxed);
-            buckets.push((*bound, count));
-        }
-        count += self.buckets[BUCKETS.len()].load(Relaxed);
-        Durations {
-            buckets,
-            count,
-            sum_seconds: self.sum_nanos.load(Relaxed) as f64 / 1e9,
-        }
-    }
-}
-
-/// A duration histogram as read: cumulative counts per upper bound.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Durations {
-    /// `(upper bound in seconds, observations at or below it)`, ascending;
-    /// `+Inf` is [`count`](Self::count).
-    pub buckets: Vec<(f64, u64)>,
-    /// Every observation.
-    pub count: u64,
-    /// Their sum, in seconds.
-    pub sum_seconds: f64,
 }
 
 /// The runtime's counters beyond the `runtime-stats` record, for metrics.
@@ -109,7 +77,7 @@ pub(crate) struct Stats {
     /// Each handler's own figures, by name.
     own: Mutex<LruCache<String, Own>>,
     /// By outcome: `ok` first, then [`Error::KINDS`].
-    outcomes: [AtomicU64; Error::KINDS.len() + 1],
+    outcomes: [AtomicU64; OUTCOMES],
     invocation_seconds: Histogram,
     compile_seconds: [Histogram; 2],
 }
@@ -123,18 +91,15 @@ impl Stats {
                 NonZeroUsize::new(MAX_HANDLERS).expect("not zero"),
             )),
             outcomes: Default::default(),
-            invocation_seconds: Histogram::default(),
-            compile_seconds: Default::default(),
+            invocation_seconds: Histogram::new(RUNTIME_BUCKETS),
+            compile_seconds: [(); 2].map(|()| Histogram::new(RUNTIME_BUCKETS)),
         }
     }
 
     /// Counts one invocation of `handler`, how it ended and how long it
     /// took.
     pub fn invoked<T>(&self, handler: &str, result: &Result<T>, took: Duration) {
-        let outcome = match result {
-            Ok(_) => 0,
-            Err(e) => 1 + e.index(),
-        };
+        let outcome = outcome(result);
         self.outcomes[outcome].fetch_add(1, Relaxed);
         self.invocation_seconds.observe(took);
         self.own(handler, |own| {
@@ -230,9 +195,11 @@ impl Stats {
 
     /// The counters beyond the record.
     pub fn counters(&self) -> Counters {
-        let kinds = std::iter::once("ok").chain(Error::KINDS);
         Counters {
-            invocations: kinds.enumerate().map(|(i, k)| (k, self.count(i))).collect(),
+            invocations: outcomes()
+                .enumerate()
+                .map(|(i, k)| (k, self.count(i)))
+                .collect(),
             invocation_seconds: self.invocation_seconds.read(),
             compile_seconds: Artifact::ALL
                 .iter()
@@ -301,25 +268,5 @@ mod tests {
         assert_eq!(counts(&stats.record_for("other")), (1, 0, 0, false));
         assert_eq!(stats.record_for("h").executions, record.executions);
         assert_eq!(stats.record_for("h").bytecode.memory.hits, 0);
-    }
-
-    #[test]
-    fn a_histogram_counts_each_observation_once_in_its_bucket() {
-        let h = Histogram::default();
-        for ms in [0.01, 0.3, 0.3, 7.0, 60_000.0] {
-            h.observe(Duration::from_secs_f64(ms / 1000.0));
-        }
-        let read = h.read();
-        assert_eq!(read.count, 5);
-        let at = |bound: f64| read.buckets.iter().find(|(b, _)| *b == bound).unwrap().1;
-        assert_eq!(at(0.000_05), 1);
-        assert_eq!(at(0.000_5), 3);
-        assert_eq!(at(0.01), 4);
-        assert_eq!(at(30.0), 4, "a minute is only in +Inf");
-        assert!(
-            (read.sum_seconds - 60.007_61).abs() < 1e-6,
-            "{}",
-            read.sum_seconds
-        );
     }
 }
