@@ -92,21 +92,65 @@ fn metric_names(expr: &str) -> Vec<String> {
     names
 }
 
-/// Every `expr` in the dashboard.
+fn dashboard() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(deploy_dir().join("grafana/nexus.json")).unwrap())
+        .unwrap()
+}
+
+/// Every `expr` in the dashboard (a row has none), and the handler
+/// variable's query.
 fn dashboard_exprs() -> Vec<String> {
-    let dashboard: Value = serde_json::from_str(
-        &std::fs::read_to_string(deploy_dir().join("grafana/nexus.json")).unwrap(),
-    )
-    .unwrap();
-    let exprs: Vec<String> = dashboard["panels"]
+    let dashboard = dashboard();
+    let mut exprs: Vec<String> = dashboard["panels"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|p| p["type"] != "row")
         .flat_map(|p| p["targets"].as_array().unwrap().iter())
         .map(|t| t["expr"].as_str().unwrap().to_owned())
         .collect();
-    assert!(exprs.len() >= 14, "{exprs:?}");
+    assert!(exprs.len() >= 22, "{exprs:?}");
+    let variable = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "handler")
+        .expect("a handler variable");
+    let query = variable["query"]["query"].as_str().unwrap();
+    let metric = query
+        .strip_prefix("label_values(")
+        .and_then(|q| q.strip_suffix(", handler)"))
+        .expect("label_values(METRIC, handler)");
+    exprs.push(metric.to_owned());
     exprs
+}
+
+#[test]
+fn the_dashboard_has_a_per_handler_row_filtered_by_the_handler_variable() {
+    let dashboard = dashboard();
+    let panels = dashboard["panels"].as_array().unwrap();
+    let row = panels
+        .iter()
+        .position(|p| p["type"] == "row" && p["title"] == "Per handler")
+        .expect("a per-handler row");
+    let below = &panels[row + 1..];
+    let exprs: Vec<&str> = below
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter())
+        .filter_map(|t| t["expr"].as_str())
+        .filter(|e| e.contains("nexus_handler_") && !e.contains("folded"))
+        .collect();
+    assert!(exprs.len() >= 6, "{exprs:?}");
+    for expr in &exprs {
+        assert!(expr.contains(r#"handler=~"$handler""#), "{expr}");
+    }
+    let titles: Vec<&str> = below.iter().filter_map(|p| p["title"].as_str()).collect();
+    for wanted in ["error ratio", "p99", "call rate", "Console lines"] {
+        assert!(
+            titles.iter().any(|t| t.contains(wanted)),
+            "{wanted}: {titles:?}"
+        );
+    }
 }
 
 #[test]
@@ -117,7 +161,15 @@ fn promtool_passes_a_scrape_and_every_rule_and_panel_uses_real_families() {
 
     let rules = deploy_dir().join("prometheus/rules.yaml");
     let (ok, report) = promtool(&["check", "rules", rules.to_str().unwrap()], None);
-    assert!(ok && report.contains("SUCCESS: 7 rules found"), "{report}");
+    assert!(ok && report.contains("SUCCESS: 10 rules found"), "{report}");
+    // The names below are checked against a scrape with per-handler series.
+    assert!(
+        sample(
+            &scrape,
+            r#"nexus_handler_invocations_total{handler="hello",outcome="ok"}"#
+        ) >= 1.0,
+        "{scrape}"
+    );
 
     // The dashboard's expressions, as recording rules promtool parses.
     let exprs = dashboard_exprs();
@@ -154,7 +206,7 @@ fn promtool_passes_a_scrape_and_every_rule_and_panel_uses_real_families() {
             "{name} is used but not in a scrape: {families:?}"
         );
     }
-    assert!(used.len() >= 12, "{used:?}");
+    assert!(used.len() >= 18, "{used:?}");
 }
 
 /// A Prometheus server, killed when dropped.
@@ -272,11 +324,18 @@ fn a_real_prometheus_scrapes_nexus_as_the_annotations_say() {
         "{through_prometheus} vs {expected}"
     );
     assert_eq!(prometheus.query("up"), Some(1.0));
+    // A per-handler series, by its handler label.
+    let hello = r#"nexus_handler_invocations_total{handler="hello",outcome="ok"}"#;
+    prometheus.wait_for(|| prometheus.query(hello) == Some(5.0));
+    assert_eq!(
+        prometheus.query(r#"count(nexus_handler_info{handler="hello"})"#),
+        Some(1.0)
+    );
 
     // The alerting rules loaded and evaluate against these series.
     let rules = get(prometheus.addr, "/api/v1/rules").unwrap();
     let rules: Value = serde_json::from_slice(&rules.body).unwrap();
     let loaded = rules["data"]["groups"][0]["rules"].as_array().unwrap();
-    assert_eq!(loaded.len(), 7, "{rules}");
+    assert_eq!(loaded.len(), 10, "{rules}");
     assert!(loaded.iter().all(|r| r["health"] != "err"), "{rules}");
 }

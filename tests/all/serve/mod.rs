@@ -12,6 +12,7 @@ mod hostile;
 mod lifecycle;
 mod load;
 mod observe;
+mod per_handler;
 
 pub(crate) use std::io::Write;
 pub(crate) use std::net::TcpStream;

@@ -1,0 +1,182 @@
+//! What an operator sees per handler: its series in `/metrics` (bounded by
+//! `max_handler_series`), its figures in `GET /handlers/{name}`, and the
+//! request id on every response and log line.
+
+use super::*;
+
+const NOISY: &str = r#"export default (ctx) => {
+  console.log("one", ctx.n);
+  console.warn("two", ctx.n);
+  if (ctx.fail) throw new Error("asked to fail");
+  return { n: ctx.n };
+}"#;
+
+/// The label sets of `family`'s samples in a scrape (without `_bucket`,
+/// `_sum`, `_count` suffixes).
+fn handler_labels(scrape: &str, family: &str) -> std::collections::BTreeSet<String> {
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix(family))
+        .filter_map(|rest| {
+            let rest = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| rest.strip_prefix(s))
+                .unwrap_or(rest);
+            let labels = rest.strip_prefix('{')?;
+            let at = labels.find("handler=\"")? + "handler=\"".len();
+            let end = labels[at..].find('"')?;
+            Some(labels[at..at + end].to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn each_handler_has_its_own_outcomes_durations_and_console_lines() {
+    let server = serve(
+        &[
+            ("noisy.js", NOISY),
+            ("loop.js", "export default () => { for (;;) {} }"),
+        ],
+        &["--console-lines-per-second", "1", "--snapshot", "off"],
+    );
+    for n in 0..3 {
+        let body = format!(r#"{{"n":{n}}}"#);
+        let reply = server.request("POST", "/handlers/noisy/invoke", body.as_bytes());
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let failed = server.request("POST", "/handlers/noisy/invoke", br#"{"fail":true}"#);
+    assert_eq!(failed.status, 500, "{}", failed.text());
+    let timed_out = server.request("POST", "/handlers/loop/invoke?timeout_ms=50", b"{}");
+    assert_eq!(timed_out.status, 504);
+
+    let scrape = server.request("GET", "/metrics", b"").text();
+    let calls = |handler: &str, outcome: &str| {
+        sample(
+            &scrape,
+            &format!(
+                r#"nexus_handler_invocations_total{{handler="{handler}",outcome="{outcome}"}}"#
+            ),
+        )
+    };
+    assert_eq!(calls("noisy", "ok"), 3.0);
+    assert_eq!(calls("noisy", "runtime_error"), 1.0);
+    assert_eq!(calls("loop", "timeout"), 1.0);
+    assert_eq!(calls("loop", "ok"), 0.0, "ok is always there");
+    assert!(
+        !scrape.contains(r#"handler="loop",outcome="runtime_error""#),
+        "an error kind appears once it happened"
+    );
+    let count = |handler: &str| {
+        sample(
+            &scrape,
+            &format!(r#"nexus_handler_duration_seconds_count{{handler="{handler}"}}"#),
+        )
+    };
+    assert_eq!((count("noisy"), count("loop")), (4.0, 1.0));
+    // The timeout is at least 50 ms: only buckets from 0.05 s up hold it.
+    let bucket = |le: &str| {
+        sample(
+            &scrape,
+            &format!(r#"nexus_handler_duration_seconds_bucket{{handler="loop",le="{le}"}}"#),
+        )
+    };
+    assert_eq!(
+        (bucket("0.00001"), bucket("0.025"), bucket("10")),
+        (0.0, 0.0, 1.0)
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            r#"nexus_handler_console_lines_total{handler="noisy"}"#
+        ),
+        8.0
+    );
+    // One line a second: of 8 lines written in well under a few seconds,
+    // most were kept out of the log.
+    let suppressed = sample(
+        &scrape,
+        r#"nexus_handler_console_lines_suppressed_total{handler="noisy",reason="rate_limit"}"#,
+    );
+    assert!((4.0..=7.0).contains(&suppressed), "{suppressed}");
+    assert_eq!(
+        sample(
+            &scrape,
+            r#"nexus_handler_info{handler="noisy",path="plain",snapshot="off"}"#
+        ),
+        1.0
+    );
+    assert_eq!(sample(&scrape, "nexus_handler_series_folded_total"), 0.0);
+
+    // The same figures, for one handler, over the API.
+    let shown = server.request("GET", "/handlers/noisy", b"").json();
+    assert_eq!(shown["outcomes"], json!({ "ok": 3, "runtime_error": 1 }));
+    assert_eq!(shown["errors"], 1);
+    assert_eq!(shown["console_lines"]["written"], 8);
+    assert_eq!(shown["console_lines"]["suppressed"], suppressed as u64);
+    assert_eq!(shown["metrics_handler"], "noisy");
+
+    // Re-registering a handler keeps its figures; removing it drops them.
+    let replaced = server.request("PUT", "/handlers/noisy", NOISY.as_bytes());
+    assert_eq!(replaced.status, 200);
+    let shown = server.request("GET", "/handlers/noisy", b"").json();
+    assert_eq!(shown["outcomes"]["ok"], 3);
+    assert_eq!(server.request("DELETE", "/handlers/noisy", b"").status, 204);
+    let scrape = server.request("GET", "/metrics", b"").text();
+    assert!(!scrape.contains(r#"handler="noisy""#), "{scrape}");
+}
+
+#[test]
+fn a_thousand_handlers_give_at_most_max_handler_series_and_other() {
+    const HANDLERS: usize = 1000;
+    const MAX: usize = 40;
+    let files: Vec<(String, String)> = (0..HANDLERS)
+        .map(|i| (format!("h{i:04}.js"), format!("export default () => ({i})")))
+        .collect();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_str()))
+        .collect();
+    let max = MAX.to_string();
+    let server = serve(&files, &["--max-handler-series", &max, "--snapshot", "off"]);
+    for i in 0..HANDLERS {
+        let reply = server.request("POST", &format!("/handlers/h{i:04}/invoke"), b"");
+        assert_eq!(reply.text(), i.to_string());
+    }
+    let scrape = server.request("GET", "/metrics", b"").text();
+    for family in [
+        "nexus_handler_invocations_total",
+        "nexus_handler_duration_seconds",
+        "nexus_handler_console_lines_total",
+        "nexus_handler_console_lines_suppressed_total",
+    ] {
+        let labels = handler_labels(&scrape, family);
+        assert_eq!(labels.len(), MAX + 1, "{family}: {labels:?}");
+        assert!(labels.contains("_other"), "{family}");
+    }
+    assert_eq!(handler_labels(&scrape, "nexus_handler_info").len(), MAX);
+    let folded = (HANDLERS - MAX) as f64;
+    assert_eq!(sample(&scrape, "nexus_handler_series_folded_total"), folded);
+    // Every call is counted once: by its own handler, or under _other.
+    let ok: f64 = scrape
+        .lines()
+        .filter(|l| {
+            l.starts_with("nexus_handler_invocations_total{") && l.contains(r#"outcome="ok""#)
+        })
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(ok, HANDLERS as f64);
+    assert_eq!(
+        sample(
+            &scrape,
+            r#"nexus_handler_invocations_total{handler="_other",outcome="ok"}"#
+        ),
+        folded
+    );
+    // A folded handler's own figures are still its own.
+    let folded_one = server
+        .request("GET", &format!("/handlers/h{:04}", HANDLERS - 1), b"")
+        .json();
+    assert_eq!(folded_one["metrics_handler"], "_other");
+    assert_eq!(folded_one["outcomes"], json!({ "ok": 1 }));
+}
