@@ -10,6 +10,7 @@
 mod bench;
 mod cache;
 mod component;
+mod logs;
 mod run;
 mod serve;
 mod settings;
@@ -23,6 +24,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use nexus_host::{CompiledHandler, Error, LogFormat, Runtime};
 
+pub(crate) use logs::init_tracing;
 use settings::Settings;
 
 /// Nexus: a plugin host that runs JavaScript handlers in fresh, isolated
@@ -152,54 +154,6 @@ fn escape_controls(text: &str) -> String {
     text.chars()
         .map(|c| match c {
             '\n' | '\t' => c.to_string(),
-            c if c.is_control() => c.escape_unicode().to_string(),
-            c => c.to_string(),
-        })
-        .collect()
-}
-
-/// Logs to stderr, filtered by `default` (an `EnvFilter`; `NEXUS_LOG`
-/// overrides), as text or JSON lines.
-pub(crate) fn init_tracing(format: LogFormat, default: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("NEXUS_LOG").unwrap_or_else(|_| default.into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().with_current_span(false).init(),
-        LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .without_time()
-            .with_target(false)
-            .fmt_fields(escaped_fields())
-            .init(),
-    }
-}
-
-/// Text log fields with their control characters escaped, so that no
-/// field (a handler's console line above all) can forge a line of its own
-/// or drive the terminal: the JSON format escapes them already.
-fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
-    use tracing_subscriber::field::MakeExt;
-    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
-        let text = escape_all_controls(&format!("{value:?}"));
-        match field.name() {
-            "message" => write!(writer, "{text}"),
-            name => write!(writer, "{name}={text}"),
-        }
-    })
-    .delimited(" ")
-}
-
-/// `text` with every control character written as an escape (`\n`,
-/// `\u{1b}`): one log line stays one line.
-fn escape_all_controls(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\n' => "\\n".to_owned(),
-            '\r' => "\\r".to_owned(),
-            '\t' => "\\t".to_owned(),
             c if c.is_control() => c.escape_unicode().to_string(),
             c => c.to_string(),
         })

@@ -9,6 +9,7 @@
 //!
 //! Layer: an edge, beside `cli`; it uses only `nexus_host`'s public API.
 
+mod access;
 mod auth;
 mod body;
 mod connections;
@@ -196,7 +197,7 @@ async fn run(
         ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            routes::track,
+            access::track,
         ))
         .with_state(app.clone());
     let (fatal_tx, fatal_rx) = oneshot::channel();

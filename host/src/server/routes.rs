@@ -1,6 +1,5 @@
 //! The HTTP API: each route as a function from request to response.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,7 @@ use axum::Json;
 use nexus_host::{check_name, Cancel, Handler, Handlers, SnapshotPolicy, OTHER};
 use serde_json::{json, Value};
 
+use super::access;
 use super::errors::ApiError;
 use super::App;
 
@@ -31,17 +31,26 @@ fn ready(app: &App) -> Result<&Arc<Handlers>, ApiError> {
 fn name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(name) = path.map_err(|e| ApiError::bad_request(format!("bad path: {e}")))?;
     check_name(&name)?;
+    access::record_handler(&name);
     Ok(name)
 }
 
-/// Runs blocking library work off the async executor.
+/// Runs blocking library work off the async executor, in the request's
+/// span (its log lines carry the request's id).
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> nexus_host::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
+    in_span(work).await?.map_err(ApiError::from)
+}
+
+/// Runs `work` on a blocking thread, in the current span.
+async fn in_span<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
         .await
-        .map_err(ApiError::worker)?
-        .map_err(ApiError::from)
+        .map_err(ApiError::worker)
 }
 
 fn describe(handlers: &Handlers, handler: &Handler) -> Value {
@@ -151,13 +160,13 @@ pub(crate) async fn invoke(
     let cancel = Cancel::new();
     let guard = CancelOnDrop(Some(cancel.clone()));
     let held = app.queue.call(&name).await?;
-    let (path, invocation) = tokio::task::spawn_blocking(move || {
+    let (path, invocation) = in_span(move || {
         let _held = held;
         handlers.invoke_reporting_path(&handler, &input, timeout, Some(&cancel))
     })
-    .await
-    .map_err(ApiError::worker)?;
+    .await?;
     guard.disarm();
+    access::record_path(path.as_str());
     let mut response = match invocation {
         Ok(invocation) => (
             [(header::CONTENT_TYPE, "application/json")],
@@ -332,37 +341,6 @@ pub(crate) async fn authorize(
     match checked {
         Ok(()) => next.run(request).await,
         Err(refused) => refused.into_response(),
-    }
-}
-
-/// Counts every request by route and status, and times it.
-pub(crate) async fn track(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    // Counted until answered, or dropped with its connection.
-    app.in_flight.fetch_add(1, Ordering::Relaxed);
-    let _answering = Answering(&app.in_flight);
-    // A `MatchedPath` clone shares its text; nothing is allocated per request.
-    let matched = request.extensions().get::<MatchedPath>().cloned();
-    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let start = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status();
-    app.metrics
-        .requests
-        .with_label_values(&[route, status.as_str()])
-        .inc();
-    app.metrics
-        .durations
-        .with_label_values(&[route])
-        .observe(start.elapsed().as_secs_f64());
-    response
-}
-
-/// One request being answered; dropping it counts it done.
-struct Answering<'a>(&'a std::sync::atomic::AtomicU64);
-
-impl Drop for Answering<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

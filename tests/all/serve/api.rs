@@ -390,11 +390,11 @@ fn logs_name_a_handler_by_its_registered_name() {
     let named: Vec<Value> = log
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| !l["fields"]["handler"].is_null())
+        .filter(|l| !l["handler"].is_null())
         .collect();
     let names: Vec<&str> = named
         .iter()
-        .map(|l| l["fields"]["handler"].as_str().unwrap())
+        .map(|l| l["handler"].as_str().unwrap())
         .collect();
     assert!(named.len() >= 3, "registered, and two console lines: {log}");
     assert!(names.iter().all(|n| *n == "tla"), "{names:?}\n{log}");

@@ -3,6 +3,7 @@
 //! request id on every response and log line.
 
 use super::*;
+use crate::support::server::Reply;
 
 const NOISY: &str = r#"export default (ctx) => {
   console.log("one", ctx.n);
@@ -179,4 +180,116 @@ fn a_thousand_handlers_give_at_most_max_handler_series_and_other() {
         .json();
     assert_eq!(folded_one["metrics_handler"], "_other");
     assert_eq!(folded_one["outcomes"], json!({ "ok": 1 }));
+}
+
+/// A request with headers of its own, through `raw`.
+fn request_with(server: &Server, method: &str, path: &str, headers: &str, body: &[u8]) -> Reply {
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut raw = head.into_bytes();
+    raw.extend_from_slice(body);
+    server.raw(&raw, false).expect("an HTTP answer")
+}
+
+#[test]
+fn a_request_id_ties_the_handlers_console_lines_and_the_access_line_together() {
+    let server = serve(
+        &[(
+            "two.js",
+            r#"export default (ctx) => { console.log("first line", ctx.n); console.error("second line"); return ctx; }"#,
+        )],
+        &["--log-format", "json", "--snapshot", "off"],
+    );
+    let id = "trace-7f3a/9 with spaces";
+    let reply = request_with(
+        &server,
+        "POST",
+        "/handlers/two/invoke",
+        &format!("X-Request-Id: {id}\r\n"),
+        br#"{"n":5}"#,
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-request-id"), Some(id));
+    let log = server.log_with(r#""target":"nexus::access""#);
+    let lines: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["request_id"] == id)
+        .collect();
+    let messages: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
+    assert_eq!(
+        messages,
+        ["first line 5", "second line", "answered"],
+        "{log}"
+    );
+    for line in &lines {
+        assert_eq!(line["handler"], "two", "{line}");
+    }
+    // The access line's figures are fields, not text.
+    let access = &lines[2];
+    assert_eq!(access["target"], "nexus::access");
+    assert_eq!(access["status"], 200);
+    assert_eq!(access["path"], "plain");
+    assert_eq!(access["route"], "/handlers/{name}/invoke");
+    assert!(access["duration_us"].as_u64().unwrap() > 0, "{access}");
+    assert_eq!(lines[1]["level"], "ERROR");
+}
+
+#[test]
+fn every_response_carries_a_request_id_and_an_insane_one_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("admin");
+    std::fs::write(&tokens, "admin-token-5b1d\n").unwrap();
+    std::fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let admin = ["--admin-token-file", tokens.to_str().unwrap()];
+    let server = serve(&[("double.js", DOUBLE)], &admin);
+    let id_of = |reply: &Reply| reply.header("x-request-id").map(str::to_owned);
+    // Answers and errors alike: a fresh id each.
+    let replies = [
+        server.request("POST", "/handlers/double/invoke", br#"{"n":1}"#),
+        server.request("POST", "/handlers/nope/invoke", b"{}"),
+        server.request("POST", "/handlers/Bad!/invoke", b"{}"),
+        server.request("POST", "/handlers/double/invoke", b"not json"),
+        server.request("GET", "/no/such/route", b""),
+        server.request("PUT", "/handlers/double", DOUBLE.as_bytes()),
+        server.request("GET", "/metrics", b""),
+    ];
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 404, 400, 400, 404, 401, 200]);
+    let mut ids: Vec<String> = replies.iter().map(|r| id_of(r).expect("an id")).collect();
+    for id in &ids {
+        assert!(uuid_like(id), "{id}");
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), replies.len(), "each request its own id");
+    // Too long, or not printable ASCII: replaced, never echoed.
+    for insane in ["x".repeat(129), "tab\there".to_owned()] {
+        let reply = request_with(
+            &server,
+            "GET",
+            "/healthz",
+            &format!("X-Request-Id: {insane}\r\n"),
+            b"",
+        );
+        let id = id_of(&reply).unwrap();
+        assert!(uuid_like(&id), "{insane:?} became {id}");
+    }
+    let longest = "x".repeat(128);
+    let reply = request_with(
+        &server,
+        "GET",
+        "/healthz",
+        &format!("X-Request-Id: {longest}\r\n"),
+        b"",
+    );
+    assert_eq!(id_of(&reply), Some(longest));
+}
+
+/// `8-4-4-4-12` hex digits.
+fn uuid_like(id: &str) -> bool {
+    let parts: Vec<usize> = id.split('-').map(str::len).collect();
+    parts == [8, 4, 4, 4, 12] && id.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
 }

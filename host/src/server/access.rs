@@ -1,0 +1,139 @@
+//! Every request the router answers: its id, its span, its access line and
+//! its metrics.
+//!
+//! Invariants: every response carries `x-request-id`, errors included: the
+//! client's own when it is sane (1 to 128 printable ASCII characters), else
+//! a fresh UUID. The request's span carries that id, so every log line of
+//! the request (a handler's console lines, which run on a call thread,
+//! included) carries it too; the span gains the handler, status, path and
+//! duration, and the request ends with one access line
+//! (`target: nexus::access`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::field::Empty;
+use tracing::Instrument;
+
+use super::App;
+
+/// The header a request's id travels in, both ways.
+pub(crate) const REQUEST_ID: &str = "x-request-id";
+
+/// The longest client-given id kept.
+const MAX_ID: usize = 128;
+
+/// The client's id if it is sane, else a fresh one.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    let sane = |v: &&HeaderValue| {
+        let bytes = v.as_bytes();
+        (1..=MAX_ID).contains(&bytes.len()) && bytes.iter().all(|b| (0x20..=0x7e).contains(b))
+    };
+    match headers.get(REQUEST_ID).filter(sane) {
+        Some(given) => given.clone(),
+        None => {
+            let id = uuid::Uuid::new_v4().hyphenated().to_string();
+            HeaderValue::from_str(&id).expect("a UUID is a header value")
+        }
+    }
+}
+
+/// Names the request's handler in its span, once the route has checked the
+/// name.
+pub(crate) fn record_handler(name: &str) {
+    tracing::Span::current().record("handler", name);
+}
+
+/// Records the path an invocation took in its request's span.
+pub(crate) fn record_path(path: &'static str) {
+    tracing::Span::current().record("path", path);
+}
+
+/// Gives the request its id and span, counts it by route and status, times
+/// it, and writes its access line.
+pub(crate) async fn track(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    // Counted until answered, or dropped with its connection.
+    app.in_flight.fetch_add(1, Ordering::Relaxed);
+    let _answering = Answering(&app.in_flight);
+    let id = request_id(request.headers());
+    // A `MatchedPath` clone shares its text; nothing is allocated per request.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.to_str().unwrap_or_default(),
+        method = %request.method(),
+        route,
+        handler = Empty,
+        path = Empty,
+        status = Empty,
+        duration_us = Empty,
+    );
+    let start = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let took = start.elapsed();
+    let status = response.status();
+    response.headers_mut().insert(REQUEST_ID, id);
+    app.metrics
+        .requests
+        .with_label_values(&[route, status.as_str()])
+        .inc();
+    app.metrics
+        .durations
+        .with_label_values(&[route])
+        .observe(took.as_secs_f64());
+    span.record("status", status.as_u16());
+    span.record(
+        "duration_us",
+        u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+    );
+    span.in_scope(|| tracing::info!(target: "nexus::access", "answered"));
+    response
+}
+
+/// One request being answered; dropping it counts it done.
+struct Answering<'a>(&'a AtomicU64);
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID, HeaderValue::from_bytes(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn a_sane_id_is_kept_and_anything_else_replaced() {
+        for kept in [&b"abc-123"[..], b"a b", &[b'~'; MAX_ID]] {
+            assert_eq!(request_id(&with(kept)).as_bytes(), kept);
+        }
+        for replaced in [
+            &[b'a'; MAX_ID + 1][..],
+            b"tab\there",
+            "caf\u{e9}".as_bytes(),
+            b"",
+        ] {
+            let id = request_id(&with(replaced));
+            assert_ne!(id.as_bytes(), replaced);
+            assert!(
+                uuid::Uuid::parse_str(id.to_str().unwrap()).is_ok(),
+                "{id:?}"
+            );
+        }
+        let fresh = [(); 2].map(|()| request_id(&HeaderMap::new()));
+        assert_ne!(fresh[0], fresh[1]);
+    }
+}
