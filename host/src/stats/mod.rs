@@ -4,8 +4,14 @@
 //! served by the engine's host state from [`Stats::record`]), and the
 //! [`Counters`] a Prometheus scrape reads.
 //!
-//! Layer: imports `cache`, `bindings` and `error`. Only figures the runtime
-//! really measures are reported, each counted once, here.
+//! Each registered handler's own series (calls by outcome, durations,
+//! console lines) is in [`handler`]; the registry decides which handlers
+//! the metrics name.
+//!
+//! Layer: imports `cache`, `engine` (its record types), `config` and
+//! `error`. Only figures the runtime really measures are reported, each
+//! counted once, here. Invariant: a call counts with atomic adds, and
+//! takes no lock but its handler's shard of the `Nexus.stats()` figures.
 
 mod handler;
 mod histogram;
@@ -30,6 +36,10 @@ use histogram::{Histogram, RUNTIME_BUCKETS};
 /// Handler names whose own figures are kept; past it, the least recently
 /// counted is forgotten (and starts again from zero).
 const MAX_HANDLERS: usize = 10_000;
+
+/// The handlers' own figures are split by name over this many locks, so
+/// calls of different handlers seldom wait for each other.
+const SHARDS: usize = 16;
 
 /// Outcomes a call may have: `ok`, then each error kind.
 const OUTCOMES: usize = Error::KINDS.len() + 1;
@@ -74,8 +84,8 @@ pub(crate) struct Stats {
     cache: Arc<Cache>,
     /// Whose figures a handler's `Nexus.stats()` shows.
     scope: StatsScope,
-    /// Each handler's own figures, by name.
-    own: Mutex<LruCache<String, Own>>,
+    /// Each handler's own figures, by name, in shards.
+    own: [Mutex<LruCache<String, Own>>; SHARDS],
     /// By outcome: `ok` first, then [`Error::KINDS`].
     outcomes: [AtomicU64; OUTCOMES],
     invocation_seconds: Histogram,
@@ -87,9 +97,10 @@ impl Stats {
         Self {
             cache,
             scope,
-            own: Mutex::new(LruCache::new(
-                NonZeroUsize::new(MAX_HANDLERS).expect("not zero"),
-            )),
+            own: [(); SHARDS].map(|()| {
+                let per_shard = NonZeroUsize::new(MAX_HANDLERS / SHARDS).expect("not zero");
+                Mutex::new(LruCache::new(per_shard))
+            }),
             outcomes: Default::default(),
             invocation_seconds: Histogram::new(RUNTIME_BUCKETS),
             compile_seconds: [(); 2].map(|()| Histogram::new(RUNTIME_BUCKETS)),
@@ -128,8 +139,16 @@ impl Stats {
         }
     }
 
+    /// The shard that holds `handler`'s own figures.
+    fn shard(&self, handler: &str) -> std::sync::MutexGuard<'_, LruCache<String, Own>> {
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(handler, &mut hasher);
+        let index = std::hash::Hasher::finish(&hasher) as usize % SHARDS;
+        self.own[index].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn own(&self, handler: &str, count: impl FnOnce(&mut Own)) {
-        let mut own = self.own.lock().unwrap_or_else(|e| e.into_inner());
+        let mut own = self.shard(handler);
         match own.get_mut(handler) {
             Some(figures) => count(figures),
             None => count(own.get_or_insert_mut(handler.to_owned(), Own::default)),
@@ -142,10 +161,11 @@ impl Stats {
         if self.scope == StatsScope::Host {
             return self.record();
         }
-        let own = {
-            let mut own = self.own.lock().unwrap_or_else(|e| e.into_inner());
-            own.get(handler).copied().unwrap_or_default()
-        };
+        let own = self
+            .shard(handler)
+            .get(handler)
+            .copied()
+            .unwrap_or_default();
         let none = Tier {
             hits: 0,
             misses: 0,
