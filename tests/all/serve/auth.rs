@@ -26,13 +26,7 @@ fn with_token(
     token: Option<&str>,
 ) -> Reply {
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    let mut raw = format!(
-        "{method} {path} HTTP/1.1\r\nHost: t\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    raw.extend_from_slice(body);
-    server.raw(&raw, false).expect("an answer")
+    server.request_with(method, path, &auth, body)
 }
 
 /// Every route against no token, a wrong one, the right one, and an old

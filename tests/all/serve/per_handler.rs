@@ -182,17 +182,6 @@ fn a_thousand_handlers_give_at_most_max_handler_series_and_other() {
     assert_eq!(folded_one["outcomes"], json!({ "ok": 1 }));
 }
 
-/// A request with headers of its own, through `raw`.
-fn request_with(server: &Server, method: &str, path: &str, headers: &str, body: &[u8]) -> Reply {
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let mut raw = head.into_bytes();
-    raw.extend_from_slice(body);
-    server.raw(&raw, false).expect("an HTTP answer")
-}
-
 #[test]
 fn a_request_id_ties_the_handlers_console_lines_and_the_access_line_together() {
     let server = serve(
@@ -203,8 +192,7 @@ fn a_request_id_ties_the_handlers_console_lines_and_the_access_line_together() {
         &["--log-format", "json", "--snapshot", "off"],
     );
     let id = "trace-7f3a/9 with spaces";
-    let reply = request_with(
-        &server,
+    let reply = server.request_with(
         "POST",
         "/handlers/two/invoke",
         &format!("X-Request-Id: {id}\r\n"),
@@ -267,8 +255,7 @@ fn every_response_carries_a_request_id_and_an_insane_one_is_replaced() {
     assert_eq!(ids.len(), replies.len(), "each request its own id");
     // Too long, or not printable ASCII: replaced, never echoed.
     for insane in ["x".repeat(129), "tab\there".to_owned()] {
-        let reply = request_with(
-            &server,
+        let reply = server.request_with(
             "GET",
             "/healthz",
             &format!("X-Request-Id: {insane}\r\n"),
@@ -278,8 +265,7 @@ fn every_response_carries_a_request_id_and_an_insane_one_is_replaced() {
         assert!(uuid_like(&id), "{insane:?} became {id}");
     }
     let longest = "x".repeat(128);
-    let reply = request_with(
-        &server,
+    let reply = server.request_with(
         "GET",
         "/healthz",
         &format!("X-Request-Id: {longest}\r\n"),

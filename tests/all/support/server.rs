@@ -169,8 +169,14 @@ impl Server {
     }
 
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Reply {
+        self.request_with(method, path, "", body)
+    }
+
+    /// [`request`](Self::request) with `headers` too, each line ending
+    /// in `\r\n`.
+    pub fn request_with(&self, method: &str, path: &str, headers: &str, body: &[u8]) -> Reply {
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: test\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
         let mut raw = head.into_bytes();
