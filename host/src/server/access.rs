@@ -7,7 +7,7 @@
 //! the request (a handler's console lines, which run on a call thread,
 //! included) carries it too; the span gains the handler, status, path and
 //! duration, and the request ends with one access line
-//! (`target: nexus::access`).
+//! (`target: nexus::access`; at `debug` for probes and scrapes).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -92,7 +92,13 @@ pub(crate) async fn track(State(app): State<Arc<App>>, request: Request, next: N
         "duration_us",
         u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
     );
-    span.in_scope(|| tracing::info!(target: "nexus::access", "answered"));
+    span.in_scope(|| match route {
+        // Probes and scrapes come every few seconds and say nothing new.
+        "/healthz" | "/readyz" | "/metrics" => {
+            tracing::debug!(target: "nexus::access", "answered")
+        }
+        _ => tracing::info!(target: "nexus::access", "answered"),
+    });
     response
 }
 

@@ -223,6 +223,14 @@ fn a_request_id_ties_the_handlers_console_lines_and_the_access_line_together() {
     assert_eq!(access["route"], "/handlers/{name}/invoke");
     assert!(access["duration_us"].as_u64().unwrap() > 0, "{access}");
     assert_eq!(lines[1]["level"], "ERROR");
+
+    // Probes get their id, but no access line at the default level.
+    let probe = server.request_with("GET", "/healthz", "X-Request-Id: probe-1\r\n", b"");
+    assert_eq!(probe.header("x-request-id"), Some("probe-1"));
+    let after = server.request_with("GET", "/handlers", "X-Request-Id: after-probe\r\n", b"");
+    assert_eq!(after.status, 200);
+    let log = server.log_with(r#""request_id":"after-probe""#);
+    assert!(!log.contains(r#""request_id":"probe-1""#), "{log}");
 }
 
 #[test]
