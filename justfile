@@ -12,11 +12,13 @@ run:
     test -d {{target}}/handlers || cp -r examples {{target}}/handlers
     {{target}}/serve/nexus serve --handlers {{target}}/handlers
 
-# Every test: the guest is built by host/build.rs on the way; then the Node
+# Every test: the real npm bundles some tests use (tests/compat, from its
+# lockfile); the guest is built by host/build.rs on the way; then the Node
 # package (node/), from its lockfile, against the nexus those tests built,
 # with its native backend built in the same profile and with the same
 # features (nexus-node is in the cargo test), so nothing compiles twice.
 test:
+    cd tests/compat && npm ci --no-audit --no-fund --loglevel=error
     cargo test --locked -p nexus-host -p nexus-node
     cd node && export NEXUS_NATIVE_PROFILE=dev && npm ci --no-audit --no-fund --loglevel=error && npm run build && npm test
 

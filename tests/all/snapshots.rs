@@ -1,7 +1,9 @@
 //! `nexus serve`'s automatic per-handler snapshots, over HTTP: `auto`
-//! switches a handler to its snapshot with the same answers, keeps handlers
-//! whose top level reads the world on the plain path, and survives a
-//! failing build; `eager` and `off`; the `max_snapshots` bound; restarts.
+//! switches a handler to its snapshot with the same answers (a top-level
+//! clock read frozen at this process's time, as in Node), keeps handlers
+//! whose top level reads randomness or the runtime's figures on the plain
+//! path, and survives a failing build; `eager` and `off`; the
+//! `max_snapshots` bound; restarts.
 
 use std::time::{Duration, Instant};
 
@@ -63,7 +65,7 @@ fn snapshots(server: &Server, outcome: &str) -> f64 {
 }
 
 #[test]
-fn auto_switches_pure_handlers_and_keeps_readers_of_the_world_and_failures_plain() {
+fn auto_switches_pure_and_clock_reading_handlers_and_keeps_random_stats_and_failures_plain() {
     let server = serve(
         &[
             ("pure.js", PURE),
@@ -90,11 +92,12 @@ fn auto_switches_pure_handlers_and_keeps_readers_of_the_world_and_failures_plain
         (&pure["snapshot"], &pure["path"]),
         (&json!("prepared"), &json!("prepared"))
     );
-    for (name, reads) in [
-        ("clock", "Date.now()"),
-        ("random", "Math.random()"),
-        ("stats", "Nexus.stats()"),
-    ] {
+    let clock = settled(&server, "clock");
+    assert_eq!(
+        (&clock["snapshot"], &clock["path"]),
+        (&json!("prepared"), &json!("prepared"))
+    );
+    for (name, reads) in [("random", "Math.random()"), ("stats", "Nexus.stats()")] {
         let handler = settled(&server, name);
         assert_eq!(handler["snapshot"], "refused", "{handler}");
         assert_eq!(handler["path"], "plain", "{handler}");
@@ -112,7 +115,8 @@ fn auto_switches_pure_handlers_and_keeps_readers_of_the_world_and_failures_plain
     // Byte for byte the same answers, on the path each handler is on now.
     for (name, n, status, body) in &before {
         let (again, path, answer) = invoke(&server, name, &format!(r#"{{"n":{n}}}"#));
-        let expected_path = if *name == "pure" { "prepared" } else { "plain" };
+        let prepared = ["pure", "clock"].contains(name);
+        let expected_path = if prepared { "prepared" } else { "plain" };
         assert_eq!(path, expected_path, "{name}");
         assert_eq!((again, &answer), (*status, body), "{name} with n={n}");
     }
@@ -122,12 +126,12 @@ fn auto_switches_pure_handlers_and_keeps_readers_of_the_world_and_failures_plain
         "a failed build is not the invocation's error: it fails as it always did"
     );
 
-    assert_eq!(snapshots(&server, "built"), 1.0);
-    assert_eq!(snapshots(&server, "refused"), 3.0);
+    assert_eq!(snapshots(&server, "built"), 2.0);
+    assert_eq!(snapshots(&server, "refused"), 2.0);
     assert_eq!(snapshots(&server, "failed"), 1.0);
     let metrics = server.request("GET", "/metrics", b"").text();
-    assert_eq!(sample(&metrics, r#"nexus_handlers{path="prepared"}"#), 1.0);
-    assert_eq!(sample(&metrics, r#"nexus_handlers{path="plain"}"#), 4.0);
+    assert_eq!(sample(&metrics, r#"nexus_handlers{path="prepared"}"#), 2.0);
+    assert_eq!(sample(&metrics, r#"nexus_handlers{path="plain"}"#), 3.0);
     let log = server.log();
     assert_eq!(
         log.matches("snapshot failed").count(),
@@ -178,7 +182,7 @@ fn eager_snapshots_at_registration_whatever_the_top_level_read_and_off_never() {
 
 #[test]
 fn a_handler_registered_with_its_own_policy_overrides_the_servers() {
-    // The server's policy is auto: a top-level clock read is refused...
+    // The server's policy is auto: a top-level Math.random() is refused...
     let server = serve(&[], &["--snapshot-after", "1"]);
     let put = |name: &str, query: &str, source: &str| {
         server.request(
@@ -187,26 +191,26 @@ fn a_handler_registered_with_its_own_policy_overrides_the_servers() {
             source.as_bytes(),
         )
     };
-    assert_eq!(put("clock", "", CLOCK).status, 201);
-    invoke(&server, "clock", "{}");
-    let clock = settled(&server, "clock");
+    assert_eq!(put("random", "", RANDOM).status, 201);
+    invoke(&server, "random", "{}");
+    let random = settled(&server, "random");
     assert_eq!(
-        (&clock["snapshot"], &clock["snapshot_policy"]),
+        (&random["snapshot"], &random["snapshot_policy"]),
         (&json!("refused"), &json!("auto"))
     );
-    let reason = clock["snapshot_reason"].as_str().unwrap();
+    let reason = random["snapshot_reason"].as_str().unwrap();
     // The way out it names works as written: by the registered name.
     assert!(
-        reason.contains("PUT /handlers/clock?snapshot=eager")
-            && reason.contains("handler_snapshots = \"clock=eager\""),
-        "the reason names the way out: {clock}"
+        reason.contains("PUT /handlers/random?snapshot=eager")
+            && reason.contains("handler_snapshots = \"random=eager\""),
+        "the reason names the way out: {random}"
     );
-    assert!(!reason.contains("clock.js"), "{reason}");
+    assert!(!reason.contains("random.js"), "{reason}");
 
     // ...unless the handler itself asks for eager: prepared at registration.
-    let eager = put("clock-eager", "?snapshot=eager", CLOCK);
+    let eager = put("random-eager", "?snapshot=eager", RANDOM);
     assert_eq!(eager.status, 201, "{}", eager.text());
-    let handler = settled(&server, "clock-eager");
+    let handler = settled(&server, "random-eager");
     assert_eq!(
         (
             &handler["snapshot"],
@@ -215,10 +219,10 @@ fn a_handler_registered_with_its_own_policy_overrides_the_servers() {
         ),
         (&json!("prepared"), &json!("eager"), &json!(0))
     );
-    let (status, path, body) = invoke(&server, "clock-eager", "{}");
+    let (status, path, body) = invoke(&server, "random-eager", "{}");
     assert_eq!(
         (status, path.as_str(), body),
-        (200, "prepared", json!({ "started": "number" }))
+        (200, "prepared", json!({ "below_one": true }))
     );
 
     // Off, for a pure handler auto would snapshot: never.
@@ -373,6 +377,92 @@ fn a_restart_loads_snapshots_from_the_cache_and_builds_nothing() {
     }
 }
 
+/// Milliseconds since the epoch, now.
+fn now_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as f64
+}
+
+#[test]
+fn under_auto_a_top_level_clock_read_is_frozen_at_this_processs_time_never_cached() {
+    const STAMP: &str = "const loaded = Date.now(); export default () => ({ loaded })";
+    let cache = tempfile::tempdir().unwrap();
+    let dir = handlers_dir(&[("stamp.js", STAMP)]);
+    let args = [
+        "--handlers",
+        dir.path().to_str().unwrap(),
+        "--snapshot-after",
+        "1",
+    ];
+    let mut loaded = Vec::new();
+    for start in 0..2 {
+        let started = now_ms();
+        let mut server = Server::start(cache.path(), &args).ready();
+        invoke(&server, "stamp", "{}");
+        let stamp = settled(&server, "stamp");
+        assert_eq!(
+            (&stamp["snapshot"], &stamp["snapshot_policy"]),
+            (&json!("prepared"), &json!("auto")),
+            "{stamp}"
+        );
+        let (_, path, first) = invoke(&server, "stamp", "{}");
+        std::thread::sleep(Duration::from_millis(20));
+        let (_, _, second) = invoke(&server, "stamp", "{}");
+        assert_eq!(path, "prepared");
+        assert_eq!(first, second, "frozen for this process's life, as in Node");
+        let at = first["loaded"].as_f64().unwrap();
+        assert!(
+            at >= started,
+            "start {start}: {at} before the process's {started}"
+        );
+        // Built in this process each time, the restart included: never
+        // loaded from the cache directory, where it was never put.
+        assert_eq!(snapshots(&server, "built"), 1.0, "start {start}");
+        assert_eq!(snapshots(&server, "loaded"), 0.0, "start {start}");
+        let metrics = server.request("GET", "/metrics", b"").text();
+        let on_disk = r#"nexus_cache_entries{artifact="component",tier="disk"}"#;
+        assert_eq!(sample(&metrics, on_disk), 1.0, "the guest alone");
+        assert!(server.terminate().success());
+        loaded.push(at);
+    }
+    assert!(loaded[1] > loaded[0], "{loaded:?}");
+}
+
+/// Real lodash (tests/compat's bundle, as `just compat` runs it) reads the
+/// clock at load (its `shortOut` heuristic calls `Date.now`): under auto it
+/// gets its snapshot all the same, and answers as it did on the plain path.
+#[test]
+fn real_lodash_is_prepared_under_auto() {
+    let work = tempfile::tempdir().unwrap();
+    let compat = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/compat");
+    let made = std::process::Command::new("node")
+        .arg(compat.join("make-handlers.mjs"))
+        .arg(work.path())
+        .output()
+        .expect("node");
+    assert!(
+        made.status.success(),
+        "make-handlers.mjs failed (run `npm ci` in tests/compat; `./x test` does): {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let read = |file: &str| std::fs::read_to_string(work.path().join(file)).unwrap();
+    let (lodash, input) = (read("lodash.js"), read("lodash.input.json"));
+    let server = serve(&[("lodash.js", &lodash)], &["--snapshot-after", "1"]);
+    let (status, path, plain) = invoke(&server, "lodash", &input);
+    assert_eq!((status, path.as_str()), (200, "plain"), "{plain}");
+    let handler = settled(&server, "lodash");
+    assert_eq!(
+        (&handler["snapshot"], &handler["snapshot_policy"]),
+        (&json!("prepared"), &json!("auto")),
+        "{handler}"
+    );
+    let (status, path, prepared) = invoke(&server, "lodash", &input);
+    assert_eq!((status, path.as_str()), (200, "prepared"));
+    assert_eq!(prepared, plain);
+}
+
 #[test]
 fn cache_warm_leaves_serve_nothing_to_compile_or_snapshot() {
     let cache = tempfile::tempdir().unwrap();
@@ -425,10 +515,12 @@ fn cache_warm_leaves_serve_nothing_to_compile_or_snapshot() {
     assert_eq!(invoke(&server, "pure", r#"{"n":3}"#).2["square"], 9);
     invoke(&server, "clock", "{}");
     assert_eq!(settled(&server, "pure")["snapshot"], "prepared");
-    assert_eq!(settled(&server, "clock")["snapshot"], "refused");
-    assert_eq!(snapshots(&server, "built"), 0.0, "nothing snapshotted");
+    // The clock reader's snapshot in the cache froze another process's
+    // time: under auto this process builds its own, outside the cache.
+    assert_eq!(settled(&server, "clock")["snapshot"], "prepared");
+    assert_eq!(snapshots(&server, "built"), 1.0, "the clock reader's own");
     assert_eq!(snapshots(&server, "loaded"), 1.0);
-    assert_eq!(snapshots(&server, "refused"), 1.0);
+    assert_eq!(snapshots(&server, "refused"), 0.0);
     let metrics = server.request("GET", "/metrics", b"").text();
     for artifact in ["bytecode", "component"] {
         let misses = format!(r#"nexus_cache_misses_total{{artifact="{artifact}"}}"#);

@@ -36,10 +36,34 @@ pub(crate) fn guest(engine: &Engine, cache: &Cache) -> Result<(Component, Origin
     )
 }
 
+/// Whose clock a snapshot's top level may have frozen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Clocks {
+    /// Any process's: the snapshot comes from, and goes to, every tier
+    /// (the `eager` policy, [`Runtime::prepare`](crate::Runtime::prepare)).
+    Shared,
+    /// This process's only, as Node's module load: a snapshot whose top
+    /// level read a clock is built in this process and kept in its memory,
+    /// never taken from, or put in, the cache directory or the seed (the
+    /// `auto` policy).
+    ThisProcess,
+}
+
+/// A handler's snapshot, compiled.
+#[derive(Clone)]
+pub(crate) struct Snapshotted {
+    pub component: Component,
+    /// What its top level read.
+    pub observed: Observed,
+    /// Built by this process, not loaded from a file.
+    here: bool,
+}
+
 /// A handler's own component: the guest pre-initialized with `bytecode`'s
 /// module evaluated, compiled for `engine`, through the cache like the guest
-/// itself, with what its top level [observed](Observed). The cache entry is
-/// that one byte, then the component.
+/// itself (as `clocks` allows), with what its top level
+/// [observed](Observed). The cache entry is that one byte, then the
+/// component.
 ///
 /// # Errors
 ///
@@ -52,30 +76,50 @@ pub(crate) fn prepared(
     name: &str,
     bytecode: &[u8],
     limits: Limits,
-) -> Result<((Component, Observed), Origin)> {
+    clocks: Clocks,
+) -> Result<(Snapshotted, Origin)> {
     let key = Key::prepared(
         GUEST_WASM,
         &engine.compatibility_hash(),
         engine::PREPARED_VARIANT,
         bytecode,
     );
-    cache.get_or_compile(
+    let build = || -> Result<(Snapshotted, std::sync::Arc<[u8]>)> {
+        let (snapshot, observed) = engine.snapshot(name, bytecode, limits)?;
+        let component = engine.compile(&snapshot)?;
+        let mut bytes = vec![observed.to_byte()];
+        bytes.extend(engine.serialize(&component)?);
+        let built = Snapshotted {
+            component,
+            observed,
+            here: true,
+        };
+        Ok((built, bytes.into()))
+    };
+    let local_only = |s: &Snapshotted| clocks == Clocks::ThisProcess && s.observed.clock;
+    let (found, origin) = cache.get_or_compile_keeping(
         Artifact::Component,
         key,
         |payload| {
             let (&byte, component) = payload.split_first().ok_or("empty")?;
             let observed = Observed::from_byte(byte)
                 .ok_or_else(|| format!("unknown observation byte {byte:#04x}"))?;
-            Ok((deserialize(engine, component)?, observed))
+            Ok(Snapshotted {
+                component: deserialize(engine, component)?,
+                observed,
+                here: false,
+            })
         },
-        || {
-            let (snapshot, observed) = engine.snapshot(name, bytecode, limits)?;
-            let component = engine.compile(&snapshot)?;
-            let mut bytes = vec![observed.to_byte()];
-            bytes.extend(engine.serialize(&component)?);
-            Ok(((component, observed), bytes.into()))
-        },
-    )
+        &build,
+        |built| !local_only(built),
+    )?;
+    if local_only(&found) && !found.here {
+        // Another process froze its own clock in that one: this process
+        // builds its own, and keeps it out of every tier.
+        let (built, _) = build()?;
+        return Ok((built, Origin::Compiled));
+    }
+    Ok((found, origin))
 }
 
 /// Why a seed directory did not have the guest for `engine`, if there is a

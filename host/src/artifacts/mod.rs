@@ -14,4 +14,4 @@ mod diagnose;
 pub(crate) use bytecode::compile;
 pub use bytecode::CompiledHandler;
 pub use bytecode_file::Bytecode;
-pub(crate) use component::{guest, prepared};
+pub(crate) use component::{guest, prepared, Clocks, Snapshotted};

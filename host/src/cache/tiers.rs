@@ -177,6 +177,27 @@ impl Cache {
     where
         T: Clone + Send + Sync + 'static,
     {
+        self.get_or_compile_keeping(kind, key, decode, compile, |_| true)
+    }
+
+    /// [`get_or_compile`](Self::get_or_compile), where what is compiled
+    /// goes to the cache directory only if `persist` says so (else it stays
+    /// in this process's memory tier).
+    ///
+    /// # Errors
+    ///
+    /// Only `compile`'s own.
+    pub fn get_or_compile_keeping<T, E>(
+        &self,
+        kind: Artifact,
+        key: Key,
+        decode: impl Fn(&[u8]) -> Result<T, String>,
+        compile: impl FnOnce() -> Result<(T, Arc<[u8]>), E>,
+        persist: impl FnOnce(&T) -> bool,
+    ) -> Result<(T, Origin), E>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
         let held = |held: Held| held.downcast_ref::<T>().cloned();
         if let Some(hit) = self.memory.lock().unwrap().get(kind, &key).and_then(held) {
             return Ok((hit, Origin::Memory));
@@ -230,7 +251,9 @@ impl Cache {
             let (artifact, payload) = compile()?;
             self.compiles[kind.index()].fetch_add(1, Relaxed);
             let weight = payload.len();
-            self.store(kind, key, payload);
+            if persist(&artifact) {
+                self.store(kind, key, payload);
+            }
             (artifact, Origin::Compiled, weight)
         };
         let held: Held = Arc::new(artifact.clone());

@@ -9,8 +9,11 @@
 //!
 //! Invariants:
 //! - Under `auto`, a handler is switched to its snapshot only if its top
-//!   level read nothing that differs between instances ([`Observed`]), so
-//!   answers are the same before and after the switch.
+//!   level read neither randomness nor `Nexus.stats()` ([`Observed`]): what
+//!   it computed is what every instance would. A clock read there is frozen
+//!   at this process's time, as Node's module load freezes it: such a
+//!   snapshot is built in this process and kept in its memory, never taken
+//!   from or put in the cache directory or the seed.
 //! - A build that fails leaves the handler on the plain path: the failure
 //!   is logged once, counted and shown, never an invocation's error.
 //! - At most `max_snapshots` snapshots are loaded; past that, the least
@@ -21,9 +24,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
-use crate::artifacts::CompiledHandler;
+use crate::artifacts::{Clocks, CompiledHandler};
 use crate::cache::Origin;
 use crate::config::SnapshotPolicy;
+use crate::engine::Observed;
 use crate::runtime::{PreparedHandler, Runtime};
 
 /// Builds that may wait for the worker; past that, a handler is asked
@@ -297,8 +301,21 @@ impl Worker {
         snapshot.set(Snapshot::Building);
         let name = snapshot.name.as_str();
         let counts = &self.counts;
-        match self.runtime.prepare_unadmitted(&snapshot.compiled) {
-            Ok(prepared) => match prepared.observed.reason() {
+        // Under auto, a clock read at the top level is frozen at this
+        // process's time, as Node's module load freezes it: the snapshot is
+        // this process's own. Randomness or the runtime's figures would be
+        // the same in every instance, and keep the handler plain.
+        let clocks = match snapshot.policy {
+            SnapshotPolicy::Auto => Clocks::ThisProcess,
+            SnapshotPolicy::Eager | SnapshotPolicy::Off => Clocks::Shared,
+        };
+        match self.runtime.prepare_unadmitted(&snapshot.compiled, clocks) {
+            Ok(prepared) => match (Observed {
+                clock: false,
+                ..prepared.observed
+            })
+            .reason()
+            {
                 Some(why) if snapshot.policy == SnapshotPolicy::Auto => {
                     counts.refused.fetch_add(1, Relaxed);
                     tracing::info!(target: "nexus::snapshot", handler = name, "not used under snapshot = auto: {why}; calls stay on the plain path");

@@ -13,7 +13,7 @@ mod admission;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::artifacts::{self, Bytecode, CompiledHandler};
+use crate::artifacts::{self, Bytecode, Clocks, CompiledHandler, Snapshotted};
 use crate::cache::{Artifact, Cache, Origin};
 use crate::config::Config;
 use crate::engine::{
@@ -308,20 +308,33 @@ impl Runtime {
     /// [`Error::Engine`] if snapshotting or compiling fails.
     pub fn prepare(&self, handler: &CompiledHandler) -> Result<PreparedHandler> {
         let _permit = self.admission.enter()?;
-        self.prepare_unadmitted(handler)
+        self.prepare_unadmitted(handler, Clocks::Shared)
     }
 
     /// [`prepare`](Self::prepare) without taking an instance slot: for a
     /// background worker, which runs one build at a time and whose build
-    /// instantiates on an engine of its own.
-    pub(crate) fn prepare_unadmitted(&self, handler: &CompiledHandler) -> Result<PreparedHandler> {
+    /// instantiates on an engine of its own; `clocks` says whose clock the
+    /// snapshot may have frozen.
+    pub(crate) fn prepare_unadmitted(
+        &self,
+        handler: &CompiledHandler,
+        clocks: Clocks,
+    ) -> Result<PreparedHandler> {
         let start = Instant::now();
-        let ((component, observed), origin) = artifacts::prepared(
+        let (
+            Snapshotted {
+                component,
+                observed,
+                ..
+            },
+            origin,
+        ) = artifacts::prepared(
             &self.engine,
             &self.cache,
             log_name(&handler.name),
             &handler.bytecode,
             self.limits(None),
+            clocks,
         )?;
         self.stats
             .compiled_if(Artifact::Component, origin, start, None);
