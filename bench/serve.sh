@@ -25,9 +25,9 @@ cp "$handlers/lodash.input.json" "$work/lodash.input.json"
 "$nexus" serve --handlers "$work/h" --listen 127.0.0.1:18081 --cache-dir "$work/cache" >/dev/null 2>"$work/nexus.log" &
 nexus_pid=$!
 for _ in $(seq 600); do curl -sf http://127.0.0.1:18081/readyz >/dev/null && break; sleep 0.1; done
-# lodash's top level reads the clock (its shortOut heuristic calls Date.now),
-# so `auto` keeps it plain; registered again with its own policy, `eager`,
-# it is snapshotted anyway.
+# lodash's top level reads the clock (its shortOut heuristic calls Date.now):
+# under `auto` it gets a snapshot of its own, built in this process; it is
+# registered again with its own policy, `eager`, for the cached kind.
 curl -sf -X PUT "http://127.0.0.1:18081/handlers/lodash-eager?snapshot=eager" --data-binary "@$work/h/lodash.js" >/dev/null
 cp "$work/lodash.input.json" "$work/lodash-eager.input.json"
 node bench/serve-peer.mjs vm 18082 "$work/h/trivial.js" & vm_trivial=$!

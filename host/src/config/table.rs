@@ -273,7 +273,7 @@ settings! {
     #[serve_only]
     grace_period_ms => grace_period: Duration as Millis = "20000",
         env "NEXUS_GRACE_PERIOD_MS", value "MS", range "0" to "600000";
-    /// When a handler gets its own snapshot (its module evaluated ahead, so calls skip that): `auto` after its first calls unless its top level reads the clock, Math.random or Nexus.stats(); `eager` at registration; `off` never
+    /// When a handler gets its own snapshot (its module evaluated ahead, so calls skip that): `auto` after its first calls unless its top level reads Math.random or Nexus.stats() (a clock read there is frozen at this process's time, as Node's module load freezes it); `eager` at registration; `off` never
     #[serve_only]
     snapshot => snapshot: SnapshotPolicy as SnapshotPolicy = "auto",
         env "NEXUS_SNAPSHOT", value "POLICY";
