@@ -5,17 +5,21 @@
 # log as a cluster would (log_format = json, stderr to a file), so the
 # access lines are part of what is measured.
 # usage: bench/serve-ab.sh NEXUS_A NEXUS_B [SECONDS] [CONNECTIONS]
+# ENV_A and ENV_B add environment to one server (ENV_B="NEXUS_LOG=warn"),
+# to compare one build against itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 a=$1 b=$2 seconds=${3:-5} connections=${4:-64} rounds=${ROUNDS:-5}
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+pid_a= pid_b=
+# The servers start in command substitutions: not this shell's jobs.
+trap 'kill $pid_a $pid_b 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/h"
 cp bench/trivial.js "$work/h/trivial.js"
 echo '{"name":"bench"}' > "$work/input.json"
 
-start() { # BINARY PORT
-  "$1" serve --handlers "$work/h" --listen "127.0.0.1:$2" --cache-dir "$work/cache-$2" \
+start() { # BINARY PORT ENV
+  env $3 "$1" serve --handlers "$work/h" --listen "127.0.0.1:$2" --cache-dir "$work/cache-$2" \
     --log-format json >/dev/null 2>"$work/log-$2" &
   echo $!
   for _ in $(seq 600); do curl -sf "http://127.0.0.1:$2/readyz" >/dev/null && break; sleep 0.1; done
@@ -26,8 +30,8 @@ start() { # BINARY PORT
     sleep 0.1
   done
 }
-pid_a=$(start "$a" 18091)
-pid_b=$(start "$b" 18092)
+pid_a=$(start "$a" 18091 "${ENV_A:-}")
+pid_b=$(start "$b" 18092 "${ENV_B:-}")
 hz=$(getconf CLK_TCK)
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
@@ -50,7 +54,7 @@ rps_a=$(cut -d' ' -f1 "$work/a" | median) rps_b=$(cut -d' ' -f1 "$work/b" | medi
 cpu_a=$(cut -d' ' -f2 "$work/a" | median) cpu_b=$(cut -d' ' -f2 "$work/b" | median)
 echo "| binary | requests/s (median of $rounds) | CPU µs per request |"
 echo "|---|---|---|"
-printf '| A %s | %.0f | %.1f |\n' "$a" "$rps_a" "$cpu_a"
-printf '| B %s | %.0f | %.1f |\n' "$b" "$rps_b" "$cpu_b"
+printf '| A %s %s | %.0f | %.1f |\n' "${ENV_A:-}" "$a" "$rps_a" "$cpu_a"
+printf '| B %s %s | %.0f | %.1f |\n' "${ENV_B:-}" "$b" "$rps_b" "$cpu_b"
 printf '| B / A | %.3f | %.3f |\n' "$(echo "$rps_b / $rps_a" | bc -l)" "$(echo "$cpu_b / $cpu_a" | bc -l)"
 echo "rounds (req/s): A $(cut -d' ' -f1 "$work/a" | xargs) | B $(cut -d' ' -f1 "$work/b" | xargs)"

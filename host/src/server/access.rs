@@ -3,11 +3,13 @@
 //!
 //! Invariants: every response carries `x-request-id`, errors included: the
 //! client's own when it is sane (1 to 128 printable ASCII characters), else
-//! a fresh UUID. The request's span carries that id, so every log line of
-//! the request (a handler's console lines, which run on a call thread,
-//! included) carries it too; the span gains the handler, status, path and
-//! duration, and the request ends with one access line
-//! (`target: nexus::access`; at `debug` for probes and scrapes).
+//! a fresh UUID. The request's span carries that id, the method, the route
+//! and the handler, so every log line of the request (a handler's console
+//! lines, which run on a call thread, included) carries them too; the
+//! request ends with one access line in that span (`target:
+//! nexus::access`; at `debug` for probes and scrapes) adding the status, the
+//! invocation's path and the duration. Every span field is set when the
+//! span is made: one recorded later costs a re-formatting of them all.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,7 +19,6 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use tracing::field::Empty;
 use tracing::Instrument;
 
 use super::App;
@@ -43,15 +44,18 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
     }
 }
 
-/// Names the request's handler in its span, once the route has checked the
-/// name.
-pub(crate) fn record_handler(name: &str) {
-    tracing::Span::current().record("handler", name);
+/// The handler a request to `route` names, if its name is valid.
+fn handler<'a>(route: &str, uri: &'a str) -> Option<&'a str> {
+    if !route.starts_with("/handlers/{name}") {
+        return None;
+    }
+    let name = uri.strip_prefix("/handlers/")?.split(['/', '?']).next()?;
+    nexus_host::check_name(name).ok().map(|()| name)
 }
 
-/// Records the path an invocation took in its request's span.
-pub(crate) fn record_path(path: &'static str) {
-    tracing::Span::current().record("path", path);
+/// The path an invocation took, as the response's `x-nexus-path` says.
+fn invocation_path(response: &Response) -> Option<&str> {
+    response.headers().get("x-nexus-path")?.to_str().ok()
 }
 
 /// Gives the request its id and span, counts it by route and status, times
@@ -64,21 +68,19 @@ pub(crate) async fn track(State(app): State<Arc<App>>, request: Request, next: N
     // A `MatchedPath` clone shares its text; nothing is allocated per request.
     let matched = request.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    // Every field is known here: recording one later would format the
+    // span's fields again.
     let span = tracing::info_span!(
         "request",
         request_id = id.to_str().unwrap_or_default(),
-        method = %request.method(),
+        method = request.method().as_str(),
         route,
-        handler = Empty,
-        path = Empty,
-        status = Empty,
-        duration_us = Empty,
+        handler = handler(route, request.uri().path()),
     );
     let start = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let took = start.elapsed();
     let status = response.status();
-    response.headers_mut().insert(REQUEST_ID, id);
     app.metrics
         .requests
         .with_label_values(&[route, status.as_str()])
@@ -87,18 +89,17 @@ pub(crate) async fn track(State(app): State<Arc<App>>, request: Request, next: N
         .durations
         .with_label_values(&[route])
         .observe(took.as_secs_f64());
-    span.record("status", status.as_u16());
-    span.record(
-        "duration_us",
-        u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
-    );
+    let status = status.as_u16();
+    let duration_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+    let path = invocation_path(&response);
     span.in_scope(|| match route {
         // Probes and scrapes come every few seconds and say nothing new.
         "/healthz" | "/readyz" | "/metrics" => {
-            tracing::debug!(target: "nexus::access", "answered")
+            tracing::debug!(target: "nexus::access", status, duration_us, "answered")
         }
-        _ => tracing::info!(target: "nexus::access", "answered"),
+        _ => tracing::info!(target: "nexus::access", status, duration_us, path, "answered"),
     });
+    response.headers_mut().insert(REQUEST_ID, id);
     response
 }
 
@@ -141,5 +142,15 @@ mod tests {
         }
         let fresh = [(); 2].map(|()| request_id(&HeaderMap::new()));
         assert_ne!(fresh[0], fresh[1]);
+    }
+
+    #[test]
+    fn the_span_names_a_valid_handler_of_a_handlers_route_only() {
+        let invoke = "/handlers/{name}/invoke";
+        assert_eq!(handler(invoke, "/handlers/ada/invoke"), Some("ada"));
+        assert_eq!(handler("/handlers/{name}", "/handlers/ada"), Some("ada"));
+        assert_eq!(handler(invoke, "/handlers/Bad%20/invoke"), None);
+        assert_eq!(handler("/handlers", "/handlers"), None);
+        assert_eq!(handler("unmatched", "/handlers/ada/x/y"), None);
     }
 }

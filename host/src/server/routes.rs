@@ -13,7 +13,6 @@ use axum::Json;
 use nexus_host::{check_name, Cancel, Handler, Handlers, SnapshotPolicy, OTHER};
 use serde_json::{json, Value};
 
-use super::access;
 use super::errors::ApiError;
 use super::App;
 
@@ -31,7 +30,6 @@ fn ready(app: &App) -> Result<&Arc<Handlers>, ApiError> {
 fn name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(name) = path.map_err(|e| ApiError::bad_request(format!("bad path: {e}")))?;
     check_name(&name)?;
-    access::record_handler(&name);
     Ok(name)
 }
 
@@ -166,7 +164,6 @@ pub(crate) async fn invoke(
     })
     .await?;
     guard.disarm();
-    access::record_path(path.as_str());
     let mut response = match invocation {
         Ok(invocation) => (
             [(header::CONTENT_TYPE, "application/json")],
