@@ -4,9 +4,9 @@
 //! Invariants: one event is one line, whatever a handler writes (text
 //! escapes control characters; JSON escapes them already); in JSON, every
 //! field is a top-level key, the fields of the spans the event is in
-//! (`nexus serve`'s request span: `request_id`, `handler`, `status`,
-//! `duration_us`, `path`, …) included, so a log pipeline filters on them
-//! without parsing the message.
+//! (`nexus serve`'s request span: `request_id`, `method`, `route`,
+//! `handler`) included, so a log pipeline filters on them without parsing
+//! the message; no key appears twice.
 
 use std::fmt;
 
@@ -43,7 +43,8 @@ pub(crate) fn init_tracing(format: LogFormat, default: &str) {
 
 /// One JSON object a line: `timestamp`, `level`, `target`, then the fields
 /// of each span the event is in (outermost first) and the event's own
-/// (`message` among them), all at the top level; an inner name wins.
+/// (`message` among them), all at the top level; an event's field a span
+/// already has (a console line's `handler`) is left out.
 struct FlatJson;
 
 impl<S> FormatEvent<S, JsonFields> for FlatJson
@@ -56,25 +57,51 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let mut line = Map::new();
-        let mut timestamp = String::new();
-        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
-        line.insert("timestamp".into(), timestamp.into());
+        let mut line = String::with_capacity(256);
+        line.push_str("{\"timestamp\":\"");
+        SystemTime.format_time(&mut Writer::new(&mut line))?;
         let meta = event.metadata();
-        line.insert("level".into(), meta.level().as_str().into());
-        line.insert("target".into(), meta.target().into());
+        let head = format!(
+            "\",\"level\":\"{}\",\"target\":{}",
+            meta.level(),
+            Value::from(meta.target())
+        );
+        line.push_str(&head);
+        // `JsonFields` keeps each span's fields as a JSON object, formatted
+        // once: its members are spliced in as they are.
+        let mut spans = String::new();
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
                 let extensions = span.extensions();
-                // `JsonFields` keeps each span's fields as a JSON object.
-                let fields = extensions
+                let members = extensions
                     .get::<FormattedFields<JsonFields>>()
-                    .and_then(|f| serde_json::from_str::<Map<String, Value>>(f).ok());
-                line.extend(fields.into_iter().flatten());
+                    .and_then(|f| {
+                        f.fields
+                            .strip_prefix('{')?
+                            .strip_suffix('}')
+                            .map(str::to_owned)
+                    });
+                if let Some(members) = members.filter(|m| !m.is_empty()) {
+                    spans.push(',');
+                    spans.push_str(&members);
+                }
             }
         }
-        event.record(&mut Fields(&mut line));
-        writeln!(writer, "{}", Value::Object(line))
+        line.push_str(&spans);
+        let mut fields = Map::new();
+        event.record(&mut Fields(&mut fields));
+        for (name, value) in fields {
+            // A key is `"name":` only where it is one: a string holding it
+            // has its quotes escaped.
+            if !spans.contains(&format!("\"{name}\":")) {
+                line.push(',');
+                line.push_str(&Value::from(name).to_string());
+                line.push(':');
+                line.push_str(&value.to_string());
+            }
+        }
+        line.push('}');
+        writeln!(writer, "{line}")
     }
 }
 
