@@ -110,7 +110,7 @@ pub(crate) fn prepared(
                 here: false,
             })
         },
-        &build,
+        build,
         |built| !local_only(built),
     )?;
     if local_only(&found) && !found.here {
