@@ -378,6 +378,18 @@ impl Handlers {
         self.by_name.read().unwrap().values().cloned().collect()
     }
 
+    /// At most `limit` handlers, by name, from the first after `after`
+    /// (from the first of all without it), and whether more follow: a page
+    /// costs its own length, however many are registered.
+    pub fn page(&self, after: Option<&str>, limit: usize) -> (Vec<Arc<Handler>>, bool) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let by_name = self.by_name.read().unwrap();
+        let from = after.map_or(Unbounded, Excluded);
+        let mut handlers = by_name.range::<str, _>((from, Unbounded)).map(|(_, h)| h);
+        let page: Vec<Arc<Handler>> = handlers.by_ref().take(limit).cloned().collect();
+        (page, handlers.next().is_some())
+    }
+
     /// Runs `handler` with `input` (JSON) in a fresh instance of its
     /// snapshot if one is loaded, else of the shared guest; `timeout` may
     /// shorten the configured timeout, never lengthen it.

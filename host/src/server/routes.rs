@@ -228,15 +228,50 @@ fn only_param<T>(
     Ok(parsed)
 }
 
-/// `GET /handlers`.
-pub(crate) async fn list(State(app): State<Arc<App>>) -> Answer {
+/// Handlers a page of `GET /handlers` holds by default, and at most.
+const PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+/// `GET /handlers[?limit=N][&after=NAME]`: a page of handlers by name, the
+/// first after `after`; `next` is the `after` of the next page, `null` on
+/// the last.
+pub(crate) async fn list(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Answer {
     let handlers = ready(&app)?;
-    let list: Vec<Value> = handlers
-        .list()
-        .iter()
-        .map(|h| describe(handlers, h))
-        .collect();
-    Ok(Json(json!({ "handlers": list })).into_response())
+    let (mut limit, mut after) = (None, None);
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if (key == "limit" && limit.is_some()) || (key == "after" && after.is_some()) {
+            return Err(ApiError::bad_request(format!(
+                "{key} is given more than once: give it once"
+            )));
+        }
+        match &*key {
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .map(Some)
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "limit={value:?}: expected a whole number from 1 to {MAX_PAGE}"
+                        ))
+                    })?;
+            }
+            "after" => after = Some(value.into_owned()),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {other:?}: a listing takes limit and after"
+                )))
+            }
+        }
+    }
+    let (page, more) = handlers.page(after.as_deref(), limit.unwrap_or(PAGE));
+    let next = match (more, page.last()) {
+        (true, Some(last)) => Value::from(last.name.as_str()),
+        _ => Value::Null,
+    };
+    let list: Vec<Value> = page.iter().map(|h| describe(handlers, h)).collect();
+    Ok(Json(json!({ "handlers": list, "next": next })).into_response())
 }
 
 /// `GET /handlers/{name}`.

@@ -578,3 +578,56 @@ fn max_handlers_bounds_the_names_registered() {
         201
     );
 }
+
+/// `GET /handlers` pages by name: `limit` (100 by default, at most 1000)
+/// from the first after `after`, with `next` the cursor of the next page.
+#[test]
+fn listing_pages_through_the_handlers_by_name() {
+    let files: Vec<(String, String)> = (0..250)
+        .map(|i| (format!("h{i:04}.js"), DOUBLE.to_owned()))
+        .collect();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_str()))
+        .collect();
+    let server = serve(&files, &["--snapshot", "off"]);
+    let names = |page: &Value| -> Vec<String> {
+        page["handlers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = server.request("GET", "/handlers", b"").json();
+    assert_eq!(names(&first).len(), 100);
+    assert_eq!(first["next"], "h0099");
+    let mut all = names(&first);
+    let mut next = first["next"].clone();
+    while let Some(after) = next.as_str() {
+        let page = server
+            .request("GET", &format!("/handlers?limit=60&after={after}"), b"")
+            .json();
+        all.extend(names(&page));
+        next = page["next"].clone();
+    }
+    let expected: Vec<String> = (0..250).map(|i| format!("h{i:04}")).collect();
+    assert_eq!(all, expected);
+    let some = server
+        .request("GET", "/handlers?after=h0010&limit=3", b"")
+        .json();
+    assert_eq!(names(&some), ["h0011", "h0012", "h0013"]);
+    let last = server.request("GET", "/handlers?after=h0249", b"").json();
+    assert_eq!((names(&last).len(), &last["next"]), (0, &Value::Null));
+    for bad in [
+        "limit=0",
+        "limit=1001",
+        "limit=x",
+        "page=2",
+        "after=a&after=b",
+    ] {
+        let reply = server.request("GET", &format!("/handlers?{bad}"), b"");
+        assert_eq!(reply.status, 400, "{bad}");
+        assert_eq!(reply.json()["error"]["kind"], "bad_request", "{bad}");
+    }
+}
