@@ -8,15 +8,16 @@
 //! lines, which run on a call thread, included) carries them too; the
 //! request ends with one access line in that span (`target:
 //! nexus::access`; at `debug` for probes and scrapes) adding the status, the
-//! invocation's path and the duration. Every span field is set when the
+//! invocation's path and the duration; a request whose client went away is
+//! counted and logged as 499 when its future is dropped. Every span field is set when the
 //! span is made: one recorded later costs a re-formatting of them all.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
@@ -61,9 +62,6 @@ fn invocation_path(response: &Response) -> Option<&str> {
 /// Gives the request its id and span, counts it by route and status, times
 /// it, and writes its access line.
 pub(crate) async fn track(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    // Counted until answered, or dropped with its connection.
-    app.in_flight.fetch_add(1, Ordering::Relaxed);
-    let _answering = Answering(&app.in_flight);
     let id = request_id(request.headers());
     // A `MatchedPath` clone shares its text; nothing is allocated per request.
     let matched = request.extensions().get::<MatchedPath>().cloned();
@@ -77,38 +75,83 @@ pub(crate) async fn track(State(app): State<Arc<App>>, request: Request, next: N
         route,
         handler = handler(route, request.uri().path()),
     );
-    let start = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
-    let took = start.elapsed();
-    let status = response.status();
-    app.metrics
-        .requests
-        .with_label_values(&[route, status.as_str()])
-        .inc();
-    app.metrics
-        .durations
-        .with_label_values(&[route])
-        .observe(took.as_secs_f64());
-    let status = status.as_u16();
-    let duration_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-    let path = invocation_path(&response);
-    span.in_scope(|| match route {
-        // Probes and scrapes come every few seconds and say nothing new.
-        "/healthz" | "/readyz" | "/metrics" => {
-            tracing::debug!(target: "nexus::access", status, duration_us, "answered")
-        }
-        _ => tracing::info!(target: "nexus::access", status, duration_us, path, "answered"),
-    });
+    let mut answering = Answering::new(&app, route, span.clone());
+    let mut response = next.run(request).instrument(span).await;
+    answering.answered(&response);
     response.headers_mut().insert(REQUEST_ID, id);
     response
 }
 
-/// One request being answered; dropping it counts it done.
-struct Answering<'a>(&'a AtomicU64);
+/// A request being answered: counted in flight until dropped. Dropped
+/// before its answer (its client went away, and the request's future with
+/// it), it is counted and logged as 499.
+struct Answering<'a> {
+    app: &'a App,
+    route: &'a str,
+    span: tracing::Span,
+    start: Instant,
+    done: bool,
+}
+
+impl<'a> Answering<'a> {
+    fn new(app: &'a App, route: &'a str, span: tracing::Span) -> Self {
+        app.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self {
+            app,
+            route,
+            span,
+            start: Instant::now(),
+            done: false,
+        }
+    }
+
+    /// Counts, times and logs the request with `response`'s status.
+    fn answered(&mut self, response: &Response) {
+        self.done = true;
+        self.finish(response.status(), invocation_path(response));
+    }
+
+    fn finish(&self, status: StatusCode, path: Option<&str>) {
+        let took = self.start.elapsed();
+        let metrics = &self.app.metrics;
+        let route = self.route;
+        metrics
+            .requests
+            .with_label_values(&[route, status.as_str()])
+            .inc();
+        metrics
+            .durations
+            .with_label_values(&[route])
+            .observe(took.as_secs_f64());
+        let status = status.as_u16();
+        let duration_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.span.in_scope(|| match (route, status) {
+            (_, CLIENT_GONE) => tracing::info!(
+                target: "nexus::access",
+                status,
+                duration_us,
+                "the client went away before the answer"
+            ),
+            // Probes and scrapes come every few seconds and say nothing new.
+            ("/healthz" | "/readyz" | "/metrics", _) => {
+                tracing::debug!(target: "nexus::access", status, duration_us, "answered")
+            }
+            _ => tracing::info!(target: "nexus::access", status, duration_us, path, "answered"),
+        });
+    }
+}
+
+/// The status of a request whose client went away: nginx's, which no
+/// client reads.
+const CLIENT_GONE: u16 = 499;
 
 impl Drop for Answering<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        if !self.done {
+            let gone = StatusCode::from_u16(CLIENT_GONE).expect("a valid status");
+            self.finish(gone, None);
+        }
+        self.app.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

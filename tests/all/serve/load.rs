@@ -191,6 +191,25 @@ fn abandoned_calls_are_cancelled() {
     let metrics = server.request("GET", "/metrics", b"").text();
     let cancelled = sample(&metrics, r#"nexus_invocations_total{outcome="cancelled"}"#);
     assert!(cancelled >= 25.0, "{cancelled} of 30 cancelled");
+    // Each abandoned request is counted and logged as 499 all the same,
+    // once the server has seen its connection close.
+    let gone = r#"nexus_http_requests_total{route="/handlers/{name}/invoke",status="499"}"#;
+    let start = std::time::Instant::now();
+    loop {
+        let metrics = server.request("GET", "/metrics", b"").text();
+        let (counted, log) = (sample(&metrics, gone), server.log());
+        let logged = log
+            .matches("the client went away before the answer")
+            .count();
+        if (counted, logged) == (30.0, 30) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{counted} counted and {logged} logged of 30:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Registrations cannot take every call thread: while as many slow
