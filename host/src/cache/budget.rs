@@ -34,7 +34,6 @@ impl Budget {
         self.held -= weight;
     }
 
-    #[cfg(test)]
     pub fn held(&self) -> u64 {
         self.held
     }

@@ -1,12 +1,13 @@
 //! The index of the directory's files and the eviction policy: each file
 //! charged to the [`Budget`] by the blocks it takes (as a kubelet counts a
-//! volume), rebuilt from the directory before every write (other processes
-//! write to it too), least recently used evicted first.
+//! volume), rebuilt from the directory before a write when other processes
+//! may have changed it (the directories' times moved, ten seconds passed, or
+//! the bound is near), least recently used evicted first.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use cap_std::fs::{Dir, OpenOptionsExt as _};
 use rustix::fs::{FlockOperation, OFlags};
@@ -16,6 +17,17 @@ use super::write::is_temp;
 use super::{allocated, Access, DiskTier, Op, STALE_TEMP};
 use crate::cache::{Artifact, Key, TierStats};
 use std::sync::atomic::Ordering::Relaxed;
+
+/// The artifact directories' modification times.
+fn stamps(dir: &Dir) -> Stamps {
+    Artifact::ALL.map(|kind| {
+        dir.metadata(kind.dir())
+            .ok()?
+            .modified()
+            .ok()
+            .map(|t| t.into_std())
+    })
+}
 
 pub(super) struct Entry {
     pub(super) bytes: u64,
@@ -28,7 +40,22 @@ pub(super) struct Index {
     pub(super) entries: HashMap<(Artifact, Key), Entry>,
     pub(super) budget: Budget,
     pub(super) stats: [TierStats; 2],
+    /// The artifact directories' modification times when the index last
+    /// matched them (after a rescan, or this process's own change), and
+    /// when it was last rescanned.
+    seen: Option<(Stamps, Instant)>,
+    /// Rescans so far.
+    pub(super) rescans: u64,
 }
+
+/// Each artifact directory's modification time: any file created, renamed
+/// in or removed, by any process, moves it.
+type Stamps = [Option<SystemTime>; 2];
+
+/// How long an index that the directories' times say is current may go
+/// without a rescan anyway (a change within one tick of the clock would
+/// not move them).
+const RESCAN_EVERY: Duration = Duration::from_secs(10);
 
 impl Index {
     pub(super) fn new(capacity: u64) -> Self {
@@ -36,6 +63,8 @@ impl Index {
             entries: HashMap::new(),
             budget: Budget::new(capacity),
             stats: Default::default(),
+            seen: None,
+            rescans: 0,
         }
     }
 
@@ -76,8 +105,12 @@ impl DiskTier {
     /// Hits, misses and evictions so far are kept.
     pub(super) fn rescan(&self, dir: &Dir, index: &mut Index, access: Access) {
         let stats = index.stats;
+        let rescans = index.rescans + 1;
+        let stamps = stamps(dir);
         *index = Index::new(index.budget.capacity());
         index.stats = stats;
+        index.rescans = rescans;
+        index.seen = Some((stamps, Instant::now()));
         for kind in Artifact::ALL {
             let Ok(entries) = dir.read_dir(kind.dir()) else {
                 continue;
@@ -106,6 +139,30 @@ impl DiskTier {
                     index.insert(kind, key, allocated(&meta), modified);
                 }
             }
+        }
+    }
+
+    /// [`rescan`](Self::rescan)s unless the index is known to match the
+    /// directory: the directories have not changed since it last did, it
+    /// was rescanned within [`RESCAN_EVERY`], and `incoming` bytes fit with
+    /// room to spare (near the bound, every byte another process wrote
+    /// counts). A write then costs its own file, not the directory's.
+    pub(super) fn rescan_if_changed(&self, dir: &Dir, index: &mut Index, incoming: u64) {
+        let current = match index.seen {
+            Some((seen, at)) => seen == stamps(dir) && at.elapsed() < RESCAN_EVERY,
+            None => false,
+        };
+        let roomy = index.budget.held() + incoming <= index.budget.capacity() / 10 * 9;
+        if !(current && roomy) {
+            self.rescan(dir, index, Access::Use);
+        }
+    }
+
+    /// Notes that the index matches the directory after this process's own
+    /// change to it.
+    pub(super) fn matched(dir: &Dir, index: &mut Index) {
+        if let Some((seen, _)) = &mut index.seen {
+            *seen = stamps(dir);
         }
     }
 
@@ -211,5 +268,46 @@ mod tests {
         let dir = tier.dir.as_ref().unwrap();
         tier.rescan(dir, &mut tier.index.lock().unwrap(), Access::Use);
         assert_eq!(charged(), on_disk, "rescanned");
+    }
+
+    #[test]
+    fn a_write_rescans_only_when_another_writer_changed_the_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let ours = DiskTier::open(root.path(), 64 << 20);
+        let key = |n: u32| Key::bytecode("guest", &format!("{n}.js"), "", &[]);
+        let rescans = |tier: &DiskTier| tier.index.lock().unwrap().rescans;
+        ours.write(Artifact::Bytecode, &key(0), &[1; 100]);
+        let after_first = rescans(&ours);
+        for n in 1..200 {
+            ours.write(Artifact::Bytecode, &key(n), &[1; 100]);
+        }
+        assert_eq!(rescans(&ours), after_first, "its own writes: no rescan");
+
+        // Another process writes into the same directory: the next write
+        // rescans first, and its entry counts against the one bound.
+        let theirs = DiskTier::open(root.path(), 64 << 20);
+        theirs.write(Artifact::Bytecode, &key(1000), &[2; 100]);
+        ours.write(Artifact::Bytecode, &key(200), &[1; 100]);
+        assert_eq!(rescans(&ours), after_first + 1);
+        let index = ours.index.lock().unwrap();
+        assert!(index.entries.contains_key(&(Artifact::Bytecode, key(1000))));
+        assert_eq!(index.entries.len(), 202);
+    }
+
+    #[test]
+    fn near_the_bound_every_write_rescans() {
+        let root = tempfile::tempdir().unwrap();
+        // Room for ten one-block entries: from the tenth, a write would
+        // take it past 90%.
+        let tier = DiskTier::open(root.path(), 10 * 4096);
+        let key = |n: u32| Key::bytecode("guest", &format!("{n}.js"), "", &[]);
+        for n in 0..9 {
+            tier.write(Artifact::Bytecode, &key(n), &[1; 100]);
+        }
+        let before = tier.index.lock().unwrap().rescans;
+        for n in 9..13 {
+            tier.write(Artifact::Bytecode, &key(n), &[1; 100]);
+        }
+        assert_eq!(tier.index.lock().unwrap().rescans, before + 4);
     }
 }

@@ -24,9 +24,13 @@
 //!   rescan removes it.
 //! - The directory's files take no more blocks than the budget (see
 //!   [`super::budget`]), counted as a kubelet counts them (allocated
-//!   blocks, temporaries included) and rescanned before every write, so
+//!   blocks, temporaries included) and rescanned before a write whenever
+//!   another process may have changed the directory (its artifact
+//!   directories' times moved since this process last matched them, ten
+//!   seconds passed, or the write would take it past 90% of the bound), so
 //!   that processes sharing the directory keep one bound: least recently
-//!   used entries are deleted first. The index is rebuilt from
+//!   used entries are deleted first. A write that needs no rescan costs its
+//!   own file, not the directory's. The index is rebuilt from
 //!   the directory at start-up, by modification time, which a hit refreshes.
 //! - A seed directory ([`DiskTier::seed`]) is a cache directory made ahead
 //!   and only ever read: root may own it (an image's files), and then its

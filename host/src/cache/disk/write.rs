@@ -12,7 +12,7 @@ use cap_std::fs::Dir;
 use rustix::fs::FlockOperation;
 
 use super::super::format;
-use super::{allocated, Access, DiskTier, Op, BLOCK};
+use super::{allocated, DiskTier, Op, BLOCK};
 use crate::cache::{Artifact, Key};
 
 /// Whether `name` is a writer's temporary (`.tmp-…`).
@@ -33,7 +33,7 @@ impl DiskTier {
             return;
         }
         // What other processes wrote counts too: look before evicting.
-        self.rescan(dir, &mut index, Access::Use);
+        self.rescan_if_changed(dir, &mut index, size);
         self.evict_until_admitted(dir, &mut index, size);
         drop(index);
 
@@ -50,6 +50,7 @@ impl DiskTier {
                 index.insert(kind, *key, size, SystemTime::now());
                 // Another writer may have filled the budget meanwhile.
                 self.evict_until_admitted(dir, &mut index, 0);
+                Self::matched(dir, &mut index);
             }
             Err(e) => {
                 let _ = dir.remove_file(&temp);
