@@ -80,6 +80,12 @@ const FAMILIES: &[(&str, MetricType, &str, &[&str])] = &[
         &["artifact"],
     ),
     (
+        "nexus_cache_rebuild_seconds_total",
+        MetricType::COUNTER,
+        "Seconds spent compiling artifacts no tier had: the work the cache did not save.",
+        &["artifact"],
+    ),
+    (
         "nexus_invocations_total",
         MetricType::COUNTER,
         "Invocations by outcome: ok, or the error's kind.",
@@ -204,6 +210,8 @@ impl RuntimeCollector {
 /// One sample: labels and a value.
 enum Value<'a> {
     Counter(u64),
+    /// A counter of seconds.
+    Seconds(f64),
     Gauge(f64),
     Histogram(&'a Durations),
 }
@@ -225,6 +233,11 @@ fn sample(labels: &[(&str, &str)], value: Value<'_>) -> proto::Metric {
         Value::Counter(n) => {
             let mut c = proto::Counter::default();
             c.set_value(n as f64);
+            metric.set_counter(c);
+        }
+        Value::Seconds(seconds) => {
+            let mut c = proto::Counter::default();
+            c.set_value(seconds);
             metric.set_counter(c);
         }
         Value::Gauge(v) => {
@@ -330,10 +343,16 @@ impl Collector for RuntimeCollector {
             );
         }
         for (artifact, durations) in &counters.compile_seconds {
+            let labels = [("artifact", *artifact)];
             add(
                 "nexus_compile_duration_seconds",
-                &[("artifact", artifact)],
+                &labels,
                 Value::Histogram(durations),
+            );
+            add(
+                "nexus_cache_rebuild_seconds_total",
+                &labels,
+                Value::Seconds(durations.sum_seconds),
             );
         }
         for family in ["nexus_invocations_total", DEPRECATED_INVOCATIONS] {

@@ -39,6 +39,7 @@ fn metrics_parse_and_move_as_the_server_works() {
         "nexus_cache_corrupt_total",
         "nexus_cache_disk_errors_total",
         "nexus_compile_duration_seconds",
+        "nexus_cache_rebuild_seconds_total",
         "nexus_invocations_total",
         "nexus_invocation_duration_seconds",
         "nexus_instances_active",
@@ -55,6 +56,16 @@ fn metrics_parse_and_move_as_the_server_works() {
     let timeouts = r#"nexus_invocations_total{outcome="timeout"}"#;
     let memory_hits = r#"nexus_cache_hits_total{artifact="bytecode",tier="memory"}"#;
     assert_eq!(sample(&before, r#"nexus_handlers{path="plain"}"#), 2.0);
+    // The two compiles' seconds: what the cache did not save.
+    let rebuilt = sample(
+        &before,
+        r#"nexus_cache_rebuild_seconds_total{artifact="bytecode"}"#,
+    );
+    let compiles = sample(
+        &before,
+        r#"nexus_compile_duration_seconds_sum{artifact="bytecode"}"#,
+    );
+    assert!(rebuilt > 0.0 && rebuilt == compiles, "{rebuilt} {compiles}");
     assert_eq!(
         sample(&before, r#"nexus_cache_misses_total{artifact="bytecode"}"#),
         2.0
