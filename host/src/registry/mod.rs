@@ -419,29 +419,16 @@ impl Handlers {
         let invocations = handler.invocations.fetch_add(1, Relaxed) + 1;
         let limit = self.runtime.config().timeout;
         let timeout = timeout.map(|t| t.min(limit));
-        let series = &handler.series;
-        match self.snapshots.route(&handler.snapshot, invocations) {
-            Some(prepared) => (
-                InvocationPath::Prepared,
-                self.runtime.invoke_counted(
-                    Target::Prepared(&prepared),
-                    input,
-                    timeout,
-                    cancel,
-                    series,
-                ),
-            ),
-            None => (
-                InvocationPath::Plain,
-                self.runtime.invoke_counted(
-                    Target::Plain(&handler.compiled),
-                    input,
-                    timeout,
-                    cancel,
-                    series,
-                ),
-            ),
-        }
+        let prepared = self.snapshots.route(&handler.snapshot, invocations);
+        let (path, target) = match &prepared {
+            Some(prepared) => (InvocationPath::Prepared, Target::Prepared(prepared)),
+            None => (InvocationPath::Plain, Target::plain(&handler.compiled)),
+        };
+        let series = Some(&*handler.series);
+        (
+            path,
+            self.runtime.call(target, input, timeout, cancel, series),
+        )
     }
 }
 

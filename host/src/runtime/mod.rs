@@ -73,12 +73,23 @@ impl InvocationPath {
     }
 }
 
-/// Which component a registered handler's call runs in.
+/// What a call runs: bytecode in the shared guest, or a prepared handler's
+/// own snapshot.
 pub(crate) enum Target<'a> {
-    /// The shared guest, loading the handler's bytecode.
-    Plain(&'a CompiledHandler),
+    /// The shared guest, loading `bytecode` (named `name` in stack traces).
+    Plain { name: &'a str, bytecode: &'a [u8] },
     /// The handler's own snapshot.
     Prepared(&'a PreparedHandler),
+}
+
+impl<'a> Target<'a> {
+    /// `handler`'s bytecode, on the plain path.
+    pub(crate) fn plain(handler: &'a CompiledHandler) -> Self {
+        Target::Plain {
+            name: &handler.name,
+            bytecode: &handler.bytecode,
+        }
+    }
 }
 
 /// A handler with its own pre-initialized component; see
@@ -286,7 +297,7 @@ impl Runtime {
         input: &str,
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
-        self.run_bytecode(&handler.name, &handler.bytecode, input, timeout, None)
+        self.call(Target::plain(handler), input, timeout, None, None)
     }
 
     /// Gives `handler` its own pre-initialized component: the guest with the
@@ -375,7 +386,7 @@ impl Runtime {
         timeout: Option<Duration>,
         cancel: Option<&Cancel>,
     ) -> Result<Invocation> {
-        self.run_bytecode(&handler.name, &handler.bytecode, input, timeout, cancel)
+        self.call(Target::plain(handler), input, timeout, cancel, None)
     }
 
     /// [`invoke_prepared`](Self::invoke_prepared), stopped by `cancel` as
@@ -391,40 +402,7 @@ impl Runtime {
         timeout: Option<Duration>,
         cancel: Option<&Cancel>,
     ) -> Result<Invocation> {
-        let call = Call::Prepared { input };
-        self.run(&handler.sandbox, &handler.name, call, timeout, cancel, None)
-    }
-
-    /// A registered handler's call, on `path`, counted in its `series` too.
-    pub(crate) fn invoke_counted(
-        &self,
-        path: Target<'_>,
-        input: &str,
-        timeout: Option<Duration>,
-        cancel: Option<&Cancel>,
-        series: &HandlerSeries,
-    ) -> Result<Invocation> {
-        match path {
-            Target::Plain(handler) => {
-                let call = Call::Plain {
-                    bytecode: &handler.bytecode,
-                    input,
-                };
-                self.run(
-                    &self.sandbox,
-                    &handler.name,
-                    call,
-                    timeout,
-                    cancel,
-                    Some(series),
-                )
-            }
-            Target::Prepared(handler) => {
-                let call = Call::Prepared { input };
-                let sandbox = &handler.sandbox;
-                self.run(sandbox, &handler.name, call, timeout, cancel, Some(series))
-            }
-        }
+        self.call(Target::Prepared(handler), input, timeout, cancel, None)
     }
 
     /// Runs precompiled bytecode (a `.qjsc` file), with the same limits as
@@ -439,38 +417,37 @@ impl Runtime {
         input: &str,
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
-        self.run_bytecode(&bytecode.name, &bytecode.bytes, input, timeout, None)
+        let target = Target::Plain {
+            name: &bytecode.name,
+            bytecode: &bytecode.bytes,
+        };
+        self.call(target, input, timeout, None, None)
     }
 
-    /// The plain path: the shared guest loads and evaluates `bytecode`, then
-    /// calls it.
-    fn run_bytecode(
+    /// One invocation of `target`: admitted, in a fresh instance of its
+    /// component, its output bounded, and counted (in a registered
+    /// handler's `series` too, if given).
+    pub(crate) fn call(
         &self,
-        name: &str,
-        bytecode: &[u8],
+        target: Target<'_>,
         input: &str,
-        timeout: Option<Duration>,
-        cancel: Option<&Cancel>,
-    ) -> Result<Invocation> {
-        let call = Call::Plain { bytecode, input };
-        self.run(&self.sandbox, name, call, timeout, cancel, None)
-    }
-
-    /// One invocation: admitted, in a fresh instance of `sandbox`'s
-    /// component, its output bounded, and counted (in `series` too, if
-    /// given).
-    fn run(
-        &self,
-        sandbox: &Sandbox,
-        name: &str,
-        call: Call<'_>,
         timeout: Option<Duration>,
         cancel: Option<&Cancel>,
         series: Option<&HandlerSeries>,
     ) -> Result<Invocation> {
-        let path = match call {
-            Call::Plain { .. } => InvocationPath::Plain,
-            Call::Prepared { .. } => InvocationPath::Prepared,
+        let (sandbox, name, call, path) = match target {
+            Target::Plain { name, bytecode } => (
+                &self.sandbox,
+                name,
+                Call::Plain { bytecode, input },
+                InvocationPath::Plain,
+            ),
+            Target::Prepared(handler) => (
+                &*handler.sandbox,
+                handler.name.as_str(),
+                Call::Prepared { input },
+                InvocationPath::Prepared,
+            ),
         };
         let mut took = Duration::ZERO;
         let cancelled = || match cancel {
