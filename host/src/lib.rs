@@ -45,8 +45,8 @@ pub use cache::{
     Artifact, Cache, Key, Op, Origin, SeedEntries, TierStats, VerifyReport, FORMAT_VERSION,
 };
 pub use config::{
-    parse_size, CompileOptions, Config, Layer, LogFormat, RawValue, Setting, SnapshotPolicy,
-    StatsScope, SETTINGS,
+    parse_size, CompileOptions, Config, Isolation, Layer, LogFormat, RawValue, Setting,
+    SnapshotPolicy, StatsScope, SETTINGS,
 };
 pub use engine::{
     CacheStats, Cancel, ConsoleCounts, Level, LogLine, Observed, RuntimeStats, SlotResetChoice,
@@ -55,8 +55,8 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use guest::{GUEST_FINGERPRINT, GUEST_WASM};
 pub use registry::{
-    check_name, handler_files, DirectoryWatcher, Handler, Handlers, ReloadCounts, Snapshot,
-    SnapshotCounts, OTHER,
+    check_name, handler_files, DirectoryWatcher, Handler, HandlerOptions, Handlers, ReloadCounts,
+    Snapshot, SnapshotCounts, OTHER,
 };
-pub use runtime::{Invocation, InvocationPath, PreparedHandler, Runtime};
+pub use runtime::{Discard, Invocation, InvocationPath, PreparedHandler, ReuseCounts, Runtime};
 pub use stats::{Counters, Durations, HandlerFigures};

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use clap::Args;
-use nexus_host::{Handler, Handlers, InvocationPath, Runtime, Snapshot, SnapshotPolicy, Timing};
+use nexus_host::{
+    Handler, HandlerOptions, Handlers, InvocationPath, Isolation, Runtime, Snapshot,
+    SnapshotPolicy, Timing,
+};
 use serde_json::json;
 
 use super::settings::Settings;
@@ -30,8 +33,14 @@ pub(crate) struct BenchArgs {
     /// and run that: see `Runtime::prepare`.
     #[arg(long)]
     prepared: bool,
+    /// Register the handler with `isolation = reuse`: calls run in an
+    /// instance earlier calls used (within `reuse_max_calls`), its module
+    /// state kept between them.
+    #[arg(long)]
+    reuse: bool,
     /// Print JSON: {"median_us", "p90_us", "p99_us", "per_second", "iterations",
-    /// "path" (`plain` or `prepared`: the path every call took),
+    /// "path" (`plain` or `prepared`: the path every call took), "reused"
+    /// (the share of calls that ran in an instance an earlier call used),
     /// "phases_us": {"setup", "instantiate", "call", "teardown"}} (phase medians).
     #[arg(long)]
     json: bool,
@@ -45,11 +54,17 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
     let handlers = Handlers::new(runtime);
     let name = super::handler_name(&args.file);
     let name = registered_name(name.strip_suffix(".js").unwrap_or(&name));
-    let policy = match args.prepared {
-        true => SnapshotPolicy::Eager,
-        false => SnapshotPolicy::Off,
+    let options = HandlerOptions {
+        snapshot: Some(match args.prepared {
+            true => SnapshotPolicy::Eager,
+            false => SnapshotPolicy::Off,
+        }),
+        isolation: Some(match args.reuse {
+            true => Isolation::Reuse,
+            false => Isolation::PerCall,
+        }),
     };
-    let (handler, _) = handlers.register_with(&name, &source, Some(policy))?;
+    let (handler, _) = handlers.register_with(&name, &source, options)?;
     if args.prepared {
         snapshotted(&handler)?;
     }
@@ -61,6 +76,7 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
     let n = args.iterations as usize;
     let mut samples = Vec::with_capacity(n);
     let mut paths = std::collections::BTreeSet::new();
+    let mut reused = 0u32;
     let mut phases: [Vec<Duration>; 4] = std::array::from_fn(|_| Vec::with_capacity(n));
     let start = Instant::now();
     for _ in 0..args.iterations {
@@ -68,6 +84,7 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
         let invocation = invoke()?;
         samples.push(t.elapsed());
         paths.insert(invocation.path.as_str());
+        reused += u32::from(invocation.reused);
         let timing = invocation.timing;
         for (phase, part) in phases.iter_mut().zip(timing.phases()) {
             phase.push(part);
@@ -87,18 +104,23 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
         "per_second": per_second,
         "iterations": args.iterations,
         "path": paths.into_iter().collect::<Vec<_>>().join(","),
+        "reused": f64::from(reused) / f64::from(args.iterations),
         "phases_us": Timing::PHASES.into_iter().zip(phases).collect::<std::collections::BTreeMap<_, _>>(),
     });
     if args.json {
         println!("{report}");
     } else {
         println!(
-            "{}: {} iterations, a fresh instance each\n  \
+            "{}: {} iterations, {}\n  \
              median {median:.1} µs  p90 {p90:.1} µs  p99 {p99:.1} µs\n  \
              {per_second:.0} invocations/s (one thread)\n  \
              phase medians: {}",
             args.file.display(),
             args.iterations,
+            match args.reuse {
+                true => format!("{reused} in a reused instance"),
+                false => "a fresh instance each".to_owned(),
+            },
             Timing::PHASES
                 .iter()
                 .zip(phases)

@@ -49,8 +49,19 @@ pub(super) struct PathKind;
 pub(super) struct OptionalPath;
 /// A socket address.
 pub(super) struct Addr;
-/// `NAME=POLICY` pairs: per-handler snapshot policies.
-pub(super) struct HandlerPolicies;
+/// `NAME=POLICY` pairs: a policy per handler name.
+pub(super) struct HandlerPolicies<P>(std::marker::PhantomData<P>);
+/// Per-handler snapshot policies.
+pub(super) type SnapshotPolicies = HandlerPolicies<SnapshotPolicy>;
+/// Per-handler isolation policies.
+pub(super) type IsolationPolicies = HandlerPolicies<Isolation>;
+
+/// A policy named by one word, set per handler.
+pub(super) trait Policy: Copy + PartialOrd + 'static {
+    /// What `NAME=POLICY` pairs of this policy accept.
+    const PAIRS: &'static str;
+    fn from_name(name: &str) -> Option<Self>;
+}
 
 /// The value `raw` names among `words`: how a keyword setting parses.
 fn keyword<T: Copy>(raw: &RawValue, words: &[(&str, T)]) -> Option<T> {
@@ -164,10 +175,69 @@ impl ValueKind for SnapshotPolicy {
     }
 }
 
-impl ValueKind for HandlerPolicies {
-    type Value = BTreeMap<String, SnapshotPolicy>;
-    const ACCEPTS: &'static str = "NAME=POLICY pairs separated by commas (lodash=eager,stamp=off), \
+/// Whether a handler's calls each get a fresh instance, or share kept ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Default)]
+pub enum Isolation {
+    /// Every call in a fresh instance: nothing one call leaves behind is
+    /// seen by the next.
+    #[default]
+    PerCall,
+    /// Calls of one handler version may run in an instance an earlier call
+    /// used: module state persists between them, as in Node (within
+    /// `reuse_max_calls`, `reuse_idle_ms` and `reuse_max_memory_percent`).
+    Reuse,
+}
+
+impl Isolation {
+    /// `per-call` or `reuse`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::PerCall => "per-call",
+            Isolation::Reuse => "reuse",
+        }
+    }
+
+    /// The isolation named `per-call` or `reuse`.
+    pub fn from_name(name: &str) -> Option<Isolation> {
+        [Isolation::PerCall, Isolation::Reuse]
+            .into_iter()
+            .find(|i| i.as_str() == name)
+    }
+}
+
+impl ValueKind for Isolation {
+    type Value = Isolation;
+    const ACCEPTS: &'static str = "`per-call` or `reuse`";
+    fn parse(raw: &RawValue) -> Option<Isolation> {
+        keyword(
+            raw,
+            &[
+                ("per-call", Isolation::PerCall),
+                ("reuse", Isolation::Reuse),
+            ],
+        )
+    }
+}
+
+impl Policy for SnapshotPolicy {
+    const PAIRS: &'static str = "NAME=POLICY pairs separated by commas (lodash=eager,stamp=off), \
         each NAME a handler name ([a-z0-9][a-z0-9_-]{0,63}) and each POLICY `auto`, `eager` or `off`";
+    fn from_name(name: &str) -> Option<Self> {
+        SnapshotPolicy::from_name(name)
+    }
+}
+
+impl Policy for Isolation {
+    const PAIRS: &'static str = "NAME=ISOLATION pairs separated by commas (counter=reuse,audit=per-call), \
+        each NAME a handler name ([a-z0-9][a-z0-9_-]{0,63}) and each ISOLATION `per-call` or `reuse`";
+    fn from_name(name: &str) -> Option<Self> {
+        Isolation::from_name(name)
+    }
+}
+
+impl<P: Policy> ValueKind for HandlerPolicies<P> {
+    type Value = BTreeMap<String, P>;
+    const ACCEPTS: &'static str = P::PAIRS;
     fn parse(raw: &RawValue) -> Option<Self::Value> {
         let RawValue::Text(text) = raw else {
             return None;
@@ -182,7 +252,7 @@ impl ValueKind for HandlerPolicies {
                 if names::problem(name).is_some() {
                     return None;
                 }
-                Some((name.to_owned(), SnapshotPolicy::from_name(policy.trim())?))
+                Some((name.to_owned(), P::from_name(policy.trim())?))
             })
             .collect()
     }

@@ -17,7 +17,9 @@ mod kinds;
 mod layers;
 mod table;
 
-pub use kinds::{parse_size, LogFormat, RawValue, SlotReset, SnapshotPolicy, StatsScope};
+pub use kinds::{
+    parse_size, Isolation, LogFormat, RawValue, SlotReset, SnapshotPolicy, StatsScope,
+};
 pub use layers::Layer;
 pub use table::{Config, Setting, SETTINGS};
 

@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::kinds::{
-    parse, Addr, Count, HandlerPolicies, Millis, OptionalPath, PathKind, Ranged, RawValue, Size,
-    ValueKind,
+    parse, Addr, Count, IsolationPolicies, Millis, OptionalPath, PathKind, Ranged, RawValue, Size,
+    SnapshotPolicies, ValueKind,
 };
-use super::{CompileOptions, LogFormat, SlotReset, SnapshotPolicy, StatsScope};
+use super::{CompileOptions, Isolation, LogFormat, SlotReset, SnapshotPolicy, StatsScope};
 use crate::error::Result;
 
 /// One setting, as the table declares it.
@@ -279,7 +279,7 @@ settings! {
         env "NEXUS_SNAPSHOT", value "POLICY";
     /// Per-handler snapshot policies, each in place of `snapshot` for the handler it names (a `--handlers` file's stem, a PUT's name): NAME=POLICY pairs separated by commas (`lodash=eager,stamp=off`). A PUT's `?snapshot=` still comes first
     #[serve_only]
-    handler_snapshots => handler_snapshots: BTreeMap<String, SnapshotPolicy> as HandlerPolicies = "",
+    handler_snapshots => handler_snapshots: BTreeMap<String, SnapshotPolicy> as SnapshotPolicies = "",
         env "NEXUS_HANDLER_SNAPSHOTS", value "NAME=POLICY,...";
     /// Under `snapshot = auto`, the invocations after which a handler's snapshot is built (in the background)
     #[serve_only]
@@ -290,6 +290,30 @@ settings! {
     max_snapshots => max_snapshots: u32 as Count = "16",
         env "NEXUS_MAX_SNAPSHOTS", value "N", range "0" to "10000",
         formerly "max_prepared", "NEXUS_MAX_PREPARED";
+    /// Whether a handler's calls each get a fresh instance (`per-call`: nothing a call leaves behind is seen by the next) or may run in an instance an earlier call of the same handler version used (`reuse`: module state persists between calls, as in Node; faster). Only for handlers whose owner trusts them with their own state
+    #[serve_only]
+    isolation => isolation: Isolation as Isolation = "per-call",
+        env "NEXUS_ISOLATION", value "ISOLATION";
+    /// Per-handler isolation, each in place of `isolation` for the handler it names: NAME=ISOLATION pairs separated by commas (`counter=reuse`). A PUT's `?isolation=` still comes first
+    #[serve_only]
+    handler_isolation => handler_isolation: BTreeMap<String, Isolation> as IsolationPolicies = "",
+        env "NEXUS_HANDLER_ISOLATION", value "NAME=ISOLATION,...";
+    /// Under `reuse`, the calls one instance serves before it is dropped (the next call gets a fresh one)
+    #[serve_only]
+    reuse_max_calls => reuse_max_calls: u32 as Count = "1000",
+        env "NEXUS_REUSE_MAX_CALLS", value "N", range "1" to "1000000";
+    /// Under `reuse`, how long a kept instance may sit idle before it is dropped, in milliseconds
+    #[serve_only]
+    reuse_idle_ms => reuse_idle: Duration as Millis = "30000",
+        env "NEXUS_REUSE_IDLE_MS", value "MS", range "1" to "3600000";
+    /// Under `reuse`, idle instances kept at once, over all handlers: each holds a pool slot and its memory (at most reuse_max_memory_percent of max_memory_bytes); 0 turns reuse off
+    #[serve_only]
+    reuse_max_instances => reuse_max_instances: u32 as Count = "16",
+        env "NEXUS_REUSE_MAX_INSTANCES", value "N", range "0" to "10000";
+    /// Under `reuse`, an instance whose memory has grown past this share of max_memory_bytes, in percent, is dropped after its call rather than kept
+    #[serve_only]
+    reuse_max_memory_percent => reuse_max_memory_percent: u32 as Count = "50",
+        env "NEXUS_REUSE_MAX_MEMORY_PERCENT", value "PERCENT", range "1" to "100";
     /// How `nexus serve` logs: `text` for people, `json` (one object a line) for clusters
     #[serve_only]
     log_format => log_format: LogFormat as LogFormat = "text",

@@ -39,12 +39,14 @@ type Answer<T> = (std::result::Result<T, HandlerError>,);
 type CompileParams<'a> = (&'a str, &'a str, CompileOptions);
 type InvokeParams<'a> = (&'a [u8], &'a str);
 type InvokePreparedParams<'a> = (&'a str,);
+type PrepareParams<'a> = (&'a [u8],);
 
 /// The indices of the exports the host calls, checked against their types.
 pub(crate) struct Exports {
     compile: ComponentExportIndex,
     invoke: ComponentExportIndex,
     invoke_prepared: ComponentExportIndex,
+    prepare: ComponentExportIndex,
 }
 
 impl Exports {
@@ -59,6 +61,7 @@ impl Exports {
             compile: find(component, COMPILER, "compile")?,
             invoke: find(component, HANDLER, "invoke")?,
             invoke_prepared: find(component, HANDLER, "invoke-prepared")?,
+            prepare: find(component, HANDLER, "prepare")?,
         };
         let (instance, mut store) = first_instance(pre, new_store)?;
         instance.get_typed_func::<CompileParams, Answer<Vec<u8>>>(&mut store, exports.compile)?;
@@ -67,6 +70,7 @@ impl Exports {
             &mut store,
             exports.invoke_prepared,
         )?;
+        instance.get_typed_func::<PrepareParams, Answer<()>>(&mut store, exports.prepare)?;
         Ok(exports)
     }
 
@@ -139,6 +143,16 @@ impl Guest<'_> {
         input: &str,
     ) -> Result<std::result::Result<String, HandlerError>> {
         self.call::<InvokePreparedParams, _>(store, self.exports.invoke_prepared, (input,))
+    }
+
+    /// `handler.prepare`: `bytecode` loaded and evaluated, its default
+    /// export kept for `invoke_prepared`.
+    pub fn prepare(
+        &self,
+        store: &mut Store<HostState>,
+        bytecode: &[u8],
+    ) -> Result<std::result::Result<(), HandlerError>> {
+        self.call::<PrepareParams, _>(store, self.exports.prepare, (bytecode,))
     }
 
     fn call<P, R>(

@@ -127,6 +127,8 @@ pub struct LogLine {
 pub(crate) struct Limiter {
     limits: StoreLimits,
     pub(crate) refused: bool,
+    /// The largest memory granted so far, in bytes.
+    pub(crate) largest: usize,
 }
 
 impl ResourceLimiter for Limiter {
@@ -138,6 +140,9 @@ impl ResourceLimiter for Limiter {
     ) -> wasmtime::Result<bool> {
         let allowed = self.limits.memory_growing(current, desired, maximum)?;
         self.refused |= !allowed;
+        if allowed {
+            self.largest = self.largest.max(desired);
+        }
         Ok(allowed)
     }
 
@@ -188,6 +193,7 @@ impl HostState {
             limiter: Limiter {
                 limits: limits.build(),
                 refused: false,
+                largest: 0,
             },
             table: ResourceTable::new(),
             deadline: None,
@@ -222,8 +228,24 @@ impl HostState {
     }
 }
 
-impl Drop for HostState {
-    fn drop(&mut self) {
+impl HostState {
+    /// Makes the state ready for another call on the same instance: the
+    /// last call's console lines reported and its counts, deadline and
+    /// cancel cleared.
+    pub(crate) fn next_call(&mut self) {
+        self.report_console();
+        self.logs.clear();
+        self.log_bytes = 0;
+        self.written = 0;
+        self.suppressed = 0;
+        self.dropped = 0;
+        self.deadline = None;
+        self.cancel = None;
+        self.limiter.refused = false;
+    }
+
+    /// Warns of the lines the call's console limits kept out.
+    fn report_console(&self) {
         let handler = self.handler.as_str();
         if self.suppressed > 0 {
             tracing::warn!(
@@ -243,6 +265,12 @@ impl Drop for HostState {
                 self.dropped,
             );
         }
+    }
+}
+
+impl Drop for HostState {
+    fn drop(&mut self) {
+        self.report_console();
     }
 }
 

@@ -24,6 +24,7 @@ mod bindings;
 mod epoch;
 mod exports;
 mod host;
+mod kept;
 mod observe;
 mod reset;
 mod sandbox;
@@ -34,10 +35,11 @@ mod store;
 pub use bindings::{CacheStats, Level, RuntimeStats, Tier};
 pub use host::{ConsoleCounts, LogLine};
 pub(crate) use host::{ConsoleSink, StatsSource};
+pub(crate) use kept::Kept;
 pub use observe::Observed;
 pub use reset::SlotResetChoice;
 pub use sandbox::Timing;
-pub(crate) use sandbox::{Call, Hooks, Sandbox};
+pub(crate) use sandbox::{Call, Hooks, Ran, Sandbox};
 pub(crate) use snapshot::{PREPARED_VARIANT, VARIANT};
 pub use stack::THREAD_STACK;
 pub use store::Cancel;
@@ -64,8 +66,11 @@ const KEEP_RESIDENT: usize = 16 << 20;
 
 /// How an [`Engine`] is sized, and what its stores share.
 pub(crate) struct EngineConfig {
-    /// Instances alive at once: the pool's size.
+    /// Instances running calls at once.
     pub max_instances: u32,
+    /// Instances kept idle for reuse at once, beyond those: the pool holds
+    /// both, so a kept instance never takes a call's slot.
+    pub kept_instances: u32,
     /// The largest memory any instance may have (each store then holds its
     /// call to its own cap).
     pub largest_memory: u64,
@@ -97,7 +102,8 @@ impl Engine {
     /// cannot be reserved, for one).
     pub fn new(config: EngineConfig) -> Result<Self> {
         let slot_reset = reset::choose_here(config.slot_reset);
-        let engine = pooled(config.max_instances, config.largest_memory, slot_reset)?;
+        let slots = config.max_instances + config.kept_instances;
+        let engine = pooled(slots, config.largest_memory, slot_reset)?;
         let shared = Shared {
             stats: config.stats,
             console: Arc::new(Console::new(config.console_lines_per_second)),

@@ -5,8 +5,9 @@
 //! - Every call gets a new `Store` (from the [`StoreBuilder`], so within its
 //!   limits) and a new instance from one `InstancePre`; both are dropped
 //!   when the call returns, trap or not: an instance that trapped is never
-//!   used again.
+//!   used again. (An instance kept for reuse lives in [`super::kept`].)
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, InstancePre};
@@ -76,6 +77,8 @@ pub(crate) struct Ran {
     pub output: String,
     pub logs: Vec<LogLine>,
     pub timing: Timing,
+    /// Whether it ran in an instance an earlier call used (see [`super::Kept`]).
+    pub reused: bool,
 }
 
 /// What a call's caller hooks into it: a [`Cancel`] that stops it, and
@@ -88,9 +91,9 @@ pub(crate) struct Hooks<'a> {
 
 /// A component, linked once, ready to instantiate.
 pub(crate) struct Sandbox {
-    stores: StoreBuilder,
-    pre: InstancePre<HostState>,
-    exports: Exports,
+    pub(super) stores: StoreBuilder,
+    pub(super) pre: InstancePre<HostState>,
+    pub(super) exports: Arc<Exports>,
 }
 
 impl Sandbox {
@@ -103,7 +106,7 @@ impl Sandbox {
         Ok(Self {
             stores: stores.clone(),
             pre,
-            exports,
+            exports: Arc::new(exports),
         })
     }
 
@@ -129,6 +132,7 @@ impl Sandbox {
             output,
             logs,
             timing,
+            reused: false,
         })
     }
 

@@ -1,6 +1,7 @@
 //! The handlers directory as the registry: each `NAME.js` in it is a
-//! handler, and `NAME.snapshot` beside it (`auto`, `eager` or `off`) its
-//! own snapshot policy. What the directory holds is what is served:
+//! handler, `NAME.snapshot` beside it (`auto`, `eager` or `off`) its own
+//! snapshot policy, and `NAME.isolation` (`per-call` or `reuse`) its own
+//! isolation. What the directory holds is what is served:
 //!
 //! - a watcher (inotify, through `notify`) rescans it after each burst of
 //!   changes: a new file registers, a changed one replaces its handler
@@ -24,8 +25,8 @@ use std::time::Duration;
 
 use notify::Watcher as _;
 
-use super::{handler_files, Handlers};
-use crate::config::SnapshotPolicy;
+use super::{handler_files, HandlerOptions, Handlers};
+use crate::config::{Isolation, SnapshotPolicy};
 use crate::error::{Error, Result};
 
 /// How long the watcher waits for a burst of changes to end.
@@ -61,9 +62,16 @@ pub struct DirectoryWatcher {
     _watcher: notify::RecommendedWatcher,
 }
 
-fn fingerprint(policy: Option<SnapshotPolicy>, source: &str) -> blake3::Hash {
+fn fingerprint(options: HandlerOptions, source: &str) -> blake3::Hash {
     let mut hasher = blake3::Hasher::new();
-    hasher.update(policy.map_or("", SnapshotPolicy::as_str).as_bytes());
+    hasher.update(
+        options
+            .snapshot
+            .map_or("", SnapshotPolicy::as_str)
+            .as_bytes(),
+    );
+    hasher.update(&[0]);
+    hasher.update(options.isolation.map_or("", Isolation::as_str).as_bytes());
     hasher.update(&[0]);
     hasher.update(source.as_bytes());
     hasher.finalize()
@@ -87,47 +95,65 @@ impl Directory {
         self.path.join(format!("{name}.js"))
     }
 
-    fn policy_path(&self, name: &str) -> PathBuf {
-        self.path.join(format!("{name}.snapshot"))
+    /// Where `name`'s policy of `kind` (`snapshot`, `isolation`) is kept.
+    fn policy_path(&self, name: &str, kind: &str) -> PathBuf {
+        self.path.join(format!("{name}.{kind}"))
     }
 
-    /// `name`'s policy file, if there is one.
-    fn policy(&self, name: &str) -> std::result::Result<Option<SnapshotPolicy>, String> {
-        match std::fs::read_to_string(self.policy_path(name)) {
-            Ok(text) => SnapshotPolicy::from_name(text.trim())
-                .map(Some)
-                .ok_or_else(|| {
-                    format!(
-                        "{name}.snapshot says {:?}: expected auto, eager or off",
-                        text.trim()
-                    )
-                }),
+    /// `name`'s policy files' options, each if there is one.
+    fn options(&self, name: &str) -> std::result::Result<HandlerOptions, String> {
+        Ok(HandlerOptions {
+            snapshot: self.policy(
+                name,
+                "snapshot",
+                SnapshotPolicy::from_name,
+                "auto, eager or off",
+            )?,
+            isolation: self.policy(name, "isolation", Isolation::from_name, "per-call or reuse")?,
+        })
+    }
+
+    /// `name`'s policy file of `kind`, parsed, if there is one.
+    fn policy<P>(
+        &self,
+        name: &str,
+        kind: &str,
+        parse: fn(&str) -> Option<P>,
+        expected: &str,
+    ) -> std::result::Result<Option<P>, String> {
+        match std::fs::read_to_string(self.policy_path(name, kind)) {
+            Ok(text) => parse(text.trim()).map(Some).ok_or_else(|| {
+                format!("{name}.{kind} says {:?}: expected {expected}", text.trim())
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read {name}.snapshot: {e}")),
+            Err(e) => Err(format!("cannot read {name}.{kind}: {e}")),
         }
     }
 
     /// Writes `name`'s files, each atomically, then records them as
     /// applied (so the watcher finds nothing new in them).
-    pub(super) fn write(
-        &self,
-        name: &str,
-        source: &str,
-        policy: Option<SnapshotPolicy>,
-    ) -> Result<()> {
-        match policy {
-            Some(policy) => self.write_file(&self.policy_path(name), policy.as_str())?,
-            None => drop(self.delete_file(&self.policy_path(name))?),
+    pub(super) fn write(&self, name: &str, source: &str, options: HandlerOptions) -> Result<()> {
+        let policies = [
+            ("snapshot", options.snapshot.map(SnapshotPolicy::as_str)),
+            ("isolation", options.isolation.map(Isolation::as_str)),
+        ];
+        for (kind, policy) in policies {
+            let path = self.policy_path(name, kind);
+            match policy {
+                Some(policy) => self.write_file(&path, policy)?,
+                None => drop(self.delete_file(&path)?),
+            }
         }
         self.write_file(&self.source_path(name), source)?;
-        self.applied(name, fingerprint(policy, source));
+        self.applied(name, fingerprint(options, source));
         Ok(())
     }
 
     /// Deletes `name`'s files; answers whether its source was there.
     pub(super) fn delete(&self, name: &str) -> Result<bool> {
         let existed = self.delete_file(&self.source_path(name))?;
-        self.delete_file(&self.policy_path(name))?;
+        self.delete_file(&self.policy_path(name, "snapshot"))?;
+        self.delete_file(&self.policy_path(name, "isolation"))?;
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.files.remove(name);
         state.broken.remove(name);
@@ -220,8 +246,8 @@ impl Handlers {
             seen.insert(name.clone());
             let read = std::fs::read_to_string(&path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))
-                .and_then(|source| Ok((dir.policy(&name)?, source)));
-            let (policy, source) = match read {
+                .and_then(|source| Ok((dir.options(&name)?, source)));
+            let (options, source) = match read {
                 Ok(read) => read,
                 Err(why) => {
                     // A file being replaced can vanish between list and read.
@@ -229,7 +255,7 @@ impl Handlers {
                     continue;
                 }
             };
-            let hash = fingerprint(policy, &source);
+            let hash = fingerprint(options, &source);
             {
                 let state = dir.state.lock().unwrap_or_else(|e| e.into_inner());
                 let broken = state.broken.get(&name).is_some_and(|(h, _)| *h == hash);
@@ -237,7 +263,7 @@ impl Handlers {
                     continue;
                 }
             }
-            match self.install(&name, &source, policy) {
+            match self.install(&name, &source, options) {
                 Ok((handler, replaced)) => {
                     dir.applied(&name, hash);
                     dir.reloads[0].fetch_add(1, Relaxed);

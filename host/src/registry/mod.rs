@@ -23,7 +23,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::artifacts::CompiledHandler;
-use crate::config::SnapshotPolicy;
+use crate::config::{Isolation, SnapshotPolicy};
 use crate::engine::Cancel;
 use crate::error::{Error, Result};
 use crate::names;
@@ -65,6 +65,18 @@ pub fn handler_files(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
     Ok(files)
 }
 
+/// What a registration may set for its handler, each in place of the
+/// settings' (`None`: theirs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HandlerOptions {
+    /// Its snapshot policy: `eager` for a handler whose top level reads
+    /// the clock harmlessly (a cache's timestamp), `off` for one that must
+    /// evaluate its module per call.
+    pub snapshot: Option<SnapshotPolicy>,
+    /// Whether its calls may reuse an instance an earlier call used.
+    pub isolation: Option<Isolation>,
+}
+
 /// One registered handler.
 pub struct Handler {
     /// Its name: the key it is registered under.
@@ -76,6 +88,10 @@ pub struct Handler {
     snapshot: Arc<HandlerSnapshot>,
     /// Its calls' counters: kept across re-registrations of its name.
     series: Arc<HandlerSeries>,
+    isolation: Isolation,
+    /// This registration's number, never given twice: what its kept
+    /// instances are filed under.
+    version: u64,
 }
 
 impl std::fmt::Debug for Handler {
@@ -126,6 +142,12 @@ impl Handler {
         self.snapshot.policy()
     }
 
+    /// Whether its calls each get a fresh instance, or may reuse one
+    /// (`per-call` whatever it asked for when `reuse_max_instances` is 0).
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
     /// The path its next call takes.
     pub fn path(&self) -> InvocationPath {
         match self.snapshot.prepared() {
@@ -148,6 +170,8 @@ pub struct Handlers {
     series: SeriesSlots,
     /// The handlers directory, where it is the registry.
     directory: Option<directory::Directory>,
+    /// The last registration's version.
+    versions: AtomicU64,
 }
 
 impl Handlers {
@@ -161,6 +185,7 @@ impl Handlers {
             by_name: RwLock::default(),
             held_bytes: AtomicU64::new(0),
             directory: None,
+            versions: AtomicU64::new(0),
         }
     }
 
@@ -220,9 +245,10 @@ impl Handlers {
     }
 
     /// Compiles `source` and registers it as `name`, replacing any handler
-    /// of that name, under the `handler_snapshots` setting's policy for
-    /// `name` if it has one, else the `snapshot` setting's. Answers the
-    /// handler and whether it replaced one.
+    /// of that name, under the `handler_snapshots` and `handler_isolation`
+    /// settings' policies for `name` if they have one, else the `snapshot`
+    /// and `isolation` settings'. Answers the handler and whether it
+    /// replaced one.
     ///
     /// # Errors
     ///
@@ -230,13 +256,11 @@ impl Handlers {
     /// `max_handlers` or `max_registry_bytes`; compiling's errors
     /// ([`Error::Compile`] with the position, the limits', `Busy`).
     pub fn register(&self, name: &str, source: &str) -> Result<(Arc<Handler>, bool)> {
-        self.register_with(name, source, None)
+        self.register_with(name, source, HandlerOptions::default())
     }
 
-    /// [`register`](Self::register), with the handler's own snapshot
-    /// policy in place of the settings' (`None`: theirs): `eager` for a handler
-    /// whose top level reads the clock harmlessly (a cache's timestamp),
-    /// `off` for one that must evaluate its module per call.
+    /// [`register`](Self::register), with the handler's own policies in
+    /// place of the settings'.
     ///
     /// # Errors
     ///
@@ -245,10 +269,10 @@ impl Handlers {
         &self,
         name: &str,
         source: &str,
-        policy: Option<SnapshotPolicy>,
+        options: HandlerOptions,
     ) -> Result<(Arc<Handler>, bool)> {
         let Some(dir) = &self.directory else {
-            return self.install(name, source, policy);
+            return self.install(name, source, options);
         };
         check_name(name)?;
         // Only a source that compiles, and fits, reaches the directory.
@@ -258,8 +282,8 @@ impl Handlers {
             self.check_count(&by_name, name)?;
             self.check_bytes(&by_name, name, compiled.bytecode.len() as u64)?;
         }
-        dir.write(name, source, policy)?;
-        self.insert(name, compiled, policy)
+        dir.write(name, source, options)?;
+        self.insert(name, compiled, options)
     }
 
     /// Compiles and registers `name`, in memory only.
@@ -267,13 +291,13 @@ impl Handlers {
         &self,
         name: &str,
         source: &str,
-        policy: Option<SnapshotPolicy>,
+        options: HandlerOptions,
     ) -> Result<(Arc<Handler>, bool)> {
         check_name(name)?;
         // A new name past the count is refused before any compiling.
         self.check_count(&self.by_name.read().unwrap(), name)?;
         let compiled = self.runtime.compile(&format!("{name}.js"), source)?;
-        self.insert(name, compiled, policy)
+        self.insert(name, compiled, options)
     }
 
     /// Registers `compiled` as `name`, in memory only.
@@ -281,9 +305,16 @@ impl Handlers {
         &self,
         name: &str,
         compiled: CompiledHandler,
-        policy: Option<SnapshotPolicy>,
+        options: HandlerOptions,
     ) -> Result<(Arc<Handler>, bool)> {
-        let policy = policy.or_else(|| self.runtime.config().handler_snapshots.get(name).copied());
+        let config = self.runtime.config();
+        let policy = (options.snapshot).or_else(|| config.handler_snapshots.get(name).copied());
+        let isolation = match config.reuse_max_instances {
+            0 => Isolation::PerCall,
+            _ => (options.isolation)
+                .or_else(|| config.handler_isolation.get(name).copied())
+                .unwrap_or(config.isolation),
+        };
         let mut by_name = self.by_name.write().unwrap();
         self.check_count(&by_name, name)?;
         let held = self.check_bytes(&by_name, name, compiled.bytecode.len() as u64)?;
@@ -298,8 +329,14 @@ impl Handlers {
             compiled,
             invocations: AtomicU64::new(0),
             series,
+            isolation,
+            version: self.versions.fetch_add(1, Relaxed) + 1,
         });
         let replaced = by_name.insert(name.to_owned(), handler.clone());
+        drop(by_name);
+        if let Some(old) = &replaced {
+            self.runtime.forget_kept(old.version);
+        }
         Ok((handler, replaced.is_some()))
     }
 
@@ -370,6 +407,8 @@ impl Handlers {
         self.series.give_back(&removed.series);
         self.held_bytes
             .fetch_sub(removed.compiled.bytecode.len() as u64, Relaxed);
+        drop(by_name);
+        self.runtime.forget_kept(removed.version);
         Some(removed)
     }
 
@@ -425,9 +464,11 @@ impl Handlers {
             None => (InvocationPath::Plain, Target::plain(&handler.compiled)),
         };
         let series = Some(&*handler.series);
+        let reuse = (handler.isolation == Isolation::Reuse).then_some(handler.version);
         (
             path,
-            self.runtime.call(target, input, timeout, cancel, series),
+            self.runtime
+                .call(target, input, timeout, cancel, series, reuse),
         )
     }
 }

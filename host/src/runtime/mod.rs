@@ -9,6 +9,9 @@
 //! the engine answers in the library's own types.
 
 mod admission;
+mod reuse;
+
+pub use reuse::{Discard, ReuseCounts};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +26,7 @@ use crate::engine::{RuntimeStats, SlotResetChoice};
 use crate::error::{Error, Result};
 use crate::stats::{Counters, HandlerSeries, Stats};
 use admission::Admission;
+use reuse::Reuse;
 
 /// The smallest disk cache that holds the guest component (about 4 MB, in
 /// 4 KiB blocks) with room to spare.
@@ -52,6 +56,9 @@ pub struct Invocation {
     pub timing: Timing,
     /// Which component ran it.
     pub path: InvocationPath,
+    /// Whether it ran in an instance an earlier call of the same handler
+    /// version used (`isolation = reuse`), not a fresh one.
+    pub reused: bool,
 }
 
 /// Which component an invocation ran in.
@@ -123,6 +130,7 @@ pub struct Runtime {
     cache: Arc<Cache>,
     stats: Arc<Stats>,
     admission: Admission,
+    reuse: Arc<Reuse>,
     component_origin: Origin,
     // Dropped last: the sandboxes above hold instances of its pool.
     engine: Engine,
@@ -161,6 +169,7 @@ impl Runtime {
         let record = stats.clone();
         let engine = Engine::new(EngineConfig {
             max_instances: config.max_instances,
+            kept_instances: config.reuse_max_instances,
             largest_memory: compile_memory(&config),
             console_lines_per_second: config.console_lines_per_second,
             stats: Arc::new(move |handler| record.record_for(handler)),
@@ -185,8 +194,13 @@ impl Runtime {
         stats.compiled_if(Artifact::Component, component_origin, start, None);
         tracing::debug!(target: "nexus::cache", artifact = "component", origin = component_origin.as_str(), "guest component");
         let sandbox = engine.sandbox(&component)?;
+        let reuse = Arc::new(Reuse::new(&config));
+        if config.reuse_max_instances > 0 {
+            reuse::sweep_while_alive(&reuse);
+        }
         Ok(Self {
             admission: Admission::new(config.max_instances, config.queue_timeout),
+            reuse,
             config,
             sandbox,
             cache,
@@ -297,7 +311,7 @@ impl Runtime {
         input: &str,
         timeout: Option<Duration>,
     ) -> Result<Invocation> {
-        self.call(Target::plain(handler), input, timeout, None, None)
+        self.call(Target::plain(handler), input, timeout, None, None, None)
     }
 
     /// Gives `handler` its own pre-initialized component: the guest with the
@@ -386,7 +400,7 @@ impl Runtime {
         timeout: Option<Duration>,
         cancel: Option<&Cancel>,
     ) -> Result<Invocation> {
-        self.call(Target::plain(handler), input, timeout, cancel, None)
+        self.call(Target::plain(handler), input, timeout, cancel, None, None)
     }
 
     /// [`invoke_prepared`](Self::invoke_prepared), stopped by `cancel` as
@@ -402,7 +416,14 @@ impl Runtime {
         timeout: Option<Duration>,
         cancel: Option<&Cancel>,
     ) -> Result<Invocation> {
-        self.call(Target::Prepared(handler), input, timeout, cancel, None)
+        self.call(
+            Target::Prepared(handler),
+            input,
+            timeout,
+            cancel,
+            None,
+            None,
+        )
     }
 
     /// Runs precompiled bytecode (a `.qjsc` file), with the same limits as
@@ -421,12 +442,13 @@ impl Runtime {
             name: &bytecode.name,
             bytecode: &bytecode.bytes,
         };
-        self.call(target, input, timeout, None, None)
+        self.call(target, input, timeout, None, None, None)
     }
 
     /// One invocation of `target`: admitted, in a fresh instance of its
-    /// component, its output bounded, and counted (in a registered
-    /// handler's `series` too, if given).
+    /// component (or, with `reuse`, a handler version's number, in an
+    /// instance an earlier call of that version left), its output bounded,
+    /// and counted (in a registered handler's `series` too, if given).
     pub(crate) fn call(
         &self,
         target: Target<'_>,
@@ -434,6 +456,7 @@ impl Runtime {
         timeout: Option<Duration>,
         cancel: Option<&Cancel>,
         series: Option<&HandlerSeries>,
+        reuse: Option<u64>,
     ) -> Result<Invocation> {
         let (sandbox, name, call, path) = match target {
             Target::Plain { name, bytecode } => (
@@ -464,10 +487,14 @@ impl Runtime {
                     cancel,
                     console: series.map(|s| s as _),
                 };
-                let ran = sandbox.run(log_name(name), call, self.limits(timeout), hooks);
+                let (name, limits) = (log_name(name), self.limits(timeout));
+                let ran = match reuse {
+                    None => sandbox.run(name, call, limits, hooks),
+                    Some(version) => self.reuse.run(version, sandbox, name, call, limits, hooks),
+                };
                 took = start.elapsed();
                 let ran = ran?;
-                let (output, logs, timing) = (ran.output, ran.logs, ran.timing);
+                let (output, logs, timing, reused) = (ran.output, ran.logs, ran.timing, ran.reused);
                 if output.len() as u64 > self.config.max_output_bytes {
                     return Err(Error::OutputTooLarge {
                         size: output.len() as u64,
@@ -479,6 +506,7 @@ impl Runtime {
                     logs,
                     timing,
                     path,
+                    reused,
                 })
             });
         self.stats.invoked(log_name(name), &result, took);
@@ -518,6 +546,17 @@ impl Runtime {
     /// [`Error::Engine`] if pre-initializing fails.
     pub fn pre_initialized_guest(&self) -> Result<Vec<u8>> {
         self.engine.pre_initialize()
+    }
+
+    /// Drops the idle instances kept for handler version `version`: it was
+    /// replaced or removed.
+    pub(crate) fn forget_kept(&self, version: u64) {
+        self.reuse.forget(version);
+    }
+
+    /// What instance reuse did so far.
+    pub fn reuse_counts(&self) -> ReuseCounts {
+        self.reuse.counts()
     }
 
     /// The runtime's figures, as handlers see them through `Nexus.stats()`.

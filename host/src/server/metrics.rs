@@ -5,7 +5,7 @@
 use std::sync::{Arc, OnceLock};
 
 use nexus_host::{
-    Artifact, Durations, HandlerFigures, Handlers, InvocationPath, Op, TierStats, OTHER,
+    Artifact, Discard, Durations, HandlerFigures, Handlers, InvocationPath, Op, TierStats, OTHER,
 };
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
@@ -114,6 +114,24 @@ const FAMILIES: &[(&str, MetricType, &str, &[&str])] = &[
         MetricType::GAUGE,
         "Instances running an invocation or a compile now.",
         &[],
+    ),
+    (
+        "nexus_instances_kept",
+        MetricType::GAUGE,
+        "Instances idle now, kept for further calls of handlers under isolation=reuse (at most reuse_max_instances).",
+        &[],
+    ),
+    (
+        "nexus_instance_reuses_total",
+        MetricType::COUNTER,
+        "Calls that ran in an instance an earlier call of the same handler version used (isolation=reuse).",
+        &[],
+    ),
+    (
+        "nexus_instances_discarded_total",
+        MetricType::COUNTER,
+        "Instances kept for reuse, then dropped: after a failed call (error), at reuse_max_calls (max_calls), past reuse_max_memory_percent (memory), idle for reuse_idle_ms (idle), with reuse_max_instances idle already (full), or their handler replaced or removed (replaced).",
+        &["reason"],
     ),
     (
         "nexus_handlers",
@@ -368,6 +386,20 @@ impl Collector for RuntimeCollector {
             &[],
             Value::Gauge(runtime.active_instances().into()),
         );
+        let reuse = runtime.reuse_counts();
+        add("nexus_instances_kept", &[], Value::Gauge(reuse.idle as f64));
+        add(
+            "nexus_instance_reuses_total",
+            &[],
+            Value::Counter(reuse.reused_calls),
+        );
+        for (reason, n) in Discard::ALL.iter().zip(reuse.discarded) {
+            add(
+                "nexus_instances_discarded_total",
+                &[("reason", reason.as_str())],
+                Value::Counter(n),
+            );
+        }
         let list = handlers.list();
         let prepared = list
             .iter()

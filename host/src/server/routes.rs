@@ -10,7 +10,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use nexus_host::{check_name, Cancel, Handler, Handlers, SnapshotPolicy, OTHER};
+use nexus_host::{
+    check_name, Cancel, Handler, HandlerOptions, Handlers, Isolation, SnapshotPolicy, OTHER,
+};
 use serde_json::{json, Value};
 
 use super::errors::ApiError;
@@ -70,6 +72,7 @@ fn describe(handlers: &Handlers, handler: &Handler) -> Value {
         "path": handler.path().as_str(),
         "snapshot": snapshot.as_str(),
         "snapshot_policy": handler.snapshot_policy().as_str(),
+        "isolation": handler.isolation().as_str(),
         "outcomes": outcomes,
         "errors": figures.errors(),
         "console_lines": {
@@ -88,9 +91,9 @@ fn describe(handlers: &Handlers, handler: &Handler) -> Value {
     described
 }
 
-/// `PUT /handlers/{name}[?snapshot=auto|eager|off]`: the body is the
-/// module's source; `snapshot` is the handler's own policy, in place of the
-/// server's.
+/// `PUT /handlers/{name}[?snapshot=auto|eager|off][&isolation=per-call|reuse]`:
+/// the body is the module's source; `snapshot` and `isolation` are the
+/// handler's own policies, in place of the server's.
 pub(crate) async fn register(
     State(app): State<Arc<App>>,
     path: Result<Path<String>, PathRejection>,
@@ -98,7 +101,7 @@ pub(crate) async fn register(
     body: Body,
 ) -> Answer {
     let name = name(path)?;
-    let policy = snapshot_policy(query.as_deref())?;
+    let options = registration(query.as_deref())?;
     let handlers = ready(&app)?.clone();
     // Held until answered, like the source it became.
     let (source, _reserved) = app.bodies.text(body, "source").await?;
@@ -109,7 +112,7 @@ pub(crate) async fn register(
         let held = app.queue.compile().await?;
         blocking(move || {
             let _held = held;
-            handlers.register_with(&name, &source, policy)
+            handlers.register_with(&name, &source, options)
         })
         .await?
     };
@@ -164,6 +167,7 @@ pub(crate) async fn invoke(
     })
     .await?;
     guard.disarm();
+    let reused = invocation.as_ref().ok().map(|i| i.reused);
     let mut response = match invocation {
         Ok(invocation) => (
             [(header::CONTENT_TYPE, "application/json")],
@@ -174,6 +178,10 @@ pub(crate) async fn invoke(
     };
     let headers = response.headers_mut();
     headers.insert("x-nexus-path", HeaderValue::from_static(path.as_str()));
+    if let Some(reused) = reused {
+        let instance = if reused { "reused" } else { "fresh" };
+        headers.insert("x-nexus-instance", HeaderValue::from_static(instance));
+    }
     let micros = start.elapsed().as_micros().to_string();
     headers.insert(
         "x-nexus-duration-us",
@@ -182,12 +190,23 @@ pub(crate) async fn invoke(
     Ok(response)
 }
 
-/// `?snapshot=auto|eager|off`, the only query a registration takes.
-fn snapshot_policy(query: Option<&str>) -> Result<Option<SnapshotPolicy>, ApiError> {
-    only_param(query, "snapshot", "a registration", |value| {
-        SnapshotPolicy::from_name(value).ok_or_else(|| {
+/// `?snapshot=auto|eager|off&isolation=per-call|reuse`, the queries a
+/// registration takes, each at most once.
+fn registration(query: Option<&str>) -> Result<HandlerOptions, ApiError> {
+    let [snapshot, isolation] = params(query, ["snapshot", "isolation"], "a registration")?;
+    let snapshot = snapshot.map(|value| {
+        SnapshotPolicy::from_name(&value).ok_or_else(|| {
             ApiError::bad_request(format!("snapshot={value:?}: expected auto, eager or off"))
         })
+    });
+    let isolation = isolation.map(|value| {
+        Isolation::from_name(&value).ok_or_else(|| {
+            ApiError::bad_request(format!("isolation={value:?}: expected per-call or reuse"))
+        })
+    });
+    Ok(HandlerOptions {
+        snapshot: snapshot.transpose()?,
+        isolation: isolation.transpose()?,
     })
 }
 
@@ -204,28 +223,40 @@ fn timeout(query: Option<&str>) -> Result<Option<Duration>, ApiError> {
 }
 
 /// The query's `key`, the only parameter `route` takes, percent-decoded and
-/// checked by `parse`; given twice, it is refused rather than guessed at.
+/// checked by `parse`.
 fn only_param<T>(
     query: Option<&str>,
     key: &str,
     route: &str,
     parse: impl Fn(&str) -> Result<T, ApiError>,
 ) -> Result<Option<T>, ApiError> {
-    let mut parsed = None;
+    let [value] = params(query, [key], route)?;
+    value.map(|value| parse(&value)).transpose()
+}
+
+/// The query's values of `keys`, the only parameters `route` takes,
+/// percent-decoded; one given twice is refused rather than guessed at.
+fn params<const N: usize>(
+    query: Option<&str>,
+    keys: [&str; N],
+    route: &str,
+) -> Result<[Option<String>; N], ApiError> {
+    let mut values = [const { None }; N];
     for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        if name != key {
+        let Some(at) = keys.iter().position(|key| *key == name) else {
             return Err(ApiError::bad_request(format!(
-                "unknown query parameter {name:?}: {route} takes only {key}"
+                "unknown query parameter {name:?}: {route} takes only {}",
+                keys.join(" and ")
+            )));
+        };
+        if values[at].is_some() {
+            return Err(ApiError::bad_request(format!(
+                "{name} is given more than once: give it once"
             )));
         }
-        if parsed.is_some() {
-            return Err(ApiError::bad_request(format!(
-                "{key} is given more than once: give it once"
-            )));
-        }
-        parsed = Some(parse(&value)?);
+        values[at] = Some(value.into_owned());
     }
-    Ok(parsed)
+    Ok(values)
 }
 
 /// Handlers a page of `GET /handlers` holds by default, and at most.

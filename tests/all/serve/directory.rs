@@ -51,12 +51,20 @@ fn two_servers_watching_one_directory_agree_and_a_restart_keeps_the_set() {
     let mut a = Server::start(cache_a.path(), &["--handlers", dir_arg]).ready();
     let b = Server::start(cache_b.path(), &["--handlers", dir_arg]).ready();
 
-    let put = a.request("PUT", "/handlers/hello?snapshot=off", HELLO.as_bytes());
+    let put = a.request(
+        "PUT",
+        "/handlers/hello?snapshot=off&isolation=reuse",
+        HELLO.as_bytes(),
+    );
     assert_eq!(put.status, 201, "{}", put.text());
     assert!(dir.path().join("hello.js").is_file());
     assert_eq!(
         std::fs::read_to_string(dir.path().join("hello.snapshot")).unwrap(),
         "off"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("hello.isolation")).unwrap(),
+        "reuse"
     );
     let took = eventually("B serves A's registration", || {
         answer(&b, "hello").is_some()
@@ -64,6 +72,7 @@ fn two_servers_watching_one_directory_agree_and_a_restart_keeps_the_set() {
     eprintln!("a PUT to one server reached the other in {took:?}");
     let shown = b.request("GET", "/handlers/hello", b"").json();
     assert_eq!(shown["snapshot_policy"], "off", "{shown}");
+    assert_eq!(shown["isolation"], "reuse", "{shown}");
 
     assert_eq!(a.request("DELETE", "/handlers/double", b"").status, 204);
     assert!(!dir.path().join("double.js").exists());
@@ -82,10 +91,9 @@ fn two_servers_watching_one_directory_agree_and_a_restart_keeps_the_set() {
         .map(|h| h["name"].clone())
         .collect();
     assert_eq!(names, vec![json!("hello")]);
-    assert_eq!(
-        a.request("GET", "/handlers/hello", b"").json()["snapshot_policy"],
-        "off"
-    );
+    let shown = a.request("GET", "/handlers/hello", b"").json();
+    assert_eq!(shown["snapshot_policy"], "off", "{shown}");
+    assert_eq!(shown["isolation"], "reuse", "{shown}");
 }
 
 /// The kubelet's update of a mounted ConfigMap: the files are symlinks

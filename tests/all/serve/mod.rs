@@ -13,6 +13,7 @@ mod lifecycle;
 mod load;
 mod observe;
 mod per_handler;
+mod reuse;
 
 pub(crate) use std::io::Write;
 pub(crate) use std::net::TcpStream;
