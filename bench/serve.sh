@@ -2,14 +2,16 @@
 # `just bench-serve` (and the serve section of `just bench`): nexus serve
 # against two Node peers on the same handler, side by side in one run, with
 # wrk on loopback (POST, keep-alive, 2 threads):
-#   nexus       a fresh wasm instance per request
+#   nexus       a fresh wasm instance per request (rows *-reuse: the handler
+#               registered with ?isolation=reuse, its instances kept)
 #   node vm     a fresh `vm` context per request, two cluster workers
 #   node direct the handler called directly, two cluster workers
 # for the trivial handler and the lodash handler, at 1 and 64 connections;
 # then where a served call's time goes (CPU per request, by part).
 # usage: bench/serve.sh NEXUS_BINARY HANDLERS_DIR [SECONDS]
 #   HANDLERS_DIR holds lodash.js and lodash.input.json (tests/compat/make-handlers.mjs)
-# ROWS (default "trivial lodash lodash-eager") and HANDLERS pick rows;
+# ROWS (default "trivial trivial-reuse lodash lodash-eager lodash-reuse") and
+# HANDLERS pick rows;
 # ROUNDS (default 5) is how many times each cell is measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +32,11 @@ for _ in $(seq 600); do curl -sf http://127.0.0.1:18081/readyz >/dev/null && bre
 # registered again with its own policy, `eager`, for the cached kind.
 curl -sf -X PUT "http://127.0.0.1:18081/handlers/lodash-eager?snapshot=eager" --data-binary "@$work/h/lodash.js" >/dev/null
 cp "$work/lodash.input.json" "$work/lodash-eager.input.json"
+# The same handlers with their instances kept for reuse (docs/isolation.md).
+for handler in trivial lodash; do
+  curl -sf -X PUT "http://127.0.0.1:18081/handlers/$handler-reuse?isolation=reuse" --data-binary "@$work/h/$handler.js" >/dev/null
+  cp "$work/$handler.input.json" "$work/$handler-reuse.input.json"
+done
 node bench/serve-peer.mjs vm 18082 "$work/h/trivial.js" & vm_trivial=$!
 node bench/serve-peer.mjs direct 18083 "$work/h/trivial.js" & direct_trivial=$!
 node bench/serve-peer.mjs vm 18084 "$work/h/lodash.js" & vm_lodash=$!
@@ -37,7 +44,7 @@ node bench/serve-peer.mjs direct 18085 "$work/h/lodash.js" & direct_lodash=$!
 sleep 2
 # Under snapshot = auto, a handler gets its snapshot after its first calls:
 # make those calls, and wait for the snapshots, before measuring.
-for handler in ${HANDLERS:-trivial lodash}; do
+for handler in ${HANDLERS:-trivial lodash trivial-reuse lodash-reuse}; do
   for _ in 1 2 3; do curl -sf "http://127.0.0.1:18081/handlers/$handler/invoke" --data-binary "@$work/$handler.input.json" >/dev/null; done
   for _ in $(seq 1200); do
     state=$(curl -sf "http://127.0.0.1:18081/handlers/$handler" | sed -n 's/.*"snapshot":"\([a-z]*\)".*/\1/p')
@@ -87,8 +94,8 @@ col() { awk -v c="$1" '{ print $c }' "$2" | median; }
 each() { awk -v c="$1" '{ print $c }' "$2" | sort -g | awk '{ printf "%s%.2f", (NR > 1 ? ", " : ""), $1 }'; }
 echo "| handler | connections | nexus req/s (p50, p99 ms) | node vm req/s (p50, p99) | node direct req/s (p50, p99) | nexus / node vm (each round) | nexus / node direct (each round) | server CPU per request: nexus, vm, direct (µs) |"
 echo "|---|---|---|---|---|---|---|---|"
-for row in ${ROWS:-trivial lodash lodash-eager}; do
-  handler=${row%-eager}
+for row in ${ROWS:-trivial trivial-reuse lodash lodash-eager lodash-reuse}; do
+  handler=${row%%-*}
   if [ "$handler" = trivial ]; then vm=18082 direct=18083 vm_pid=$vm_trivial direct_pid=$direct_trivial
   else vm=18084 direct=18085 vm_pid=$vm_lodash direct_pid=$direct_lodash; fi
   for c in 1 64; do
