@@ -23,6 +23,7 @@ fn nexus_bench_reports_percentiles() {
     assert!(median > 0.0 && median <= p90 && p90 <= p99, "{report}");
     assert!(report["per_second"].as_f64().unwrap() > 0.0);
     assert_eq!(report["path"], "plain", "{report}");
+    assert_eq!(report["reused"], 0.0, "a fresh instance each: {report}");
     // Exactly the four phases, each measured. Each call's whole time holds
     // each of its phases, so the median call is at least each phase's
     // median: phases that were not part of the call would break that.
@@ -61,6 +62,26 @@ fn nexus_bench_runs_a_prepared_handler() {
         report["path"], "prepared",
         "every call ran in the handler's own snapshot: {report}"
     );
+}
+
+#[test]
+fn nexus_bench_reuses_instances_when_asked() {
+    let (mut cmd, _cache) = nexus();
+    let out = output(
+        cmd.arg("bench")
+            .arg(support::vectors_dir().join("hello.js"))
+            .args(["--input", r#"{"name":"b"}"#, "--iterations", "40"])
+            .args(["--reuse", "--json"]),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The first warm-up call made the instance; every measured one reused it.
+    assert_eq!(report["reused"], 1.0, "{report}");
+    assert_eq!(report["phases_us"]["instantiate"], 0.0, "{report}");
 }
 
 #[test]

@@ -108,10 +108,10 @@ impl Sandbox {
                             return Ok(Err(e));
                         }
                     }
+                    instantiated = Instant::now();
                     instance
                 }
             };
-            instantiated = Instant::now();
             let output = exports.of(instance).invoke_prepared(&mut store, input)?;
             Ok(output.map(|output| (output, instance)))
         })();
