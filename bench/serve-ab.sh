@@ -39,7 +39,7 @@ ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 run() { # PORT PID
   local before after rps
   before=$(ticks "$2")
-  rps=$(BODY_FILE="$work/input.json" wrk -t2 -c"$connections" -d"${seconds}s" -s bench/post.lua \
+  rps=$(BODY_FILE="$work/input.json" wrk -t"$(( connections < 2 ? 1 : 2 ))" -c"$connections" -d"${seconds}s" -s bench/post.lua \
     "http://127.0.0.1:$1/handlers/trivial/invoke" | awk '/Requests\/sec/ {print $2}')
   after=$(ticks "$2")
   echo "$rps $(echo "($after - $before) * 1000000 / $hz / ($rps * $seconds)" | bc -l)"

@@ -17,6 +17,7 @@ mod errors;
 mod metrics;
 mod queue;
 mod routes;
+mod threads;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +40,8 @@ pub(crate) struct App {
     in_flight: AtomicU64,
     /// The call threads, and the calls and compiles waiting for them.
     queue: queue::CallQueue,
+    /// Where invocations run.
+    threads: threads::CallThreads,
     /// The bytes of request bodies held, and their limits.
     bodies: body::Bodies,
     /// Who may register and remove handlers.
@@ -64,9 +67,10 @@ impl App {
 /// When the address cannot be bound, or the guest or a `--handlers` file
 /// cannot be loaded.
 pub(crate) fn serve(config: Config, handlers_dir: Option<PathBuf>) -> Result<()> {
-    // Invocations run on the blocking pool: one thread per core (and one
-    // more) keeps them from thrashing the cores at high concurrency; the
-    // rest queue, and admission bounds them anyway.
+    // Invocations run on the call threads (`threads`), compiles on the
+    // blocking pool: one thread per core (and one more) keeps them from
+    // thrashing the cores at high concurrency; the rest queue, and
+    // admission bounds them anyway.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(call_threads())
@@ -118,6 +122,8 @@ async fn run(
         handlers: cell.clone(),
         metrics: Exporter::new(cell).context("registering the metrics")?,
         in_flight: AtomicU64::new(0),
+        threads: threads::CallThreads::start(call_threads(), nexus_host::THREAD_STACK)
+            .context("starting the call threads")?,
         queue: queue::CallQueue::new(
             call_threads(),
             config.max_instances_per_handler,

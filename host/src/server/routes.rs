@@ -161,11 +161,13 @@ pub(crate) async fn invoke(
     let cancel = Cancel::new();
     let guard = CancelOnDrop(Some(cancel.clone()));
     let held = app.queue.call(&name).await?;
-    let (path, invocation) = in_span(move || {
-        let _held = held;
-        handlers.invoke_reporting_path(&handler, &input, timeout, Some(&cancel))
-    })
-    .await?;
+    let (path, invocation) = app
+        .threads
+        .run(move || {
+            let _held = held;
+            handlers.invoke_reporting_path(&handler, &input, timeout, Some(&cancel))
+        })
+        .await?;
     guard.disarm();
     let reused = invocation.as_ref().ok().map(|i| i.reused);
     let mut response = match invocation {
