@@ -38,9 +38,9 @@ pub(crate) struct App {
     metrics: Exporter,
     /// Requests being answered now (counted by `routes::track`).
     in_flight: AtomicU64,
-    /// The call threads, and the calls and compiles waiting for them.
-    queue: queue::CallQueue,
-    /// Where invocations run.
+    /// Compiles waiting for a slot.
+    compiles: queue::CompileQueue,
+    /// The call threads, and the calls waiting for them.
     threads: threads::CallThreads,
     /// The bytes of request bodies held, and their limits.
     bodies: body::Bodies,
@@ -122,14 +122,15 @@ async fn run(
         handlers: cell.clone(),
         metrics: Exporter::new(cell).context("registering the metrics")?,
         in_flight: AtomicU64::new(0),
-        threads: threads::CallThreads::start(call_threads(), nexus_host::THREAD_STACK)
-            .context("starting the call threads")?,
-        queue: queue::CallQueue::new(
+        threads: threads::CallThreads::start(
             call_threads(),
+            nexus_host::THREAD_STACK,
             config.max_instances_per_handler,
             config.max_queued,
             config.queue_timeout,
-        ),
+        )
+        .context("starting the call threads")?,
+        compiles: queue::CompileQueue::new(call_threads()),
         bodies: body::Bodies::new(
             config.max_body_bytes,
             config.max_body_memory_bytes,

@@ -107,9 +107,9 @@ pub(crate) async fn register(
     let (source, _reserved) = app.bodies.text(body, "source").await?;
     let (handler, replaced) = {
         let name = name.clone();
-        // A compile slot and a thread, held until the compile ends, even
-        // if its client goes.
-        let held = app.queue.compile().await?;
+        // A compile slot, held until the compile ends, even if its client
+        // goes.
+        let held = app.compiles.slot().await;
         blocking(move || {
             let _held = held;
             handlers.register_with(&name, &source, options)
@@ -160,11 +160,9 @@ pub(crate) async fn invoke(
     // the call, so it never starts, or stops within milliseconds.
     let cancel = Cancel::new();
     let guard = CancelOnDrop(Some(cancel.clone()));
-    let held = app.queue.call(&name).await?;
     let (path, invocation) = app
         .threads
-        .run(move || {
-            let _held = held;
+        .call(&name, move || {
             handlers.invoke_reporting_path(&handler, &input, timeout, Some(&cancel))
         })
         .await?;

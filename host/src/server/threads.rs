@@ -1,25 +1,36 @@
-//! The call threads: where invocations run, off the async side. The call
-//! queue ([`super::queue`]) decides when a call may run; this pool only
-//! runs it, on a thread with the stack a wasm call needs, in the request's
-//! span, and hands the answer back to the waiting request.
+//! The call threads and their queue: where invocations wait, and run, off
+//! the async side. A few threads (one per core and one more) take calls
+//! from one queue, in order, so that what bounds concurrency is what
+//! admission counts:
 //!
-//! A thread that finishes a call looks for the next one a moment longer
-//! ([`LINGER`], yielding the core meanwhile; one thread at a time) before
-//! it sleeps. Under load
-//! the next call is usually there within microseconds, and waking a
-//! sleeping thread (a futex, and a context switch on each side) costs more
-//! than a trivial handler's whole call. Idle, the threads sleep.
+//! - a call runs only while its handler runs fewer than its share of the
+//!   threads (`max_instances_per_handler`, and never every thread), so one
+//!   flooded handler leaves threads for the others: a thread takes the
+//!   first call in the queue whose handler has room;
+//! - past `max_queued` calls waiting (beyond the threads free now), a call
+//!   is answered 503 `busy` at once;
+//! - a call not started within `queue_timeout_ms` gets 503 `busy`, naming
+//!   the time it waited;
+//! - a caller that goes away leaves the queue: its call never starts.
 //!
-//! Invariants: a job is taken by exactly one thread; a thread goes to
-//! sleep only under the jobs' lock after finding none, and a job is pushed
-//! under that lock and wakes a sleeper if there is one, so no job waits
-//! while a thread sleeps. A job that panics is answered as the host's
-//! failure; its thread goes on.
+//! The queue is the threads' own: a thread that finishes a call takes the
+//! next one at once, with no round trip through the async side. One that
+//! finds none looks again for a moment ([`LINGER`], yielding the core; one
+//! thread at a time) before it sleeps: waking a sleeping thread (a futex,
+//! and a context switch on each side) costs more than a trivial handler's
+//! whole call.
+//!
+//! Invariants: a call is either taken by exactly one thread or abandoned by
+//! its caller, never both (its ticket changes once); a thread sleeps only
+//! under the queue's lock after finding no call it may take, and a call is
+//! queued under that lock and wakes a sleeper, so no call waits while a
+//! thread that could take it sleeps. A call that panics is answered as the
+//! host's failure; its thread goes on.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
@@ -29,38 +40,75 @@ use super::errors::ApiError;
 /// How long a thread that found no call looks again before it sleeps.
 const LINGER: Duration = Duration::from_micros(50);
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A call's ticket: waiting, then taken by a thread or abandoned by its
+/// caller, once.
+const WAITING: u8 = 0;
+const TAKEN: u8 = 1;
+const ABANDONED: u8 = 2;
 
-#[derive(Default)]
-struct Jobs {
-    queue: VecDeque<Job>,
-    sleeping: usize,
+struct Job {
+    handler: Arc<str>,
+    ticket: Arc<AtomicU8>,
+    run: Box<dyn FnOnce() + Send>,
 }
 
 #[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Job>,
+    /// Calls running now, by handler.
+    running: HashMap<Arc<str>, usize>,
+    running_total: usize,
+    sleeping: usize,
+}
+
 struct Shared {
-    jobs: Mutex<Jobs>,
+    queue: Mutex<Queue>,
     ready: Condvar,
-    /// Jobs queued: read without the lock by the lingering thread.
+    /// Calls waiting: read without the lock by the lingering thread.
     queued: AtomicUsize,
     /// Threads lingering now: at most one, so idle threads never crowd the
     /// cores the async side needs.
     lingering: AtomicUsize,
+    threads: usize,
+    share: usize,
+    max_queued: usize,
+    wait: Duration,
 }
 
-/// A fixed set of threads that run calls.
+/// The call threads, and the calls waiting for them.
 pub(crate) struct CallThreads {
     shared: Arc<Shared>,
 }
 
 impl CallThreads {
-    /// `threads` threads, each with a `stack`-byte stack.
+    /// `threads` threads, each with a `stack`-byte stack; `share` is
+    /// `max_instances_per_handler` (0: half the threads, rounded up), never
+    /// every thread.
     ///
     /// # Errors
     ///
     /// When a thread cannot be started.
-    pub fn start(threads: usize, stack: usize) -> std::io::Result<Self> {
-        let shared = Arc::new(Shared::default());
+    pub fn start(
+        threads: usize,
+        stack: usize,
+        share: u32,
+        max_queued: u32,
+        wait: Duration,
+    ) -> std::io::Result<Self> {
+        let share = match share as usize {
+            0 => threads.div_ceil(2),
+            n => n,
+        };
+        let shared = Arc::new(Shared {
+            queue: Mutex::default(),
+            ready: Condvar::new(),
+            queued: AtomicUsize::new(0),
+            lingering: AtomicUsize::new(0),
+            threads,
+            share: share.min(threads.saturating_sub(1)).max(1),
+            max_queued: max_queued as usize,
+            wait,
+        });
         for n in 0..threads {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -71,24 +119,41 @@ impl CallThreads {
         Ok(Self { shared })
     }
 
-    /// Runs `work` on a call thread, in the current span; answers what it
-    /// returned.
+    /// Runs `work`, a call of `handler`, on a call thread once the queue
+    /// lets it, in the current span; answers what it returned.
     ///
     /// # Errors
     ///
-    /// 500 `internal` if `work` panicked.
-    pub async fn run<T: Send + 'static>(
+    /// 503 `busy` when the queue is full, or the call did not start within
+    /// `queue_timeout_ms`; 500 `internal` if `work` panicked.
+    pub async fn call<T: Send + 'static>(
         &self,
+        handler: &str,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let (answer, answered) = tokio::sync::oneshot::channel();
+        let start = Instant::now();
+        let (answer, mut answered) = tokio::sync::oneshot::channel();
         let span = tracing::Span::current();
-        self.shared.push(Box::new(move || {
-            let done = std::panic::catch_unwind(AssertUnwindSafe(|| span.in_scope(work)));
-            // The request may have gone; its answer is then dropped.
-            let _ = answer.send(done);
-        }));
-        match answered.await {
+        let ticket = Arc::new(AtomicU8::new(WAITING));
+        let job = Job {
+            handler: handler.into(),
+            ticket: ticket.clone(),
+            run: Box::new(move || {
+                let done = std::panic::catch_unwind(AssertUnwindSafe(|| span.in_scope(work)));
+                // The request may have gone; its answer is then dropped.
+                let _ = answer.send(done);
+            }),
+        };
+        self.shared.push(job)?;
+        // A caller that goes away (this future dropped) leaves the queue.
+        let _leave = Leave(ticket.clone());
+        let done = match tokio::time::timeout(self.shared.wait, &mut answered).await {
+            Ok(done) => done,
+            Err(_) if abandon(&ticket) => return Err(self.shared.timed_out(handler, start)),
+            // Taken just as its time ran out: it runs, and answers.
+            Err(_) => answered.await,
+        };
+        match done {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(_)) | Err(_) => Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -99,45 +164,141 @@ impl CallThreads {
     }
 }
 
+/// Marks a waiting call abandoned; answers whether it was still waiting.
+fn abandon(ticket: &AtomicU8) -> bool {
+    ticket
+        .compare_exchange(WAITING, ABANDONED, SeqCst, SeqCst)
+        .is_ok()
+}
+
+struct Leave(Arc<AtomicU8>);
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        abandon(&self.0);
+    }
+}
+
 impl Shared {
-    fn push(&self, job: Job) {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        jobs.queue.push_back(job);
-        self.queued.fetch_add(1, Relaxed);
-        if jobs.sleeping > 0 {
-            self.ready.notify_one();
-        }
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn take(&self) -> Option<Job> {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        let job = jobs.queue.pop_front()?;
-        self.queued.fetch_sub(1, Relaxed);
-        Some(job)
+    fn push(&self, job: Job) -> Result<(), ApiError> {
+        let mut queue = self.lock();
+        // Calls that will get a thread at once do not count as waiting.
+        let free = self.threads.saturating_sub(queue.running_total);
+        if queue.waiting.len() >= self.max_queued + free {
+            return Err(ApiError::busy(format!(
+                "all {} call threads are busy and {} calls already wait (max_queued); retry later",
+                self.threads, self.max_queued
+            )));
+        }
+        queue.waiting.push_back(job);
+        self.queued.fetch_add(1, Relaxed);
+        if queue.sleeping > 0 {
+            self.ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Why a call did not start in time: its handler's share was full, or
+    /// every thread was.
+    fn timed_out(&self, handler: &str, start: Instant) -> ApiError {
+        let running = self.lock().running.get(handler).copied().unwrap_or(0);
+        let waited = start.elapsed().as_millis();
+        ApiError::busy(match running >= self.share {
+            true => format!(
+                "{handler:?} already runs its share of the call threads ({}, max_instances_per_handler); waited {waited} ms (queue_timeout_ms); retry later",
+                self.share
+            ),
+            false => format!(
+                "all {} call threads stayed busy; waited {waited} ms (queue_timeout_ms); retry later",
+                self.threads
+            ),
+        })
+    }
+
+    /// The first call whose handler has room, taken; abandoned calls met
+    /// on the way are dropped.
+    fn take(&self, queue: &mut Queue) -> Option<Job> {
+        let mut at = 0;
+        while at < queue.waiting.len() {
+            let job = &queue.waiting[at];
+            if job.ticket.load(SeqCst) == ABANDONED {
+                queue.waiting.remove(at);
+                self.queued.fetch_sub(1, Relaxed);
+                continue;
+            }
+            if queue.running.get(&job.handler).copied().unwrap_or(0) < self.share {
+                let job = queue.waiting.remove(at).expect("in range");
+                self.queued.fetch_sub(1, Relaxed);
+                let taken = job
+                    .ticket
+                    .compare_exchange(WAITING, TAKEN, SeqCst, SeqCst)
+                    .is_ok();
+                if !taken {
+                    continue;
+                }
+                *queue.running.entry(job.handler.clone()).or_default() += 1;
+                queue.running_total += 1;
+                return Some(job);
+            }
+            at += 1;
+        }
+        None
     }
 
     fn work(&self) {
         loop {
-            if let Some(job) = self.take() {
-                job();
-                continue;
-            }
-            if self.lingering.fetch_add(1, Relaxed) == 0 {
-                let since = Instant::now();
-                while self.queued.load(Relaxed) == 0 && since.elapsed() < LINGER {
-                    std::thread::yield_now();
+            let mut queue = self.lock();
+            let mut lingered = false;
+            let job = loop {
+                if let Some(job) = self.take(&mut queue) {
+                    break job;
                 }
+                if !lingered {
+                    drop(queue);
+                    self.linger();
+                    lingered = true;
+                    queue = self.lock();
+                    continue;
+                }
+                queue.sleeping += 1;
+                queue = self.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
+                queue.sleeping -= 1;
+            };
+            drop(queue);
+            let handler = job.handler.clone();
+            (job.run)();
+            self.finished(&handler);
+        }
+    }
+
+    /// Looks for a call a moment before sleeping, if no other thread does.
+    fn linger(&self) {
+        if self.lingering.fetch_add(1, Relaxed) == 0 {
+            let since = Instant::now();
+            while self.queued.load(Relaxed) == 0 && since.elapsed() < LINGER {
+                std::thread::yield_now();
             }
-            self.lingering.fetch_sub(1, Relaxed);
-            if self.queued.load(Relaxed) > 0 {
-                continue;
+        }
+        self.lingering.fetch_sub(1, Relaxed);
+    }
+
+    /// A call of `handler` ended: its place in the share is free, and a call
+    /// that waited for it may now run on a thread that sleeps.
+    fn finished(&self, handler: &str) {
+        let mut queue = self.lock();
+        queue.running_total -= 1;
+        if let Some(n) = queue.running.get_mut(handler) {
+            *n -= 1;
+            if *n == 0 {
+                queue.running.remove(handler);
             }
-            let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-            while jobs.queue.is_empty() {
-                jobs.sleeping += 1;
-                jobs = self.ready.wait(jobs).unwrap_or_else(|e| e.into_inner());
-                jobs.sleeping -= 1;
-            }
+        }
+        if queue.sleeping > 0 && !queue.waiting.is_empty() {
+            self.ready.notify_one();
         }
     }
 }
