@@ -155,9 +155,7 @@ impl Reuse {
     fn take(&self, version: u64) -> Option<Kept> {
         let (found, expired) = {
             let mut by_version = self.by_version.lock().unwrap();
-            let Some(idle) = by_version.get_mut(&version) else {
-                return None;
-            };
+            let idle = by_version.get_mut(&version)?;
             let found = idle.pop();
             let expired: Vec<Idle> = match &found {
                 Some(last) if last.since.elapsed() >= self.idle_for => {

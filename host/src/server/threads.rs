@@ -302,3 +302,101 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc;
+
+    use super::*;
+
+    fn threads(n: usize, share: u32, max_queued: u32) -> CallThreads {
+        CallThreads::start(n, 256 << 10, share, max_queued, Duration::from_secs(30)).unwrap()
+    }
+
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// A call that holds its thread until told to end.
+    fn held(
+        pool: &Arc<CallThreads>,
+        handler: &'static str,
+    ) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+        let (release, released) = mpsc::channel::<()>();
+        let (started, running) = mpsc::channel::<()>();
+        let pool = pool.clone();
+        let caller = std::thread::spawn(move || {
+            block_on(pool.call(handler, move || {
+                started.send(()).unwrap();
+                released.recv().unwrap();
+            }))
+            .map_err(|_| ())
+            .unwrap();
+        });
+        running.recv().unwrap();
+        (release, caller)
+    }
+
+    #[test]
+    fn a_call_whose_caller_went_away_never_starts() {
+        let pool = Arc::new(threads(1, 1, 10));
+        let (release, caller) = held(&pool, "slow");
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        // Queued behind the held call, then given up on.
+        let gave_up = block_on(async {
+            let call = pool.call("other", move || flag.store(true, SeqCst));
+            tokio::time::timeout(Duration::from_millis(50), call).await
+        });
+        assert!(gave_up.is_err(), "it waited for the only thread");
+        release.send(()).unwrap();
+        caller.join().unwrap();
+        // The thread is free again, and took the next call, not that one.
+        assert_eq!(block_on(pool.call("other", || 7)).map_err(|_| ()), Ok(7));
+        assert!(!ran.load(SeqCst), "an abandoned call ran");
+    }
+
+    #[test]
+    fn a_handler_runs_its_share_of_the_threads_and_others_pass_it() {
+        // Two threads, a share of one: a second call of `slow` waits while
+        // `quick` runs beside the first.
+        let pool = Arc::new(threads(2, 1, 10));
+        let (release, caller) = held(&pool, "slow");
+        let second = {
+            let pool = pool.clone();
+            std::thread::spawn(move || block_on(pool.call("slow", || 2)).map_err(|_| ()))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(block_on(pool.call("quick", || 1)).map_err(|_| ()), Ok(1));
+        assert!(
+            !second.is_finished(),
+            "slow's second call ran past its share"
+        );
+        release.send(()).unwrap();
+        caller.join().unwrap();
+        assert_eq!(second.join().unwrap(), Ok(2));
+    }
+
+    #[test]
+    fn past_max_queued_a_call_is_refused_at_once() {
+        let pool = Arc::new(threads(1, 1, 0));
+        let (release, caller) = held(&pool, "slow");
+        let refused = block_on(pool.call("other", || ()));
+        assert!(refused.is_err(), "no thread free and no place to wait");
+        release.send(()).unwrap();
+        caller.join().unwrap();
+        assert!(block_on(pool.call("other", || ())).is_ok());
+    }
+
+    #[test]
+    fn a_call_that_panics_is_answered_and_its_thread_goes_on() {
+        let pool = threads(1, 1, 10);
+        assert!(block_on(pool.call("bad", || panic!("handler host bug"))).is_err());
+        assert_eq!(block_on(pool.call("good", || 3)).map_err(|_| ()), Ok(3));
+    }
+}
