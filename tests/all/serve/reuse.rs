@@ -14,6 +14,7 @@ export default (ctx) => {
   if (ctx.fail) throw new Error("asked to fail");
   if (ctx.spin) for (;;) {}
   if (ctx.grow) globalThis.kept = new Uint8Array(ctx.grow);
+  if (ctx.big) return { n, big: "x".repeat(ctx.big) };
   return { n, r: Math.random() };
 }"#;
 
@@ -119,6 +120,8 @@ fn a_failed_call_drops_its_instance() {
             "16Mi",
             "--reuse-max-memory-percent",
             "100",
+            "--max-output-bytes",
+            "1000",
         ],
     );
     assert_eq!(counts(&server, "counter", 2), [1, 2]);
@@ -146,7 +149,17 @@ fn a_failed_call_drops_its_instance() {
     let invalid = call(&server, "counter", "{");
     assert_eq!(invalid.status, 400, "{}", invalid.text());
     assert_eq!(counts(&server, "counter", 1), [1]);
-    assert_eq!(discarded(&server, "error"), 4.0);
+
+    // The handler returned, but its answer was refused: a failed call too.
+    let large = call(&server, "counter", r#"{"big":2000}"#);
+    assert_eq!(
+        large.json()["error"]["kind"],
+        "output_too_large",
+        "{}",
+        large.text()
+    );
+    assert_eq!(counts(&server, "counter", 1), [1]);
+    assert_eq!(discarded(&server, "error"), 5.0);
 }
 
 #[test]
