@@ -46,6 +46,7 @@ bench: && bench-serve
     cargo bench --locked --bench cache
     cargo bench --locked --bench invoke
     cargo bench --locked --bench snapshot
+    cargo bench --locked --bench replay
     cargo build --release --locked --bin nexus
     bash bench/sizes.sh {{target}}/release/nexus examples/hello.js {{target}}/bench-handlers/*.js
     bash bench/startup.sh {{target}}/release/nexus examples

@@ -18,7 +18,7 @@
 //! artifacts   the guest component and handler bytecode, through the cache
 //! engine      wasmtime only: engine, epochs, host state, one store builder,
 //!             typed exports, sandbox, Wizer snapshot
-//! cache       bytes and keys: memory LRU, disk tier, file format
+//! cache       bytes and keys: memory and disk tiers, eviction, file format
 //! config, error, guest, bindings
 //! ```
 
@@ -42,10 +42,11 @@ mod trim_imports;
 
 pub use artifacts::{Bytecode, CompiledHandler};
 pub use cache::{
-    Artifact, Cache, Key, Op, Origin, SeedEntries, TierStats, VerifyReport, FORMAT_VERSION,
+    Artifact, Built, Cache, DiskEntry, Key, Op, Origin, SeedEntries, TierStats, VerifyReport,
+    FORMAT_VERSION,
 };
 pub use config::{
-    parse_size, CompileOptions, Config, Isolation, Layer, LogFormat, RawValue, Setting,
+    parse_size, CompileOptions, Config, Eviction, Isolation, Layer, LogFormat, RawValue, Setting,
     SnapshotPolicy, StatsScope, SETTINGS,
 };
 pub use engine::{

@@ -7,19 +7,22 @@
 // the guest build's fingerprint (hex text), the handler's name, its source,
 // and the two compile flags [stripSource, stripDebug].
 //
-// File: an 88-byte header, then the payload.
+// File: a 96-byte header, then the payload.
 //   0..8 magic "NXSCACHE" | 8..12 format version u32 LE | 12 kind, 3 zeros
-//   16..48 key | 48..56 payload length u64 LE | 56..88 BLAKE3 of the payload
+//   16..48 key | 48..56 payload length u64 LE | 56..64 what building the
+//   payload took, in microseconds, u64 LE | 64..96 BLAKE3 of bytes 56..64,
+//   then the payload
+// (The host's disk tier evicts by that build time; this one only writes it.)
 // A file that fails any check is deleted and recompiled: never trusted.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { createBLAKE3 } from 'hash-wasm';
 
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 export const KIND_BYTECODE = 2;
 const MAGIC = Buffer.from('NXSCACHE');
-const HEADER_LEN = 88;
+const HEADER_LEN = 96;
 const encoder = new TextEncoder();
 
 // hash-wasm's BLAKE3 (WebAssembly): about 40× the speed of a pure-JS one
@@ -63,15 +66,16 @@ export function bytecodeKey(fingerprint, name, source, { stripSource, stripDebug
   return blake3(...parts);
 }
 
-/** A cache file: the header, then `payload`. */
-export function encode(kind, key, payload) {
+/** A cache file: the header, then `payload`, which took `costMs` to build. */
+export function encode(kind, key, payload, costMs = 0) {
   const header = Buffer.alloc(HEADER_LEN);
   MAGIC.copy(header, 0);
   header.writeUInt32LE(FORMAT_VERSION, 8);
   header[12] = kind;
   Buffer.from(key).copy(header, 16);
   header.writeBigUInt64LE(BigInt(payload.length), 48);
-  Buffer.from(blake3(payload)).copy(header, 56);
+  header.writeBigUInt64LE(BigInt(Math.max(0, Math.round(costMs * 1000))), 56);
+  Buffer.from(blake3(header.subarray(56, 64), payload)).copy(header, 64);
   return Buffer.concat([header, payload]);
 }
 
@@ -86,7 +90,7 @@ export function decode(kind, key, file) {
   const length = file.readBigUInt64LE(48);
   const payload = file.subarray(HEADER_LEN);
   if (length !== BigInt(payload.length)) return { damage: `payload is ${payload.length} bytes, header says ${length}` };
-  if (!file.subarray(56, 88).equals(Buffer.from(blake3(payload)))) return { damage: 'payload checksum mismatch' };
+  if (!file.subarray(64, 96).equals(Buffer.from(blake3(file.subarray(56, 64), payload)))) return { damage: 'payload checksum mismatch' };
   return { payload: new Uint8Array(payload) };
 }
 
@@ -217,11 +221,11 @@ export class DiskTier {
     } catch { /* already gone */ }
   }
 
-  /** Stores the entry atomically: a temporary beside it, then rename. */
-  write(key, payload) {
+  /** Stores the entry (built in `costMs`) atomically: a temporary beside it, then rename. */
+  write(key, payload, costMs) {
     if (!this.dir) return;
     const hex = bytesToHex(key);
-    const file = encode(KIND_BYTECODE, key, payload);
+    const file = encode(KIND_BYTECODE, key, payload, costMs);
     const temp = join(this.dir, `.tmp-${hex}-${randomBytes(8).toString('hex')}`);
     try {
       fs.writeFileSync(temp, file, { flag: 'wx', mode: 0o600 });

@@ -69,11 +69,13 @@ class JcoRuntime {
     }
     this.counts.instances++;
     const timeout = Math.max(this.config.timeoutMs, MIN_COMPILE_TIMEOUT_MS);
+    const start = performance.now();
     const { value } = await this.pool.run({ op: 'compile', name, source, options, stats: this.record() }, timeout);
+    const costMs = performance.now() - start;
     this.counts.compiles++;
     this.ownCounts(name).compiles++;
     this.memory.insert(hex, value);
-    this.disk.write(key, value);
+    this.disk.write(key, value, costMs);
     return { bytecode: value, origin: 'compiled' };
   }
 

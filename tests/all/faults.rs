@@ -44,8 +44,17 @@ fn entries(cache: &Path, kind: Artifact) -> Vec<(Key, PathBuf)> {
 }
 
 /// The header's fields: magic, version, kind and padding, key, length,
-/// checksum (cache/format.rs).
-const FIELDS: [(usize, usize); 6] = [(0, 8), (8, 12), (12, 16), (16, 48), (48, 56), (56, 88)];
+/// build time, checksum (cache/format.rs).
+const FIELDS: [(usize, usize); 7] = [
+    (0, 8),
+    (8, 12),
+    (12, 16),
+    (16, 48),
+    (48, 56),
+    (56, 64),
+    (64, 96),
+];
+const HEADER_LEN: usize = 96;
 
 /// One random damage to `good`: bit flips (mostly in the header), a
 /// truncation, an extension, a header field overwritten, or another entry's
@@ -56,7 +65,7 @@ fn mutate(rng: &mut Rng, good: &[u8], others: &[&[u8]]) -> Vec<u8> {
         0 => {
             for _ in 0..=rng.below(3) {
                 let at = if rng.below(2) == 0 {
-                    rng.below(88)
+                    rng.below(HEADER_LEN)
                 } else {
                     rng.below(bytes.len())
                 };
@@ -94,7 +103,7 @@ fn fuzz(
     rng: &mut Rng,
 ) -> (usize, usize) {
     let good = std::fs::read(path).unwrap();
-    let payload = &good[88..];
+    let payload = &good[HEADER_LEN..];
     let (mut refused, mut harmless) = (0, 0);
     for round in 0..rounds {
         let damaged = mutate(rng, &good, others);

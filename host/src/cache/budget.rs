@@ -1,7 +1,7 @@
-//! The eviction policy both tiers share, in one vocabulary: a [`Budget`] of
-//! bytes, charged for what a tier holds; before an entry comes in, the tier
-//! evicts its least recently used entries until the budget
-//! [admits](Budget::admits) it. An entry larger than the whole capacity is
+//! The bound both tiers share, in one vocabulary: a [`Budget`] of bytes,
+//! charged for what a tier holds; before an entry comes in, the tier evicts
+//! entries (in the order its [policy](super::policy) ranks them) until the
+//! budget [admits](Budget::admits) it. An entry larger than the whole capacity is
 //! not held at all.
 
 /// Bytes held against a capacity.

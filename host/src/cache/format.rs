@@ -6,20 +6,40 @@
 //! 12      artifact kind (1 component, 2 bytecode), then 3 zero bytes
 //! 16..48  the entry's key
 //! 48..56  payload length, u64 LE
-//! 56..88  BLAKE3 of the payload
-//! 88..    payload
+//! 56..64  what building the payload took, in microseconds, u64 LE
+//! 64..96  BLAKE3 of bytes 56..64, then the payload
+//! 96..    payload
 //! ```
 //!
 //! [`decode`] checks every field against what the reader expects before it
 //! hands out a byte of payload: native code and QuickJS bytecode are trusted
-//! by their loaders, so an unverified file must never reach them.
+//! by their loaders, so an unverified file must never reach them. The build
+//! time only ranks the entry for eviction; [`cost`] reads it from a header
+//! alone (a rescan does not read whole files), unverified, and caps it, so
+//! a forged one can at most keep an entry [`MAX_COST`] longer.
 
 use std::fmt;
+use std::time::Duration;
 
 use super::{Artifact, Key, FORMAT_VERSION};
 
 const MAGIC: &[u8; 8] = b"NXSCACHE";
-pub const HEADER_LEN: usize = 88;
+pub const HEADER_LEN: usize = 96;
+
+/// No build is ranked as costing more (the guest takes seconds, the
+/// largest snapshot tens of seconds).
+pub const MAX_COST: Duration = Duration::from_secs(600);
+
+fn checksum(cost: &[u8], payload: &[u8]) -> blake3::Hash {
+    blake3::Hasher::new()
+        .update(cost)
+        .update(payload)
+        .finalize()
+}
+
+fn cost_of(bytes: [u8; 8]) -> Duration {
+    Duration::from_micros(u64::from_le_bytes(bytes)).min(MAX_COST)
+}
 
 /// Why a file was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,20 +86,58 @@ impl fmt::Display for Damage {
     }
 }
 
-pub fn encode(kind: Artifact, key: &Key, payload: &[u8]) -> Vec<u8> {
+/// The file for `payload`, which took `cost` to build.
+pub fn encode(kind: Artifact, key: &Key, payload: &[u8], cost: Duration) -> Vec<u8> {
+    let cost = u64::try_from(cost.as_micros())
+        .unwrap_or(u64::MAX)
+        .to_le_bytes();
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&[kind as u8, 0, 0, 0]);
     out.extend_from_slice(&key.0);
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(blake3::hash(payload).as_bytes());
+    out.extend_from_slice(&cost);
+    out.extend_from_slice(checksum(&cost, payload).as_bytes());
     out.extend_from_slice(payload);
     out
 }
 
-/// The payload of `file`, if it is exactly the entry for `kind` and `key`.
-pub fn decode<'a>(kind: Artifact, key: &Key, file: &'a [u8]) -> Result<&'a [u8], Damage> {
+/// The payload of `file`, if it is exactly the entry for `kind` and `key`,
+/// and what it took to build.
+pub fn decode<'a>(
+    kind: Artifact,
+    key: &Key,
+    file: &'a [u8],
+) -> Result<(&'a [u8], Duration), Damage> {
+    let (header, payload) = check_header(kind, key, file)?;
+    let length = u64::from_le_bytes(header[48..56].try_into().unwrap());
+    if length != payload.len() as u64 {
+        return Err(Damage::Length {
+            header: length,
+            actual: payload.len() as u64,
+        });
+    }
+    let cost = &header[56..64];
+    if header[64..96] != *checksum(cost, payload).as_bytes() {
+        return Err(Damage::Checksum);
+    }
+    Ok((payload, cost_of(cost.try_into().unwrap())))
+}
+
+/// What the entry for `kind` and `key` took to build, as the header that
+/// begins `file` says (unverified, capped at [`MAX_COST`]).
+pub fn cost(kind: Artifact, key: &Key, file: &[u8]) -> Result<Duration, Damage> {
+    let (header, _) = check_header(kind, key, file)?;
+    Ok(cost_of(header[56..64].try_into().unwrap()))
+}
+
+/// The header's fixed fields checked; the header and what follows it.
+fn check_header<'a>(
+    kind: Artifact,
+    key: &Key,
+    file: &'a [u8],
+) -> Result<(&'a [u8], &'a [u8]), Damage> {
     if file.len() < HEADER_LEN {
         return Err(Damage::Truncated(file.len()));
     }
@@ -97,17 +155,7 @@ pub fn decode<'a>(kind: Artifact, key: &Key, file: &'a [u8]) -> Result<&'a [u8],
     if header[16..48] != key.0 {
         return Err(Damage::Key);
     }
-    let length = u64::from_le_bytes(header[48..56].try_into().unwrap());
-    if length != payload.len() as u64 {
-        return Err(Damage::Length {
-            header: length,
-            actual: payload.len() as u64,
-        });
-    }
-    if header[56..88] != *blake3::hash(payload).as_bytes() {
-        return Err(Damage::Checksum);
-    }
-    Ok(payload)
+    Ok((header, payload))
 }
 
 #[cfg(test)]
@@ -117,8 +165,26 @@ mod tests {
     #[test]
     fn round_trips_and_refuses_every_damage() {
         let key = Key([7; 32]);
-        let file = encode(Artifact::Bytecode, &key, b"payload");
-        assert_eq!(decode(Artifact::Bytecode, &key, &file), Ok(&b"payload"[..]));
+        let took = Duration::from_millis(1234);
+        let file = encode(Artifact::Bytecode, &key, b"payload", took);
+        assert_eq!(
+            decode(Artifact::Bytecode, &key, &file),
+            Ok((&b"payload"[..], took))
+        );
+        assert_eq!(
+            cost(Artifact::Bytecode, &key, &file[..HEADER_LEN]),
+            Ok(took)
+        );
+        // The build time is covered by the checksum too.
+        let mut slower = file.clone();
+        slower[57] ^= 1;
+        assert_eq!(
+            decode(Artifact::Bytecode, &key, &slower),
+            Err(Damage::Checksum)
+        );
+        // A forged one is capped.
+        slower[56..64].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(cost(Artifact::Bytecode, &key, &slower), Ok(MAX_COST));
 
         assert_eq!(
             decode(Artifact::Component, &key, &file),

@@ -5,8 +5,12 @@
 //! key even under concurrent requests; a compiled artifact is stored in both
 //! tiers, the disk write done by a background thread.
 //!
-//! Layer: imports only `std`, `cap-std`, `lru` and `blake3`; never wasmtime,
-//! the bindings or anything above. What an entry decodes to (a component, a
+//! Both tiers evict by one [`policy`]: by default, what would cost least to
+//! rebuild per byte it frees (each entry's build time is measured when it
+//! is made, and kept in its file's header).
+//!
+//! Layer: imports only `std`, `cap-std`, `blake3` and the
+//! [`Eviction`](crate::config::Eviction) setting; never wasmtime, the bindings or anything above. What an entry decodes to (a component, a
 //! byte slice) is the caller's business: the memory tier holds it as
 //! `dyn Any`, the disk tier as verified bytes.
 
@@ -15,16 +19,20 @@ mod disk;
 mod format;
 mod key;
 mod memory;
+mod policy;
 mod tiers;
 mod trust;
 
 pub use disk::{Op, VerifyReport};
 pub use key::Key;
-pub use tiers::{Cache, SeedEntries};
+pub use tiers::{Built, Cache, DiskEntry, SeedEntries};
 
 /// Bump when the file format or what a key covers changes: old entries then
-/// become unreachable by key.
-pub const FORMAT_VERSION: u32 = 1;
+/// become unreachable by key, rank as costing nothing, and are the first
+/// evicted. (2: each entry's build time in its header.)
+pub const FORMAT_VERSION: u32 = 2;
+/// The directory layout's version: the directory under the cache directory
+/// that holds every entry, whatever its format.
 const VERSION_DIR: &str = "v1";
 
 /// What a cache entry holds.

@@ -12,10 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::disk::{DiskTier, Op};
 use super::memory::MemoryTier;
 use super::{Artifact, Key, Origin, TierStats};
+use crate::config::Eviction;
 
 /// What the memory tier holds: whatever the entry decoded to.
 type Held = Arc<dyn Any + Send + Sync>;
@@ -47,7 +49,7 @@ impl Drop for Leave<'_> {
 }
 
 enum Job {
-    Write(Artifact, Key, Arc<[u8]>),
+    Write(Artifact, Key, Arc<[u8]>, Duration),
     Flush(mpsc::SyncSender<()>),
 }
 
@@ -62,15 +64,45 @@ pub struct Cache {
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     inflight: Mutex<HashMap<Key, Arc<Flight>>>,
     compiles: [AtomicU64; 2],
+    /// What those compiles took, in microseconds.
+    compile_micros: [AtomicU64; 2],
+}
+
+/// What a build made: the artifact, the bytes to store, and what building
+/// it took (its cost, should it be lost).
+pub struct Built<T> {
+    /// What the tiers hand out.
+    pub artifact: T,
+    /// What the disk tier stores.
+    pub payload: Arc<[u8]>,
+    /// What the build took.
+    pub cost: Duration,
+}
+
+/// One entry of the cache directory, as its index knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskEntry {
+    /// Its key.
+    pub key: Key,
+    /// The blocks it takes, in bytes.
+    pub bytes: u64,
+    /// What building it took, as its header records it.
+    pub cost: Duration,
 }
 
 impl Cache {
     /// Opens the cache: `memory_bytes` bounds the memory tier (all kinds
-    /// together), `disk_bytes` the files under `dir`. Never fails: an
-    /// unusable directory gives a disk tier that holds nothing, after one
-    /// warning.
+    /// together), `disk_bytes` the files under `dir`; both evict by the
+    /// default policy ([`Eviction::Cost`]). Never fails: an unusable
+    /// directory gives a disk tier that holds nothing, after one warning.
     pub fn open(dir: &Path, memory_bytes: u64, disk_bytes: u64) -> Cache {
-        Self::with_disk(DiskTier::open(dir, disk_bytes), memory_bytes)
+        Self::open_with(dir, memory_bytes, disk_bytes, Eviction::default())
+    }
+
+    /// [`open`](Self::open), both tiers evicting by `eviction`.
+    pub fn open_with(dir: &Path, memory_bytes: u64, disk_bytes: u64, eviction: Eviction) -> Cache {
+        let disk = DiskTier::open(dir, disk_bytes, eviction);
+        Self::with_disk(disk, memory_bytes, eviction)
     }
 
     /// Opens an existing cache directory only to look at it and check it
@@ -78,7 +110,7 @@ impl Cache {
     /// evicted; `disk_bytes` bounds only what may be read. Check
     /// [`disk_unavailable`](Self::disk_unavailable).
     pub fn inspect(dir: &Path, disk_bytes: u64) -> Cache {
-        Self::with_disk(DiskTier::inspect(dir, disk_bytes), 0)
+        Self::with_disk(DiskTier::inspect(dir, disk_bytes), 0, Eviction::default())
     }
 
     /// Adds a seed directory (see [`DiskTier::seed`]), looked up after the
@@ -108,7 +140,7 @@ impl Cache {
         self
     }
 
-    fn with_disk(disk: DiskTier, memory_bytes: u64) -> Cache {
+    fn with_disk(disk: DiskTier, memory_bytes: u64, eviction: Eviction) -> Cache {
         let disk = Arc::new(disk);
         let (tx, rx) = mpsc::channel::<Job>();
         let writer_disk = disk.clone();
@@ -117,7 +149,9 @@ impl Cache {
             .spawn(move || {
                 for job in rx {
                     match job {
-                        Job::Write(kind, key, payload) => writer_disk.write(kind, &key, &payload),
+                        Job::Write(kind, key, payload, cost) => {
+                            writer_disk.write(kind, &key, &payload, cost)
+                        }
                         Job::Flush(done) => {
                             let _ = done.send(());
                         }
@@ -126,7 +160,7 @@ impl Cache {
             })
             .expect("spawn the cache writer");
         Cache {
-            memory: Mutex::new(MemoryTier::new(memory_bytes)),
+            memory: Mutex::new(MemoryTier::new(memory_bytes, eviction)),
             disk,
             seed: None,
             seed_unavailable: None,
@@ -134,6 +168,7 @@ impl Cache {
             writer_thread: Mutex::new(Some(thread)),
             inflight: Mutex::default(),
             compiles: Default::default(),
+            compile_micros: Default::default(),
         }
     }
 
@@ -198,6 +233,36 @@ impl Cache {
     where
         T: Clone + Send + Sync + 'static,
     {
+        let build = || {
+            let start = Instant::now();
+            let (artifact, payload) = compile()?;
+            Ok(Built {
+                artifact,
+                payload,
+                cost: start.elapsed(),
+            })
+        };
+        self.get_or_build(kind, key, decode, build, persist)
+    }
+
+    /// [`get_or_compile_keeping`](Self::get_or_compile_keeping), where
+    /// `build` says what it cost (rather than the time it took here): for
+    /// a build whose cost its caller knows better, or replays a trace.
+    ///
+    /// # Errors
+    ///
+    /// Only `build`'s own.
+    pub fn get_or_build<T, E>(
+        &self,
+        kind: Artifact,
+        key: Key,
+        decode: impl Fn(&[u8]) -> Result<T, String>,
+        build: impl FnOnce() -> Result<Built<T>, E>,
+        persist: impl FnOnce(&T) -> bool,
+    ) -> Result<(T, Origin), E>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
         let held = |held: Held| held.downcast_ref::<T>().cloned();
         if let Some(hit) = self.memory.lock().unwrap().get(kind, &key).and_then(held) {
             return Ok((hit, Origin::Memory));
@@ -229,46 +294,54 @@ impl Cache {
         if let Some(hit) = found.and_then(held) {
             return Ok((hit, Origin::Memory));
         }
-        let (artifact, origin, weight) = 'found: {
-            if let Some(payload) = self.disk.read(kind, &key) {
+        let (artifact, origin, weight, cost) = 'found: {
+            if let Some((payload, cost)) = self.disk.read(kind, &key) {
                 match decode(&payload) {
-                    Ok(artifact) => break 'found (artifact, Origin::Disk, payload.len()),
+                    Ok(artifact) => break 'found (artifact, Origin::Disk, payload.len(), cost),
                     Err(why) => self.disk.reject(kind, &key, &why),
                 }
             }
             if let Some(seed) = &self.seed {
-                if let Some(payload) = seed.read(kind, &key) {
+                if let Some((payload, cost)) = seed.read(kind, &key) {
                     match decode(&payload) {
                         Ok(artifact) => {
                             let weight = payload.len();
-                            self.store(kind, key, payload.into());
-                            break 'found (artifact, Origin::Seed, weight);
+                            self.store(kind, key, payload.into(), cost);
+                            break 'found (artifact, Origin::Seed, weight, cost);
                         }
                         Err(why) => seed.reject(kind, &key, &why),
                     }
                 }
             }
-            let (artifact, payload) = compile()?;
+            let Built {
+                artifact,
+                payload,
+                cost,
+            } = build()?;
             self.compiles[kind.index()].fetch_add(1, Relaxed);
+            // To the microsecond, as headers keep it.
+            let micros = u64::try_from(cost.as_micros()).unwrap_or(u64::MAX);
+            let cost = Duration::from_micros(micros);
+            self.compile_micros[kind.index()].fetch_add(micros, Relaxed);
             let weight = payload.len();
             if persist(&artifact) {
-                self.store(kind, key, payload);
+                self.store(kind, key, payload, cost);
             }
-            (artifact, Origin::Compiled, weight)
+            (artifact, Origin::Compiled, weight, cost)
         };
         let held: Held = Arc::new(artifact.clone());
         *flight.found.lock().unwrap_or_else(|e| e.into_inner()) = Some(held.clone());
         self.memory
             .lock()
             .unwrap()
-            .insert(kind, key, held, weight as u64);
+            .insert(kind, key, held, weight as u64, cost);
         Ok((artifact, origin))
     }
 
     /// Queues the entry's write to the cache directory.
-    fn store(&self, kind: Artifact, key: Key, payload: Arc<[u8]>) {
+    fn store(&self, kind: Artifact, key: Key, payload: Arc<[u8]>, cost: Duration) {
         if let Some(writer) = self.writer.lock().unwrap().as_ref() {
-            let _ = writer.send(Job::Write(kind, key, payload));
+            let _ = writer.send(Job::Write(kind, key, payload, cost));
         }
     }
 
@@ -292,6 +365,18 @@ impl Cache {
     /// How many artifacts of `kind` this cache compiled (both tiers missed).
     pub fn compiles(&self, kind: Artifact) -> u64 {
         self.compiles[kind.index()].load(Relaxed)
+    }
+
+    /// What those compiles took, all together: the work the cache did not
+    /// save (first builds included).
+    pub fn compile_time(&self, kind: Artifact) -> Duration {
+        Duration::from_micros(self.compile_micros[kind.index()].load(Relaxed))
+    }
+
+    /// The cache directory's entries of `kind` as its index knows them
+    /// (after [`flush`](Self::flush), this process's writes included).
+    pub fn disk_entries(&self, kind: Artifact) -> Vec<DiskEntry> {
+        self.disk.entries(kind)
     }
 
     /// The memory tier's figures for `kind`.

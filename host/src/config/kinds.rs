@@ -130,6 +130,39 @@ impl ValueKind for StatsScope {
     }
 }
 
+/// What both cache tiers evict first when an entry must make room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Default)]
+pub enum Eviction {
+    /// The entry whose loss costs least: GreedyDual-Size-Frequency, each
+    /// entry ranked by its build time times its hits, per byte it holds,
+    /// and aged so that what is no longer used goes in the end.
+    #[default]
+    Cost,
+    /// The least recently used entry, whatever rebuilding it would cost.
+    Recency,
+}
+
+impl Eviction {
+    /// `cost` or `recency`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Eviction::Cost => "cost",
+            Eviction::Recency => "recency",
+        }
+    }
+}
+
+impl ValueKind for Eviction {
+    type Value = Eviction;
+    const ACCEPTS: &'static str = "`cost` or `recency`";
+    fn parse(raw: &RawValue) -> Option<Eviction> {
+        keyword(
+            raw,
+            &[("cost", Eviction::Cost), ("recency", Eviction::Recency)],
+        )
+    }
+}
+
 /// When `nexus serve` gives a handler its own prepared snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd)]
 pub enum SnapshotPolicy {

@@ -18,7 +18,7 @@ mod layers;
 mod table;
 
 pub use kinds::{
-    parse_size, Isolation, LogFormat, RawValue, SlotReset, SnapshotPolicy, StatsScope,
+    parse_size, Eviction, Isolation, LogFormat, RawValue, SlotReset, SnapshotPolicy, StatsScope,
 };
 pub use layers::Layer;
 pub use table::{Config, Setting, SETTINGS};

@@ -12,7 +12,9 @@ use super::kinds::{
     parse, Addr, Count, IsolationPolicies, Millis, OptionalPath, PathKind, Ranged, RawValue, Size,
     SnapshotPolicies, ValueKind,
 };
-use super::{CompileOptions, Isolation, LogFormat, SlotReset, SnapshotPolicy, StatsScope};
+use super::{
+    CompileOptions, Eviction, Isolation, LogFormat, SlotReset, SnapshotPolicy, StatsScope,
+};
 use crate::error::Result;
 
 /// One setting, as the table declares it.
@@ -193,6 +195,9 @@ settings! {
     /// Disk cache bound, headers included: bytes, or a quantity like 96Mi
     max_disk_cache_bytes => max_disk_cache_bytes: u64 as Size = "96Mi",
         env "NEXUS_MAX_DISK_CACHE_BYTES", value "SIZE", range "0" to "1Ti";
+    /// What both cache tiers evict first to make room: `cost` (the entry whose rebuild would cost least per byte it frees, counting its hits: a snapshot that took seconds outlives a bytecode that took milliseconds) or `recency` (the least recently used)
+    cache_eviction => cache_eviction: Eviction as Eviction = "cost",
+        env "NEXUS_CACHE_EVICTION", value "POLICY";
     /// How long one invocation may run, in milliseconds
     timeout_ms => timeout: Duration as Millis = "1000",
         env "NEXUS_TIMEOUT_MS", value "MS", range "1" to "3600000";

@@ -149,10 +149,11 @@ impl Runtime {
     /// the engine or the guest component cannot be set up.
     pub fn new(config: Config) -> Result<Self> {
         config.validate()?;
-        let mut cache = Cache::open(
+        let mut cache = Cache::open_with(
             &config.cache_dir,
             config.max_cache_size_bytes,
             config.max_disk_cache_bytes,
+            config.cache_eviction,
         );
         if let Some(seed) = &config.seed_dir {
             cache = cache.with_seed(seed);

@@ -6,6 +6,7 @@
 
 mod cli;
 mod damage;
+mod eviction;
 mod tiers;
 mod trust;
 

@@ -48,6 +48,8 @@ fn the_memory_bound_holds_and_evicts() {
     // Room for a few small bytecode entries; the component does not fit.
     let rt = Runtime::new(Config {
         max_cache_size_bytes: 2_000,
+        // Least recently used first: what this test looks for.
+        cache_eviction: nexus_host::Eviction::Recency,
         ..config(dir.path())
     })
     .unwrap();

@@ -1,11 +1,15 @@
 //! The index of the directory's files and the eviction policy: each file
 //! charged to the [`Budget`] by the blocks it takes (as a kubelet counts a
-//! volume), rebuilt from the directory before a write when other processes
-//! may have changed it (the directories' times moved, ten seconds passed, or
-//! the bound is near), least recently used evicted first.
+//! volume) and ranked by the tier's [`Ranking`]; rebuilt from the directory
+//! before a write when other processes may have changed it (the
+//! directories' times moved, ten seconds passed, or the bound is near).
+//!
+//! A rebuild keeps what this process knew of each file it knew (its build
+//! time and hits; a use by another process, seen as a newer modification
+//! time, counts as one more hit), and reads only the header of a file it
+//! meets for the first time, for its build time.
 
-use std::collections::{HashMap, HashSet};
-use std::io;
+use std::io::{self, Read as _};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -13,9 +17,12 @@ use cap_std::fs::{Dir, OpenOptionsExt as _};
 use rustix::fs::{FlockOperation, OFlags};
 
 use super::super::budget::Budget;
+use super::super::format::{self, HEADER_LEN};
+use super::super::policy::Ranking;
 use super::write::is_temp;
 use super::{allocated, Access, DiskTier, Op, STALE_TEMP};
 use crate::cache::{Artifact, Key, TierStats};
+use crate::config::Eviction;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// The artifact directories' modification times.
@@ -29,15 +36,17 @@ fn stamps(dir: &Dir) -> Stamps {
     })
 }
 
-pub(super) struct Entry {
-    pub(super) bytes: u64,
-    pub(super) last_access: SystemTime,
+/// A time as the disk tier's clock reads it: seconds since the epoch.
+fn seconds(time: SystemTime) -> f64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// The directory's files as last scanned, charged to the disk budget by
 /// the blocks they take.
 pub(super) struct Index {
-    pub(super) entries: HashMap<(Artifact, Key), Entry>,
+    pub(super) ranking: Ranking<(Artifact, Key)>,
     pub(super) budget: Budget,
     pub(super) stats: [TierStats; 2],
     /// The artifact directories' modification times when the index last
@@ -58,9 +67,9 @@ type Stamps = [Option<SystemTime>; 2];
 const RESCAN_EVERY: Duration = Duration::from_secs(10);
 
 impl Index {
-    pub(super) fn new(capacity: u64) -> Self {
+    pub(super) fn new(capacity: u64, eviction: Eviction) -> Self {
         Self {
-            entries: HashMap::new(),
+            ranking: Ranking::new(eviction),
             budget: Budget::new(capacity),
             stats: Default::default(),
             seen: None,
@@ -68,15 +77,49 @@ impl Index {
         }
     }
 
-    pub(super) fn insert(&mut self, kind: Artifact, key: Key, bytes: u64, last_access: SystemTime) {
+    /// An index of no files, under the same bound and policy; the figures
+    /// so far are kept.
+    pub(super) fn emptied(&self) -> Self {
+        Self {
+            ranking: self.ranking.emptied(),
+            budget: Budget::new(self.budget.capacity()),
+            stats: self.stats,
+            seen: None,
+            rescans: self.rescans,
+        }
+    }
+
+    /// Counts a use of the entry (a read, a write) at `used`: `bytes` on
+    /// disk, built in `cost`.
+    pub(super) fn used(
+        &mut self,
+        kind: Artifact,
+        key: Key,
+        bytes: u64,
+        cost: Duration,
+        used: SystemTime,
+    ) {
+        let hits = self.ranking.get(&(kind, key)).map_or(0, |rank| rank.hits);
+        self.insert(kind, key, bytes, cost, hits.saturating_add(1), used);
+    }
+
+    fn insert(
+        &mut self,
+        kind: Artifact,
+        key: Key,
+        bytes: u64,
+        cost: Duration,
+        hits: u32,
+        used: SystemTime,
+    ) {
         self.remove(kind, &key);
         self.budget.charge(bytes);
-        self.entries
-            .insert((kind, key), Entry { bytes, last_access });
+        self.ranking
+            .insert((kind, key), bytes, cost, hits, seconds(used));
     }
 
     pub(super) fn remove(&mut self, kind: Artifact, key: &Key) -> bool {
-        match self.entries.remove(&(kind, *key)) {
+        match self.ranking.remove(&(kind, *key)) {
             Some(old) => {
                 self.budget.refund(old.bytes);
                 true
@@ -84,33 +127,19 @@ impl Index {
             None => false,
         }
     }
-
-    /// The least recently used entry that is not `pinned`, taken out of
-    /// the index.
-    pub(super) fn pop_lru(&mut self, pinned: &HashSet<(Artifact, Key)>) -> Option<(Artifact, Key)> {
-        let (&(kind, key), _) = self
-            .entries
-            .iter()
-            .filter(|(entry, _)| !pinned.contains(entry))
-            .min_by_key(|(_, e)| e.last_access)?;
-        self.remove(kind, &key);
-        Some((kind, key))
-    }
 }
 
 impl DiskTier {
     /// Rebuilds the index from what the directory really holds now (other
     /// processes write to it too), counting each file's allocated blocks,
     /// temporaries included; removes temporaries a crashed writer left.
-    /// Hits, misses and evictions so far are kept.
+    /// Hits, misses and evictions so far are kept, and what was known of
+    /// each file still there.
     pub(super) fn rescan(&self, dir: &Dir, index: &mut Index, access: Access) {
-        let stats = index.stats;
-        let rescans = index.rescans + 1;
-        let stamps = stamps(dir);
-        *index = Index::new(index.budget.capacity());
-        index.stats = stats;
-        index.rescans = rescans;
-        index.seen = Some((stamps, Instant::now()));
+        let known = std::mem::replace(index, index.emptied());
+        index.rescans += 1;
+        index.seen = Some((stamps(dir), Instant::now()));
+        let mut files = Vec::new();
         for kind in Artifact::ALL {
             let Ok(entries) = dir.read_dir(kind.dir()) else {
                 continue;
@@ -136,10 +165,45 @@ impl DiskTier {
                     continue;
                 }
                 if let Some(key) = kind.key_of(&name) {
-                    index.insert(kind, key, allocated(&meta), modified);
+                    files.push((modified, kind, key, allocated(&meta)));
                 }
             }
         }
+        // In the order they were used, so that ties go to the least recent.
+        files.sort_unstable();
+        for (modified, kind, key, bytes) in files {
+            let (cost, hits) = match known.ranking.get(&(kind, key)) {
+                // Used since by another process: once more, at least.
+                Some(rank) => (
+                    rank.cost,
+                    rank.hits + u32::from(seconds(modified) > rank.used),
+                ),
+                None => (Self::read_cost(dir, kind, &key), 1),
+            };
+            index.insert(kind, key, bytes, cost, hits, modified);
+        }
+    }
+
+    /// The build time a file's header records; zero (evicted first) if it
+    /// cannot be read or is not a current entry (an older format's).
+    fn read_cost(dir: &Dir, kind: Artifact, key: &Key) -> Duration {
+        let mut options = cap_std::fs::OpenOptions::new();
+        options
+            .read(true)
+            .custom_flags(OFlags::NONBLOCK.bits() as i32);
+        let header = || -> io::Result<Vec<u8>> {
+            let file = dir.open_with(Self::path(kind, key), &options)?;
+            if !file.metadata()?.is_file() {
+                return Err(io::ErrorKind::InvalidData.into());
+            }
+            let mut header = Vec::with_capacity(HEADER_LEN);
+            file.take(HEADER_LEN as u64).read_to_end(&mut header)?;
+            Ok(header)
+        };
+        header()
+            .ok()
+            .and_then(|header| format::cost(kind, key, &header).ok())
+            .unwrap_or_default()
     }
 
     /// [`rescan`](Self::rescan)s unless the index is known to match the
@@ -188,13 +252,15 @@ impl DiskTier {
         }
     }
 
-    /// Deletes least recently used files until `incoming` bytes fit.
+    /// Deletes files, as the policy ranks them, until `incoming` bytes fit.
     pub(super) fn evict_until_admitted(&self, dir: &Dir, index: &mut Index, incoming: u64) {
         let pinned = self.pinned.lock().unwrap().clone();
         while !index.budget.admits(incoming) {
-            let Some((kind, key)) = index.pop_lru(&pinned) else {
+            let Some(((kind, key), rank)) = index.ranking.evict(|entry| pinned.contains(entry))
+            else {
                 break;
             };
+            index.budget.refund(rank.bytes);
             index.stats[kind.index()].evictions += 1;
             if let Err(e) = dir.remove_file(Self::path(kind, &key)) {
                 if e.kind() != io::ErrorKind::NotFound {
@@ -205,14 +271,31 @@ impl DiskTier {
         }
     }
 
+    /// The entries of `kind` the index holds, in key order.
+    pub fn entries(&self, kind: Artifact) -> Vec<crate::cache::DiskEntry> {
+        let index = self.index.lock().unwrap();
+        let mut entries: Vec<_> = index
+            .ranking
+            .iter()
+            .filter(|((k, _), _)| *k == kind)
+            .map(|(&(_, key), rank)| crate::cache::DiskEntry {
+                key,
+                bytes: rank.bytes,
+                cost: rank.cost,
+            })
+            .collect();
+        entries.sort_by_key(|entry| entry.key);
+        entries
+    }
+
     /// The keys of `kind` the directory held when last scanned.
     pub fn keys(&self, kind: Artifact) -> Vec<Key> {
         let index = self.index.lock().unwrap();
         let mut keys: Vec<Key> = index
-            .entries
-            .keys()
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, key)| *key)
+            .ranking
+            .iter()
+            .filter(|((k, _), _)| *k == kind)
+            .map(|((_, key), _)| *key)
             .collect();
         keys.sort();
         keys
@@ -223,17 +306,23 @@ impl DiskTier {
 mod tests {
     use super::*;
 
+    const MS: Duration = Duration::from_millis(1);
+
+    fn open(root: &Path, capacity: u64) -> DiskTier {
+        DiskTier::open(root, capacity, Eviction::Recency)
+    }
+
     #[test]
     fn a_pinned_entry_is_never_evicted_to_make_room() {
         let root = tempfile::tempdir().unwrap();
         // Room for three one-block entries.
-        let tier = DiskTier::open(root.path(), 3 * 4096);
+        let tier = open(root.path(), 3 * 4096);
         let key = |n: u32| Key::bytecode("guest", &format!("{n}.js"), "", &[]);
         let guest = Key::component(b"guest", b"engine", "v");
-        tier.write(Artifact::Component, &guest, &[1; 100]);
+        tier.write(Artifact::Component, &guest, &[1; 100], MS);
         tier.pin(Artifact::Component, guest);
         for n in 0..10 {
-            tier.write(Artifact::Bytecode, &key(n), &[2; 100]);
+            tier.write(Artifact::Bytecode, &key(n), &[2; 100], MS);
         }
         assert!(
             tier.read(Artifact::Component, &guest).is_some(),
@@ -249,10 +338,10 @@ mod tests {
     #[test]
     fn a_read_hit_charges_the_blocks_a_write_and_a_rescan_charge() {
         let root = tempfile::tempdir().unwrap();
-        let tier = DiskTier::open(root.path(), 1 << 20);
+        let tier = open(root.path(), 1 << 20);
         let key = Key::bytecode("guest", "small.js", "export default 1", &[]);
         // A few hundred bytes: one 4 KiB block on disk.
-        tier.write(Artifact::Bytecode, &key, &[7; 300]);
+        tier.write(Artifact::Bytecode, &key, &[7; 300], MS);
         let file = root
             .path()
             .join(crate::cache::VERSION_DIR)
@@ -262,7 +351,7 @@ mod tests {
         assert!(on_disk > 400, "{on_disk}");
         let charged = || tier.index.lock().unwrap().budget.held();
         assert_eq!(charged(), on_disk, "written");
-        assert_eq!(tier.read(Artifact::Bytecode, &key).unwrap(), [7; 300]);
+        assert_eq!(tier.read(Artifact::Bytecode, &key).unwrap().0, [7; 300]);
         assert_eq!(charged(), on_disk, "read back: its blocks, not its length");
         assert_eq!(tier.stats(Artifact::Bytecode).bytes, on_disk);
         let dir = tier.dir.as_ref().unwrap();
@@ -273,25 +362,28 @@ mod tests {
     #[test]
     fn a_write_rescans_only_when_another_writer_changed_the_directory() {
         let root = tempfile::tempdir().unwrap();
-        let ours = DiskTier::open(root.path(), 64 << 20);
+        let ours = open(root.path(), 64 << 20);
         let key = |n: u32| Key::bytecode("guest", &format!("{n}.js"), "", &[]);
         let rescans = |tier: &DiskTier| tier.index.lock().unwrap().rescans;
-        ours.write(Artifact::Bytecode, &key(0), &[1; 100]);
+        ours.write(Artifact::Bytecode, &key(0), &[1; 100], MS);
         let after_first = rescans(&ours);
         for n in 1..200 {
-            ours.write(Artifact::Bytecode, &key(n), &[1; 100]);
+            ours.write(Artifact::Bytecode, &key(n), &[1; 100], MS);
         }
         assert_eq!(rescans(&ours), after_first, "its own writes: no rescan");
 
         // Another process writes into the same directory: the next write
         // rescans first, and its entry counts against the one bound.
-        let theirs = DiskTier::open(root.path(), 64 << 20);
-        theirs.write(Artifact::Bytecode, &key(1000), &[2; 100]);
-        ours.write(Artifact::Bytecode, &key(200), &[1; 100]);
+        let theirs = open(root.path(), 64 << 20);
+        theirs.write(Artifact::Bytecode, &key(1000), &[2; 100], MS);
+        ours.write(Artifact::Bytecode, &key(200), &[1; 100], MS);
         assert_eq!(rescans(&ours), after_first + 1);
         let index = ours.index.lock().unwrap();
-        assert!(index.entries.contains_key(&(Artifact::Bytecode, key(1000))));
-        assert_eq!(index.entries.len(), 202);
+        assert!(index
+            .ranking
+            .get(&(Artifact::Bytecode, key(1000)))
+            .is_some());
+        assert_eq!(index.ranking.iter().count(), 202);
     }
 
     #[test]
@@ -299,15 +391,68 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         // Room for ten one-block entries: from the tenth, a write would
         // take it past 90%.
-        let tier = DiskTier::open(root.path(), 10 * 4096);
+        let tier = open(root.path(), 10 * 4096);
         let key = |n: u32| Key::bytecode("guest", &format!("{n}.js"), "", &[]);
         for n in 0..9 {
-            tier.write(Artifact::Bytecode, &key(n), &[1; 100]);
+            tier.write(Artifact::Bytecode, &key(n), &[1; 100], MS);
         }
         let before = tier.index.lock().unwrap().rescans;
         for n in 9..13 {
-            tier.write(Artifact::Bytecode, &key(n), &[1; 100]);
+            tier.write(Artifact::Bytecode, &key(n), &[1; 100], MS);
         }
         assert_eq!(tier.index.lock().unwrap().rescans, before + 4);
+    }
+
+    #[test]
+    fn under_cost_an_entry_slow_to_build_outlives_quick_ones() {
+        for (eviction, kept) in [(Eviction::Cost, true), (Eviction::Recency, false)] {
+            let root = tempfile::tempdir().unwrap();
+            // Room for three one-block entries.
+            let tier = DiskTier::open(root.path(), 3 * 4096, eviction);
+            let key = |n: u32| Key::bytecode("guest", &format!("{n}.js"), "", &[]);
+            tier.write(Artifact::Bytecode, &key(0), &[1; 100], MS * 2000);
+            for n in 1..10 {
+                tier.write(Artifact::Bytecode, &key(n), &[2; 100], MS);
+            }
+            let found = tier.read(Artifact::Bytecode, &key(0));
+            assert_eq!(found.is_some(), kept, "{eviction:?}");
+            if let Some((_, cost)) = found {
+                assert_eq!(cost, MS * 2000, "read back from its header");
+            }
+            assert!(
+                tier.read(Artifact::Bytecode, &key(9)).is_some(),
+                "the newest"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rescan_keeps_what_it_knew_and_reads_build_times_from_headers() {
+        let root = tempfile::tempdir().unwrap();
+        let ours = DiskTier::open(root.path(), 1 << 20, Eviction::Cost);
+        let key = |n: u32| Key::bytecode("guest", &format!("{n}.js"), "", &[]);
+        let rank = |tier: &DiskTier, n| {
+            let index = tier.index.lock().unwrap();
+            let rank = index.ranking.get(&(Artifact::Bytecode, key(n))).unwrap();
+            (rank.cost, rank.hits)
+        };
+        ours.write(Artifact::Bytecode, &key(0), &[1; 100], MS * 750);
+        ours.write(Artifact::Bytecode, &key(1), &[1; 100], MS * 3);
+        ours.read(Artifact::Bytecode, &key(0)).unwrap();
+        assert_eq!(rank(&ours, 0), (MS * 750, 2));
+
+        // Another process meets the files for the first time: their build
+        // times come from their headers.
+        let theirs = DiskTier::open(root.path(), 1 << 20, Eviction::Cost);
+        assert_eq!(rank(&theirs, 0), (MS * 750, 1));
+        assert_eq!(rank(&theirs, 1), (MS * 3, 1));
+
+        // Our rescan keeps our hits, and counts their use as one more.
+        std::thread::sleep(Duration::from_millis(20));
+        theirs.read(Artifact::Bytecode, &key(1)).unwrap();
+        let dir = ours.dir.as_ref().unwrap();
+        ours.rescan(dir, &mut ours.index.lock().unwrap(), Access::Use);
+        assert_eq!(rank(&ours, 0), (MS * 750, 2));
+        assert_eq!(rank(&ours, 1), (MS * 3, 2));
     }
 }

@@ -8,7 +8,6 @@ use std::path::Path;
 use cap_std::fs::Dir;
 
 use super::super::format;
-use super::index::Index;
 use super::read::Refused;
 use super::write::is_temp;
 use super::DiskTier;
@@ -75,7 +74,7 @@ impl DiskTier {
             let _ = root_dir.remove_dir(crate::cache::VERSION_DIR);
         }
         let mut index = self.index.lock().unwrap();
-        *index = Index::new(index.budget.capacity());
+        *index = index.emptied();
         Ok(removed)
     }
 

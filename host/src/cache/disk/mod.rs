@@ -54,6 +54,7 @@ use cap_std::fs::{Dir, DirBuilderExt as _, MetadataExt as _};
 
 use super::trust::{self, Owners};
 use super::{Artifact, Key, TierStats};
+use crate::config::Eviction;
 use index::Index;
 
 mod index;
@@ -154,26 +155,27 @@ pub(super) struct DiskTier {
 
 impl DiskTier {
     /// Opens (creating it if needed) the cache directory at `root`, bounded
-    /// to `capacity` bytes. Never fails: an unusable directory gives a tier
-    /// that holds nothing, after one warning.
-    pub fn open(root: &Path, capacity: u64) -> DiskTier {
-        Self::open_as(root, capacity, Access::Use)
+    /// to `capacity` bytes, evicting by `eviction`. Never fails: an
+    /// unusable directory gives a tier that holds nothing, after one
+    /// warning.
+    pub fn open(root: &Path, capacity: u64, eviction: Eviction) -> DiskTier {
+        Self::open_as(root, capacity, Access::Use, eviction)
     }
 
     /// Opens an existing cache directory to look at it (`nexus cache stats`
     /// and `verify`): nothing is created, and nothing evicted to fit
     /// `capacity`, which only bounds what may be read.
     pub fn inspect(root: &Path, capacity: u64) -> DiskTier {
-        Self::open_as(root, capacity, Access::Inspect)
+        Self::open_as(root, capacity, Access::Inspect, Eviction::default())
     }
 
     /// Opens a seed directory: a cache directory made ahead, only ever
     /// read. Root may own it; its files are trusted like its directories.
     pub fn seed(root: &Path) -> DiskTier {
-        Self::open_as(root, MAX_ENTRY, Access::Seed)
+        Self::open_as(root, MAX_ENTRY, Access::Seed, Eviction::default())
     }
 
-    fn open_as(root: &Path, capacity: u64, access: Access) -> DiskTier {
+    fn open_as(root: &Path, capacity: u64, access: Access, eviction: Eviction) -> DiskTier {
         let mut tier = DiskTier {
             dir: None,
             root_dir: None,
@@ -184,7 +186,7 @@ impl DiskTier {
                 Access::Use => capacity.min(MAX_ENTRY),
                 Access::Inspect | Access::Seed => MAX_ENTRY,
             },
-            index: Mutex::new(Index::new(capacity)),
+            index: Mutex::new(Index::new(capacity, eviction)),
             corrupt: Default::default(),
             errors: Default::default(),
             warned: Default::default(),
@@ -300,10 +302,10 @@ impl DiskTier {
     pub fn stats(&self, kind: Artifact) -> TierStats {
         let index = self.index.lock().unwrap();
         let (entries, bytes) = index
-            .entries
+            .ranking
             .iter()
             .filter(|((k, _), _)| *k == kind)
-            .fold((0, 0), |(n, b), (_, e)| (n + 1, b + e.bytes));
+            .fold((0, 0), |(n, b), (_, rank)| (n + 1, b + rank.bytes));
         TierStats {
             entries,
             bytes,

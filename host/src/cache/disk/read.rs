@@ -6,7 +6,7 @@
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use cap_std::fs::{Dir, OpenOptionsExt as _};
 
@@ -22,9 +22,10 @@ pub(super) enum Refused {
 }
 
 impl DiskTier {
-    /// The verified payload of the entry, or `None` (a miss) if it is
-    /// absent, unreadable or damaged; a damaged file is deleted.
-    pub fn read(&self, kind: Artifact, key: &Key) -> Option<Vec<u8>> {
+    /// The verified payload of the entry and what it took to build, or
+    /// `None` (a miss) if it is absent, unreadable or damaged; a damaged
+    /// file is deleted.
+    pub fn read(&self, kind: Artifact, key: &Key) -> Option<(Vec<u8>, Duration)> {
         let dir = self.dir.as_ref()?;
         let path = Self::path(kind, key);
         let miss = || self.index.lock().unwrap().stats[kind.index()].misses += 1;
@@ -45,7 +46,7 @@ impl DiskTier {
             }
         };
         match format::decode(kind, key, &bytes) {
-            Ok(payload) => {
+            Ok((payload, cost)) => {
                 let payload = payload.to_vec();
                 let now = SystemTime::now();
                 // Best effort: the next process sees this access too.
@@ -54,9 +55,9 @@ impl DiskTier {
                 }
                 let mut index = self.index.lock().unwrap();
                 // Charged by its blocks, as a rescan and a write charge it.
-                index.insert(kind, *key, blocks, now);
+                index.used(kind, *key, blocks, cost, now);
                 index.stats[kind.index()].hits += 1;
-                Some(payload)
+                Some((payload, cost))
             }
             Err(damage) => {
                 self.discard(dir, kind, key, &path, &damage);
@@ -152,6 +153,8 @@ impl DiskTier {
     pub fn peek(&self, kind: Artifact, key: &Key) -> Option<Vec<u8>> {
         let dir = self.dir.as_ref()?;
         let (_, bytes, _) = self.read_entry(dir, &Self::path(kind, key)).ok()?;
-        format::decode(kind, key, &bytes).ok().map(<[u8]>::to_vec)
+        format::decode(kind, key, &bytes)
+            .ok()
+            .map(|(payload, _)| payload.to_vec())
     }
 }

@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use cap_std::fs::Dir;
 use rustix::fs::FlockOperation;
@@ -21,11 +21,12 @@ pub(super) fn is_temp(name: &OsStr) -> bool {
 }
 
 impl DiskTier {
-    /// Stores the entry atomically, evicting least recently used files to
-    /// stay within the capacity. Failures are counted, never returned.
-    pub fn write(&self, kind: Artifact, key: &Key, payload: &[u8]) {
+    /// Stores the entry (which took `cost` to build) atomically, evicting
+    /// files as the policy ranks them to stay within the capacity. Failures
+    /// are counted, never returned.
+    pub fn write(&self, kind: Artifact, key: &Key, payload: &[u8], cost: Duration) {
         let Some(dir) = &self.dir else { return };
-        let file = format::encode(kind, key, payload);
+        let file = format::encode(kind, key, payload, cost);
         let size = file.len().div_ceil(BLOCK) * BLOCK;
         let size = size as u64;
         let mut index = self.index.lock().unwrap();
@@ -47,7 +48,7 @@ impl DiskTier {
             Ok(()) => {
                 let size = dir.metadata(&path).map_or(size, |meta| allocated(&meta));
                 let mut index = self.index.lock().unwrap();
-                index.insert(kind, *key, size, SystemTime::now());
+                index.used(kind, *key, size, cost, SystemTime::now());
                 // Another writer may have filled the budget meanwhile.
                 self.evict_until_admitted(dir, &mut index, 0);
                 Self::matched(dir, &mut index);
