@@ -62,10 +62,7 @@ fn main() {
 }
 
 fn bench() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned();
+    let root = common::root();
     let handlers = root.join("target/bench-handlers");
     if !handlers.join("combined.js").exists() {
         eprintln!("missing {}: run `just bench`", handlers.display());

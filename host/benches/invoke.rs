@@ -98,10 +98,7 @@ fn main() {
 }
 
 fn bench() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned();
+    let root = common::root();
     let source = std::fs::read_to_string(root.join("bench/trivial.js")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let rt = Arc::new(

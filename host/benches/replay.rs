@@ -241,10 +241,7 @@ fn main() {
 }
 
 fn run() {
-    let handlers = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .join("target/bench-handlers");
+    let handlers = common::root().join("target/bench-handlers");
     // Memory-backed, as the Kubernetes cache volume is, when there is one.
     let shm = Path::new("/dev/shm");
     let work = if shm.is_dir() {

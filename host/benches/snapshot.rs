@@ -27,10 +27,7 @@ fn main() {
 }
 
 fn bench() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned();
+    let root = common::root();
     let handlers = [
         ("trivial", root.join("bench/trivial.js")),
         ("lodash", root.join("target/bench-handlers/lodash.js")),

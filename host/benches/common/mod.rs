@@ -11,3 +11,11 @@ pub fn on_big_stack(bench: fn()) {
         .join()
         .unwrap();
 }
+
+/// The workspace's root, where `target/bench-handlers` is.
+pub fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}

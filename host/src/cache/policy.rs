@@ -8,7 +8,10 @@
 //!   at `age + hits × build time / bytes`, where `age` is the rank of the
 //!   last entry evicted: an entry that was slow to build, is small, or is
 //!   asked for often stays; one nobody asks for again falls behind as
-//!   `age` climbs past it, however costly it was.
+//!   `age` climbs past it, however costly it was. An entry's hits outlive
+//!   its eviction (the last [`GHOSTS`] evicted keys' are remembered), so a
+//!   popular entry pushed out by a burst comes back with its standing, and
+//!   one asked for once does not displace it.
 //!
 //! Ties go to the entry used least recently. Invariant: `order` holds
 //! exactly one `(score, seq, key)` for each entry of `entries`, and `seq`s
@@ -16,7 +19,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
+use std::num::NonZeroUsize;
 use std::time::Duration;
+
+use lru::LruCache;
 
 use crate::config::Eviction;
 
@@ -56,14 +62,20 @@ impl Ord for Score {
     }
 }
 
+/// How many evicted keys' hits a ranking remembers (a few hundred KiB at
+/// most).
+pub(super) const GHOSTS: usize = 4096;
+
 /// A tier's entries in the order they would be evicted.
 #[derive(Debug)]
-pub(super) struct Ranking<K> {
+pub(super) struct Ranking<K: Hash + Eq> {
     policy: Eviction,
     age: f64,
     seq: u64,
     entries: HashMap<K, Rank>,
     order: BTreeSet<(Score, u64, K)>,
+    /// The hits of keys evicted lately, the most recent first.
+    ghosts: LruCache<K, u32>,
 }
 
 impl<K: Copy + Eq + Hash + Ord> Ranking<K> {
@@ -74,26 +86,30 @@ impl<K: Copy + Eq + Hash + Ord> Ranking<K> {
             seq: 0,
             entries: HashMap::new(),
             order: BTreeSet::new(),
+            ghosts: LruCache::new(NonZeroUsize::new(GHOSTS).unwrap()),
         }
     }
 
-    /// A fresh ranking under the same policy and age: for a tier that
-    /// rebuilds what it knows (a rescan).
-    pub fn emptied(&self) -> Self {
-        Self {
-            age: self.age,
-            ..Self::new(self.policy)
-        }
+    /// A fresh ranking under the same policy and age, which takes over the
+    /// evicted keys' hits: for a tier that rebuilds what it knows (a
+    /// rescan).
+    pub fn emptied(&mut self) -> Self {
+        let mut fresh = Self::new(self.policy);
+        fresh.age = self.age;
+        std::mem::swap(&mut fresh.ghosts, &mut self.ghosts);
+        fresh
     }
 
     /// Ranks `key` anew (replacing what was known of it): `bytes` held,
-    /// `cost` to build, used `hits` times, last at `used`.
+    /// `cost` to build, used `hits` times (and as often as before it was
+    /// evicted, if it was lately), last at `used`.
     pub fn insert(&mut self, key: K, bytes: u64, cost: Duration, hits: u32, used: f64) {
         self.remove(&key);
+        let before = self.ghosts.pop(&key).unwrap_or(0);
         let mut rank = Rank {
             bytes,
             cost,
-            hits: hits.max(1),
+            hits: hits.max(1).saturating_add(before),
             used,
             score: Score(0.0),
             seq: 0,
@@ -147,6 +163,7 @@ impl<K: Copy + Eq + Hash + Ord> Ranking<K> {
             self.age = score.0;
         }
         let rank = self.remove(&key)?;
+        self.ghosts.put(key, rank.hits);
         Some((key, rank))
     }
 
@@ -232,5 +249,23 @@ mod tests {
         assert_eq!(ranking.in_eviction_order(), ['b', 'c', 'a']);
         assert_eq!(ranking.get(&'a').unwrap().hits, 1);
         assert!(!ranking.touch(&'z', 0.0));
+    }
+
+    #[test]
+    fn an_evicted_entry_comes_back_with_its_hits() {
+        let mut ranking = Ranking::new(Eviction::Cost);
+        ranking.insert('a', 10, MS, 1, 0.0);
+        for _ in 0..4 {
+            ranking.touch(&'a', 0.0);
+        }
+        ranking.insert('b', 10, MS * 100, 1, 0.0);
+        assert_eq!(ranking.evict(|_| false).unwrap().0, 'a');
+        ranking.insert('a', 10, MS, 1, 0.0);
+        assert_eq!(ranking.get(&'a').unwrap().hits, 6);
+        // A rebuilt ranking remembers them too.
+        ranking.evict(|key| *key == 'b');
+        let mut rebuilt = ranking.emptied();
+        rebuilt.insert('a', 10, MS, 1, 0.0);
+        assert_eq!(rebuilt.get(&'a').unwrap().hits, 7);
     }
 }

@@ -78,8 +78,8 @@ impl Index {
     }
 
     /// An index of no files, under the same bound and policy; the figures
-    /// so far are kept.
-    pub(super) fn emptied(&self) -> Self {
+    /// so far, and the evicted entries' hits, are kept.
+    pub(super) fn emptied(&mut self) -> Self {
         Self {
             ranking: self.ranking.emptied(),
             budget: Budget::new(self.budget.capacity()),
@@ -136,7 +136,8 @@ impl DiskTier {
     /// Hits, misses and evictions so far are kept, and what was known of
     /// each file still there.
     pub(super) fn rescan(&self, dir: &Dir, index: &mut Index, access: Access) {
-        let known = std::mem::replace(index, index.emptied());
+        let fresh = index.emptied();
+        let known = std::mem::replace(index, fresh);
         index.rescans += 1;
         index.seen = Some((stamps(dir), Instant::now()));
         let mut files = Vec::new();
