@@ -126,7 +126,7 @@ impl Rng {
 
 /// Handler indices, Zipf-distributed over shuffled ranks.
 fn trace(handlers: usize, requests: usize, exponent: f64) -> Vec<usize> {
-    let mut rng = Rng(0x6e65_7875_73);
+    let mut rng = Rng(0x006e_6578_7573);
     let mut by_rank: Vec<usize> = (0..handlers).collect();
     for i in (1..handlers).rev() {
         by_rank.swap(i, rng.next() as usize % (i + 1));
