@@ -137,28 +137,20 @@ fn a_failed_call_drops_its_instance() {
     assert_eq!(spun.status, 504, "{}", spun.text());
     assert_eq!(counts(&server, "counter", 1), [1]);
 
-    let grown = call(&server, "counter", r#"{"grow":33554432}"#);
-    assert_eq!(
-        grown.json()["error"]["kind"],
-        "out_of_memory",
-        "{}",
-        grown.text()
-    );
-    assert_eq!(counts(&server, "counter", 1), [1]);
+    // A call that fails with `kind`: the next call finds no instance kept.
+    let fails_with = |input: &str, kind: &str| {
+        let reply = call(&server, "counter", input);
+        assert_eq!(reply.json()["error"]["kind"], kind, "{}", reply.text());
+        assert_eq!(counts(&server, "counter", 1), [1]);
+    };
+    fails_with(r#"{"grow":33554432}"#, "out_of_memory");
 
     let invalid = call(&server, "counter", "{");
     assert_eq!(invalid.status, 400, "{}", invalid.text());
     assert_eq!(counts(&server, "counter", 1), [1]);
 
     // The handler returned, but its answer was refused: a failed call too.
-    let large = call(&server, "counter", r#"{"big":2000}"#);
-    assert_eq!(
-        large.json()["error"]["kind"],
-        "output_too_large",
-        "{}",
-        large.text()
-    );
-    assert_eq!(counts(&server, "counter", 1), [1]);
+    fails_with(r#"{"big":2000}"#, "output_too_large");
     assert_eq!(discarded(&server, "error"), 5.0);
 }
 
