@@ -49,7 +49,10 @@ const ABANDONED: u8 = 2;
 struct Job {
     handler: Arc<str>,
     ticket: Arc<AtomicU8>,
-    run: Box<dyn FnOnce() + Send>,
+    /// Runs the call; calls its argument (the thread's place is free
+    /// again) before the caller is answered, so that a caller's next call
+    /// finds the thread free.
+    run: Box<dyn FnOnce(&dyn Fn()) + Send>,
 }
 
 #[derive(Default)]
@@ -138,8 +141,9 @@ impl CallThreads {
         let job = Job {
             handler: handler.into(),
             ticket: ticket.clone(),
-            run: Box::new(move || {
+            run: Box::new(move |finished| {
                 let done = std::panic::catch_unwind(AssertUnwindSafe(|| span.in_scope(work)));
+                finished();
                 // The request may have gone; its answer is then dropped.
                 let _ = answer.send(done);
             }),
@@ -270,8 +274,7 @@ impl Shared {
             };
             drop(queue);
             let handler = job.handler.clone();
-            (job.run)();
-            self.finished(&handler);
+            (job.run)(&|| self.finished(&handler));
         }
     }
 
