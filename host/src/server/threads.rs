@@ -52,8 +52,11 @@ struct Job {
     /// Runs the call; calls its argument (the thread's place is free
     /// again) before the caller is answered, so that a caller's next call
     /// finds the thread free.
-    run: Box<dyn FnOnce(&dyn Fn()) + Send>,
+    run: Run,
 }
+
+/// A call, and what it calls once its thread is free again.
+type Run = Box<dyn FnOnce(&dyn Fn()) + Send>;
 
 #[derive(Default)]
 struct Queue {
