@@ -151,7 +151,11 @@ fn the_cache_dir_flag_names_the_directory_used() {
             .unwrap_or(0)
     };
     assert_eq!(entries("bytecode"), 1, "the handler's bytecode is there");
-    assert_eq!(entries("components"), 1, "and the guest's native code");
+    assert_eq!(
+        entries("components"),
+        3,
+        "and the guest's native code, the instrumented guest's, and the functions its compiles made"
+    );
     assert!(
         !env_dir.path().join("v1").exists(),
         "the environment's directory was not used"

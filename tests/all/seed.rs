@@ -255,9 +255,10 @@ fn cache_stats_show_the_seed_or_why_it_is_not_used() {
     assert_eq!(report["bytecode"]["entries"], 0, "{report}");
     let tier = &report["seed"];
     assert_eq!(tier["dir"], seed.path().to_str().unwrap(), "{report}");
-    // Warm wrote the pre-initialized guest and the handler's snapshot
-    // (components), and the handler's bytecode.
-    assert_eq!(tier["components"]["entries"], 2, "{report}");
+    // Warm wrote the pre-initialized guest, the instrumented guest, the
+    // guest's compiled functions and the handler's snapshot (components),
+    // and the handler's bytecode.
+    assert_eq!(tier["components"]["entries"], 4, "{report}");
     assert_eq!(tier["bytecode"]["entries"], 1, "{report}");
     assert!(tier["components"]["bytes"].as_u64().unwrap() > 1_000_000);
     let text = stats(false);

@@ -1,6 +1,8 @@
 //! Components through the cache: the pre-initialized guest, and a handler's
 //! own prepared component.
 
+use std::time::{Duration, Instant};
+
 use crate::cache::{Artifact, Cache, Key, Origin};
 use crate::engine::{self, Component, Engine, Limits, Observed};
 use crate::error::Result;
@@ -29,11 +31,74 @@ pub(crate) fn guest(engine: &Engine, cache: &Cache) -> Result<(Component, Origin
                 target: "nexus::cache",
                 "compiling the guest for this machine: the first start on this cache takes a few seconds (about 2 s here)"
             );
-            let component = engine.compile(&engine.pre_initialize()?)?;
+            instrumented(engine, cache)?;
+            let snapshot = engine.pre_initialize()?;
+            find_code(engine, cache);
+            let start = Instant::now();
+            let component = engine.compile(&snapshot)?;
+            keep_code(engine, cache, start.elapsed());
             let bytes = engine.serialize(&component)?.into();
             Ok((component, bytes))
         },
     )
+}
+
+/// The key of `engine`'s compiled-code store in the cache: the functions
+/// the guest's compiles made, which a snapshot's compiles mostly look up
+/// rather than compile again.
+fn code_key(engine: &Engine) -> Key {
+    Key::component(
+        GUEST_WASM,
+        &engine.compatibility_hash(),
+        engine::CODE_VARIANT,
+    )
+}
+
+/// Gives `engine` the compiled functions the cache directory (or the seed)
+/// holds, once per process; if it holds none (or a damaged copy, then
+/// removed), the compiles that follow record theirs for [`keep_code`].
+fn find_code(engine: &Engine, cache: &Cache) {
+    engine.code_once(|| {
+        match cache.find_on_disk(Artifact::Component, code_key(engine), |blob| {
+            engine.load_code(blob)
+        }) {
+            Some(functions) => {
+                tracing::debug!(target: "nexus::cache", functions, "compiled functions loaded")
+            }
+            None => engine.record_code(true),
+        }
+    });
+}
+
+/// Stores what the compiles since [`find_code`] recorded, if they did
+/// (`took` them), in the cache directory for the next process.
+fn keep_code(engine: &Engine, cache: &Cache, took: Duration) {
+    if let Some(blob) = engine.recorded_code() {
+        cache.put_on_disk(Artifact::Component, code_key(engine), blob.into(), took);
+    }
+}
+
+/// Gives `engine`'s snapshots the guest instrumented for Wizer, once per
+/// process: from the cache directory (or the seed), else compiled and kept
+/// there, so that a new process's first snapshot does not pay for it.
+fn instrumented(engine: &Engine, cache: &Cache) -> Result<()> {
+    engine.instrument_with(|| {
+        let key = Key::component(
+            GUEST_WASM,
+            &engine.instrumented_compatibility_hash(),
+            engine::INSTRUMENTED_VARIANT,
+        );
+        // SAFETY: the entry's checksum has been verified and its key covers
+        // the guest and the engine's compatibility hash, as for the guest.
+        let load = |payload: &[u8]| unsafe { engine.load_instrumented(payload) };
+        if let Some(found) = cache.find_on_disk(Artifact::Component, key, load) {
+            return Ok(found);
+        }
+        let start = Instant::now();
+        let (built, bytes) = engine.compile_instrumented()?;
+        cache.put_on_disk(Artifact::Component, key, bytes.into(), start.elapsed());
+        Ok(built)
+    })
 }
 
 /// Whose clock a snapshot's top level may have frozen.
@@ -85,8 +150,12 @@ pub(crate) fn prepared(
         bytecode,
     );
     let build = || -> Result<(Snapshotted, std::sync::Arc<[u8]>)> {
+        instrumented(engine, cache)?;
         let (snapshot, observed) = engine.snapshot(name, bytecode, limits)?;
+        find_code(engine, cache);
+        let start = Instant::now();
         let component = engine.compile(&snapshot)?;
+        keep_code(engine, cache, start.elapsed());
         let mut bytes = vec![observed.to_byte()];
         bytes.extend(engine.serialize(&component)?);
         let built = Snapshotted {
@@ -128,32 +197,54 @@ pub(crate) fn prepared(
 /// hash, and wasmtime says what differs) or by another build of Nexus.
 fn seed_miss(engine: &Engine, cache: &Cache) -> Option<String> {
     let seed = cache.seed_entries(Artifact::Component)?;
-    let Some(key) = seed.keys.first() else {
+    if seed.keys.is_empty() {
         return Some(
             "it holds no components (make it with `nexus cache warm` and NEXUS_CACHE_DIR set to it)"
                 .to_owned(),
         );
-    };
+    }
     let held = seed.keys.len();
-    Some(match seed.payload(key) {
-        None => format!(
-            "it holds {held} component(s), and {} does not verify",
-            key.to_hex()
-        ),
+    // The first entry that loads says the engine matches; failing that, the
+    // first one that does not says why. Entries of compiled functions hold
+    // no component, and say nothing either way.
+    let mut why = None;
+    for key in &seed.keys {
+        let Some(payload) = seed.payload(key) else {
+            why.get_or_insert_with(|| {
+                format!(
+                    "it holds {held} component(s), and {} does not verify",
+                    key.to_hex()
+                )
+            });
+            continue;
+        };
         // A prepared handler's entry starts with its observation byte. The
         // file is verified and the seed trusted like the cache directory;
         // wasmtime checks the engine's settings before it maps any code.
-        Some(payload) => match deserialize(engine, native_code(&payload)) {
-            Ok(_) => format!(
-                "its {held} component(s) load on this engine, but none is this build's guest: \
-                 was the seed made by another build of `nexus`?"
-            ),
-            Err(e) => format!(
-                "its {held} component(s) were compiled for another engine (another CPU, wasmtime \
-                 or configuration): {e}"
-            ),
-        },
-    })
+        let code = native_code(&payload);
+        if !Engine::is_native_code(code) {
+            continue;
+        }
+        match deserialize(engine, code) {
+            Ok(_) => {
+                return Some(format!(
+                    "its {held} component(s) load on this engine, but none is this build's guest: \
+                     was the seed made by another build of `nexus`?"
+                ));
+            }
+            Err(e) => {
+                why.get_or_insert_with(|| {
+                    format!(
+                        "its {held} component(s) were compiled for another engine (another CPU, \
+                         wasmtime or configuration): {e}"
+                    )
+                });
+            }
+        }
+    }
+    Some(why.unwrap_or_else(|| {
+        format!("its {held} component entries hold no component for this build's guest")
+    }))
 }
 
 /// The serialized component in a component entry: all of a guest's, all

@@ -338,6 +338,43 @@ impl Cache {
         Ok((artifact, origin))
     }
 
+    /// The entry of `kind` for `key` from the cache directory, else the
+    /// seed (then copied into the cache directory), `decode`d; never from
+    /// or into memory: for an entry its caller holds itself once read. A
+    /// file `decode` refuses is treated as damaged.
+    pub fn find_on_disk<T>(
+        &self,
+        kind: Artifact,
+        key: Key,
+        decode: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Option<T> {
+        if let Some((payload, _)) = self.disk.read(kind, &key) {
+            match decode(&payload) {
+                Ok(found) => return Some(found),
+                Err(why) => self.disk.reject(kind, &key, &why),
+            }
+        }
+        let seed = self.seed.as_ref()?;
+        let (payload, cost) = seed.read(kind, &key)?;
+        match decode(&payload) {
+            Ok(found) => {
+                self.store(kind, key, payload.into(), cost);
+                Some(found)
+            }
+            Err(why) => {
+                seed.reject(kind, &key, &why);
+                None
+            }
+        }
+    }
+
+    /// Queues `payload` (built in `cost`) for the cache directory only, in
+    /// place of any entry for `key`: the counterpart of
+    /// [`find_on_disk`](Self::find_on_disk).
+    pub fn put_on_disk(&self, kind: Artifact, key: Key, payload: Arc<[u8]>, cost: Duration) {
+        self.store(kind, key, payload, cost);
+    }
+
     /// Queues the entry's write to the cache directory.
     fn store(&self, kind: Artifact, key: Key, payload: Arc<[u8]>, cost: Duration) {
         if let Some(writer) = self.writer.lock().unwrap().as_ref() {

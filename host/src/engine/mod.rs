@@ -21,6 +21,7 @@
 
 #[allow(missing_docs)] // generated; wit/handler.wit documents it
 mod bindings;
+mod code;
 mod epoch;
 mod exports;
 mod host;
@@ -40,7 +41,9 @@ pub use observe::Observed;
 pub use reset::SlotResetChoice;
 pub use sandbox::Timing;
 pub(crate) use sandbox::{Call, Hooks, Ran, Sandbox};
-pub(crate) use snapshot::{PREPARED_VARIANT, VARIANT};
+pub(crate) use snapshot::{
+    Instrumented, CODE_VARIANT, INSTRUMENTED_VARIANT, PREPARED_VARIANT, VARIANT,
+};
 pub use stack::THREAD_STACK;
 pub use store::Cancel;
 pub(crate) use store::Limits;
@@ -52,6 +55,7 @@ use std::sync::Arc;
 use wasmtime::{Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::error::{Error, Result};
+use code::CodeStore;
 use epoch::Ticker;
 use host::{Console, Shared};
 use snapshot::Snapshotter;
@@ -87,6 +91,7 @@ pub(crate) struct EngineConfig {
 pub(crate) struct Engine {
     stores: StoreBuilder,
     snapshotter: Snapshotter,
+    code: Arc<CodeStore>,
     compatibility: [u8; 8],
     slot_reset: SlotResetChoice,
     // Dropped last: stops the epoch ticker.
@@ -103,7 +108,8 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Result<Self> {
         let slot_reset = reset::choose_here(config.slot_reset);
         let slots = config.max_instances + config.kept_instances;
-        let engine = pooled(slots, config.largest_memory, slot_reset)?;
+        let code = Arc::new(CodeStore::default());
+        let engine = pooled(slots, config.largest_memory, slot_reset, &code)?;
         let shared = Shared {
             stats: config.stats,
             console: Arc::new(Console::new(config.console_lines_per_second)),
@@ -112,9 +118,85 @@ impl Engine {
             _ticker: Ticker::start(&engine),
             compatibility: compatibility_hash(&engine),
             slot_reset,
-            snapshotter: Snapshotter::new(shared.clone()),
+            snapshotter: Snapshotter::new(shared.clone())?,
             stores: StoreBuilder::new(&engine, shared),
+            code,
         })
+    }
+
+    /// Adds the compiled functions `blob` holds (what
+    /// [`recorded_code`](Self::recorded_code) answered, in this process or
+    /// another) to those later compiles look up; answers how many.
+    ///
+    /// # Errors
+    ///
+    /// Why `blob` does not parse; nothing is added then.
+    pub fn load_code(&self, blob: &[u8]) -> std::result::Result<usize, String> {
+        self.code.load(blob)
+    }
+
+    /// Runs `look` (which finds a stored copy of the compiled functions, or
+    /// turns recording on) once per engine; callers meanwhile wait for it.
+    pub fn code_once(&self, look: impl FnOnce()) {
+        self.code.once(look);
+    }
+
+    /// Whether compiles from now on keep what they compiled, for
+    /// [`recorded_code`](Self::recorded_code).
+    pub fn record_code(&self, on: bool) {
+        self.code.record(on);
+    }
+
+    /// Every compiled function held, if compiles added any since the last
+    /// call; recording stops.
+    pub fn recorded_code(&self) -> Option<Vec<u8>> {
+        self.code.take_recorded()
+    }
+
+    /// What makes the [instrumented guest](Self::compile_instrumented)'s
+    /// native code loadable by another process: the compatibility hash of
+    /// the engine snapshots are made on.
+    pub fn instrumented_compatibility_hash(&self) -> [u8; 8] {
+        self.snapshotter.compatibility_hash()
+    }
+
+    /// Gives snapshots the instrumented guest `get` answers (from
+    /// [`load_instrumented`](Self::load_instrumented) or
+    /// [`compile_instrumented`](Self::compile_instrumented)), unless they
+    /// have one already; otherwise their first use compiles it. Callers
+    /// meanwhile wait.
+    ///
+    /// # Errors
+    ///
+    /// `get`'s.
+    pub fn instrument_with(&self, get: impl FnOnce() -> Result<Instrumented>) -> Result<()> {
+        self.snapshotter.instrument_with(get)
+    }
+
+    /// The guest instrumented for Wizer and compiled (about a second of
+    /// Cranelift), and its native code.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] if instrumenting or compiling fails.
+    pub fn compile_instrumented(&self) -> Result<(Instrumented, Vec<u8>)> {
+        self.snapshotter.compile_instrumented()
+    }
+
+    /// The instrumented guest from the native code
+    /// [`compile_instrumented`](Self::compile_instrumented) answered.
+    ///
+    /// # Safety
+    ///
+    /// `payload` must be exactly that code, made on an engine with this
+    /// [instrumented compatibility hash](Self::instrumented_compatibility_hash):
+    /// wasmtime maps it as executable code without checking it.
+    pub unsafe fn load_instrumented(
+        &self,
+        payload: &[u8],
+    ) -> std::result::Result<Instrumented, String> {
+        // SAFETY: the caller's contract, above.
+        unsafe { self.snapshotter.load_instrumented(payload) }
     }
 
     /// How pool slots are reset between instances, and why.
@@ -216,6 +298,7 @@ fn pooled(
     max_instances: u32,
     largest_memory: u64,
     reset: SlotResetChoice,
+    code: &Arc<CodeStore>,
 ) -> Result<wasmtime::Engine> {
     // A full reset keeps nothing resident: every page is decommitted.
     let (keep_resident, scan) = match reset.full {
@@ -247,6 +330,8 @@ fn pooled(
 
     let mut config = wasmtime::Config::new();
     config
+        .enable_incremental_compilation(code.clone())
+        .map_err(Error::engine)?
         .wasm_component_model(true)
         .epoch_interruption(true)
         .max_wasm_stack(stack::WASM_STACK)

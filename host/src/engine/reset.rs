@@ -173,7 +173,7 @@ mod tests {
                 full,
                 reason: "test",
             };
-            let engine = super::super::pooled(2, 64 << 20, choice).unwrap();
+            let engine = super::super::pooled(2, 64 << 20, choice, &Default::default()).unwrap();
             let module = wasmtime::Module::new(&engine, dirtier()).unwrap();
             for round in 0..4 {
                 let mut store = wasmtime::Store::new(&engine, ());

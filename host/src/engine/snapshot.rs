@@ -8,7 +8,8 @@
 //! Instrumenting the guest and compiling the instrumented component do not
 //! depend on the handler: [`Snapshotter`] does them once per process, on
 //! first use, so each snapshot after that pays only for instantiating,
-//! evaluating and rewriting.
+//! evaluating and rewriting; the layer above keeps that compile in the
+//! cache ([`Snapshotter::instrument_with`]).
 //!
 //! The snapshot also freezes QuickJS's random state; the guest reseeds
 //! `Math.random` from the host at the start of every invocation.
@@ -36,17 +37,28 @@ pub const VARIANT: &str = "wizer-snapshot-v1";
 /// component cache keys; v2 entries start with the [`Observed`] byte.
 pub const PREPARED_VARIANT: &str = "wizer-prepared-v2";
 
+/// Names the compiled-code store (the functions the guest's compiles
+/// made, [`CodeStore`](super::code::CodeStore)) in component cache keys.
+pub const CODE_VARIANT: &str = "cranelift-code-v1";
+
+/// Names the guest instrumented for Wizer and compiled on its engine
+/// ([`Instrumented`]) in component cache keys.
+pub const INSTRUMENTED_VARIANT: &str = "wizer-instrumented-v1";
+
 const INIT: &str = "wizer-initialize";
 
 /// Makes snapshots of the guest, instrumenting it once, on first use.
 pub(crate) struct Snapshotter {
     shared: Shared,
+    /// Wizer's engine: no pool, no compiled-code store.
+    engine: wasmtime::Engine,
+    compatibility: [u8; 8],
     instrumented: Mutex<Option<Arc<Instrumented>>>,
 }
 
 /// The handler-independent half of a snapshot: the guest instrumented and
-/// compiled, on an engine of its own.
-struct Instrumented {
+/// compiled, on Wizer's engine.
+pub(crate) struct Instrumented {
     stores: StoreBuilder,
     cx: ComponentContext<'static>,
     component: Component,
@@ -65,28 +77,89 @@ fn failed(e: wasmtime::Error) -> Error {
 
 impl Snapshotter {
     /// Snapshots whose stores share `shared` (`Nexus.stats()`, the console).
-    pub fn new(shared: Shared) -> Self {
-        Self {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] if wasmtime refuses Wizer's engine.
+    pub fn new(shared: Shared) -> Result<Self> {
+        let engine = super::for_wizer()?;
+        Ok(Self {
             shared,
+            compatibility: super::compatibility_hash(&engine),
+            engine,
             instrumented: Mutex::default(),
-        }
+        })
     }
 
-    fn instrumented(&self) -> Result<Arc<Instrumented>> {
+    /// What makes [`Instrumented`]'s native code loadable by another
+    /// process's Wizer engine.
+    pub fn compatibility_hash(&self) -> [u8; 8] {
+        self.compatibility
+    }
+
+    /// Gives snapshots the instrumented guest `get` answers, unless they
+    /// have one; `get` runs once at a time, so one caller makes it while
+    /// the others wait.
+    pub fn instrument_with(&self, get: impl FnOnce() -> Result<Instrumented>) -> Result<()> {
+        self.instrumented_or(get).map(drop)
+    }
+
+    fn instrumented_or(
+        &self,
+        get: impl FnOnce() -> Result<Instrumented>,
+    ) -> Result<Arc<Instrumented>> {
         let mut slot = self.instrumented.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(ready) = &*slot {
             return Ok(ready.clone());
         }
-        let engine = super::for_wizer()?;
-        let (cx, wasm) = wizer().instrument_component(GUEST_WASM).map_err(failed)?;
-        let ready = Arc::new(Instrumented {
-            component: Component::new(&engine, &wasm).map_err(failed)?,
-            linker: store::linker(&engine, Mode::Async)?,
-            stores: StoreBuilder::new(&engine, self.shared.clone()),
-            cx,
-        });
+        let ready = Arc::new(get()?);
         *slot = Some(ready.clone());
         Ok(ready)
+    }
+
+    fn instrumented(&self) -> Result<Arc<Instrumented>> {
+        self.instrumented_or(|| self.compile_instrumented().map(|(ready, _)| ready))
+    }
+
+    /// The guest instrumented for Wizer and compiled: Cranelift's work,
+    /// with its native code as [`load_instrumented`](Self::load_instrumented)
+    /// reads it back.
+    pub fn compile_instrumented(&self) -> Result<(Instrumented, Vec<u8>)> {
+        let (cx, wasm) = wizer().instrument_component(GUEST_WASM).map_err(failed)?;
+        let component = Component::new(&self.engine, &wasm).map_err(failed)?;
+        let bytes = component.serialize().map_err(failed)?;
+        Ok((self.ready(cx, component)?, bytes))
+    }
+
+    /// The instrumented guest from native code that
+    /// [`compile_instrumented`](Self::compile_instrumented) made. Wizer
+    /// still instruments the guest, for what a snapshot needs to know of
+    /// it (a tenth of the compile's time).
+    ///
+    /// # Safety
+    ///
+    /// `payload` must be exactly what `compile_instrumented` answered on an
+    /// engine with this [compatibility hash](Self::compatibility_hash).
+    pub unsafe fn load_instrumented(
+        &self,
+        payload: &[u8],
+    ) -> std::result::Result<Instrumented, String> {
+        // SAFETY: the caller's contract, above.
+        let component = unsafe { Component::deserialize(&self.engine, payload) }
+            .map_err(|e| format!("{e:#}"))?;
+        let (cx, _) = wizer()
+            .instrument_component(GUEST_WASM)
+            .map_err(|e| format!("instrumenting the guest: {e:#}"))?;
+        self.ready(cx, component).map_err(|e| e.to_string())
+    }
+
+    fn ready(&self, cx: ComponentContext<'static>, component: Component) -> Result<Instrumented> {
+        Ok(Instrumented {
+            component,
+            linker: store::linker(&self.engine, Mode::Async)?,
+            stores: StoreBuilder::new(&self.engine, self.shared.clone()),
+            cx,
+        })
     }
 
     /// The pre-initialized guest, as component bytes.
@@ -134,9 +207,14 @@ fn on_own_thread<T: Send>(work: impl Future<Output = Result<T>> + Send) -> Resul
                 executor.block_on(work)
             })
             .join()
-            .unwrap_or_else(|_| {
+            .unwrap_or_else(|panic| {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("no message");
                 Err(Error::Engine(anyhow::anyhow!(
-                    "the snapshot thread panicked"
+                    "the snapshot thread panicked: {why}"
                 )))
             })
     })

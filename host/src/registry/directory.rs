@@ -295,7 +295,10 @@ impl Handlers {
             state
                 .files
                 .keys()
-                .filter(|n| !seen.contains(*n))
+                // A listing that races another process's rename may miss a
+                // file that was there throughout: only a failed lookup
+                // unregisters.
+                .filter(|n| !seen.contains(*n) && !dir.source_path(n).exists())
                 .cloned()
                 .collect()
         };

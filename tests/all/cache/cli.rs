@@ -23,7 +23,8 @@ fn cache_cli_stats_verify_and_clear() {
     );
     let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(stats["bytecode"]["entries"], 1);
-    assert_eq!(stats["components"]["entries"], 1);
+    // The guest, the instrumented guest, and the guest's functions.
+    assert_eq!(stats["components"]["entries"], 3);
     assert!(stats["components"]["bytes"].as_u64().unwrap() > 1_000_000);
 
     // Damage the bytecode file: verify names it, removes it and exits 1.
@@ -36,7 +37,7 @@ fn cache_cli_stats_verify_and_clear() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.contains("checksum mismatch") && text.contains("2 files checked, 1 damaged"),
+        text.contains("checksum mismatch") && text.contains("4 files checked, 1 damaged"),
         "{text}"
     );
     assert!(!bytecode.exists());
@@ -51,7 +52,8 @@ fn cache_cli_stats_verify_and_clear() {
     );
     assert_eq!(
         serde_json::from_slice::<Value>(&out.stdout).unwrap()["removed"],
-        1
+        3,
+        "the three components left"
     );
     assert_eq!(
         files(&cache_dir),
@@ -70,7 +72,11 @@ fn looking_at_the_cache_writes_nothing() {
     let cache = dir.path().join("cache");
     drop(Runtime::new(config(&cache)).unwrap());
     let before = files(&cache);
-    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(
+        before.len(),
+        3,
+        "the guest, the instrumented guest, the guest's functions: {before:?}"
+    );
     for command in ["stats", "verify"] {
         let (mut cmd, _c) = nexus();
         let out = output(

@@ -5,6 +5,7 @@
 //! One module per topic; the helpers they share are here.
 
 mod cli;
+mod code;
 mod damage;
 mod eviction;
 mod tiers;
@@ -44,10 +45,54 @@ pub(crate) fn files(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// The guest's component file: before any snapshot, the one component
+/// entry that [holds](held) a component of its own.
 pub(crate) fn component_file(dir: &Path) -> PathBuf {
-    let found = files(&dir.join("v1/components"));
+    let found: Vec<PathBuf> = files(&dir.join("v1/components"))
+        .into_iter()
+        .filter(|path| held(path) == Held::Component)
+        .collect();
     assert_eq!(found.len(), 1, "{found:?}");
     found[0].clone()
+}
+
+/// What a component entry holds, as its file shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Held {
+    /// Native code: the guest's, or a prepared handler's (after one byte).
+    Component,
+    /// Native code of the guest instrumented for Wizer: it exports Wizer's
+    /// accessors of the guest's state.
+    Instrumented,
+    /// No native code of its own: the functions the guest's compiles made.
+    Functions,
+}
+
+pub(crate) fn held(path: &Path) -> Held {
+    let bytes = std::fs::read(path).unwrap();
+    let elf = |at: usize| bytes.get(at..at + 4) == Some(b"\x7fELF");
+    if !elf(96) && !elf(97) {
+        Held::Functions
+    } else if bytes.windows(13).any(|w| w == b"wizer_memory_") {
+        Held::Instrumented
+    } else {
+        Held::Component
+    }
+}
+
+/// How many component entries hold each of: (components, the instrumented
+/// guest, compiled functions), once the writes are done.
+pub(crate) fn components_held(rt: &Runtime, dir: &Path) -> (usize, usize, usize) {
+    rt.cache().flush();
+    let mut counts = (0, 0, 0);
+    for path in files(&dir.join("v1/components")) {
+        match held(&path) {
+            Held::Component => counts.0 += 1,
+            Held::Instrumented => counts.1 += 1,
+            Held::Functions => counts.2 += 1,
+        }
+    }
+    counts
 }
 
 pub(crate) fn bytecode_file(dir: &Path, key: &Key) -> PathBuf {

@@ -235,7 +235,8 @@ fn processes_share_one_cache_dir() {
     );
     assert!(out.status.success());
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["checked"], 4); // one component, three handlers
+    // The guest, the instrumented guest, its functions, three handlers.
+    assert_eq!(report["checked"], 6);
     assert_eq!(report["damaged"], serde_json::json!([]));
 }
 

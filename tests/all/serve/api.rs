@@ -490,6 +490,7 @@ fn registrations_are_bounded_and_never_push_the_guest_out() {
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .filter(|p| crate::cache::held(p) == crate::cache::Held::Component)
             .collect();
         if !entries.is_empty() {
             break entries;
