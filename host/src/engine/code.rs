@@ -3,12 +3,13 @@
 //! `incremental-cache`).
 //!
 //! A handler's snapshot is the guest with other data: almost every function
-//! in it, and in the guest instrumented for Wizer, compiles exactly as the
-//! guest's own did. With this store filled, Cranelift answers those from it
-//! and compiles only the rest (about 94% of a snapshot's functions hit).
+//! in it compiles exactly as the guest's own did. With this store filled,
+//! Cranelift answers those from it and compiles only the rest.
 //!
 //! Invariants:
-//! - Both engines (the pooled one and Wizer's) share one store.
+//! - Only the pooled engine uses it: what it holds was compiled with that
+//!   engine's settings, and Wizer's engine, configured otherwise, keeps its
+//!   one compile (the instrumented guest) in the cache whole instead.
 //! - It only grows while [recording](CodeStore::record), which the caller
 //!   turns on for the compiles of a process that found no stored copy and
 //!   off when it [takes](CodeStore::take_recorded) what they added: so it
