@@ -80,3 +80,33 @@ fn a_damaged_entry_is_removed_and_made_again() {
         assert_eq!(disk_hits(&rt), 3, "{what:?}");
     }
 }
+
+/// A pod's case: a new cache directory beside a seed (`nexus cache warm`).
+/// Its first snapshot build takes both from the seed, and copies them into
+/// the cache directory for its next start.
+#[test]
+fn a_seed_gives_a_new_cache_directory_both() {
+    let seed = tempfile::tempdir().unwrap();
+    drop(Runtime::new(config(seed.path())).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::new(Config {
+        seed_dir: Some(seed.path().to_owned()),
+        ..config(dir.path())
+    })
+    .unwrap();
+    let seed_hits = |rt: &Runtime| rt.cache().seed_stats(Artifact::Component).unwrap().hits;
+    assert_eq!(seed_hits(&rt), 1, "the guest");
+    let handler = rt.compile("hello.js", HELLO).unwrap();
+    rt.prepare(&handler).unwrap();
+    assert_eq!(
+        seed_hits(&rt),
+        3,
+        "and the instrumented guest and the functions"
+    );
+    assert_eq!(
+        rt.cache().compiles(Artifact::Component),
+        1,
+        "the snapshot alone"
+    );
+    assert_eq!(components_held(&rt, dir.path()), (2, 1, 1));
+}
