@@ -20,9 +20,11 @@ pub(crate) enum CacheCommand {
     Verify(CacheArgs),
     /// Remove every file the cache owns, and nothing else in the directory.
     Clear(CacheArgs),
-    /// Compile the guest, and each `--handlers` file's bytecode and
-    /// snapshot, into the cache directory, then exit: a later `nexus serve`
-    /// on it compiles nothing. Exits 1 if a handler does not compile.
+    /// Compile the guest (with what snapshot builds take from the cache),
+    /// and each `--handlers` file's bytecode and snapshot, into the cache
+    /// directory, then exit: a later `nexus serve` on it compiles nothing,
+    /// and builds a new handler's snapshot in under a second. Exits 1 if a
+    /// handler does not compile.
     Warm(WarmArgs),
 }
 
