@@ -204,19 +204,15 @@ fn seed_miss(engine: &Engine, cache: &Cache) -> Option<String> {
         );
     }
     let held = seed.keys.len();
-    // The first entry that loads says the engine matches; failing that, the
-    // first one that does not says why. Entries of compiled functions hold
-    // no component, and say nothing either way.
-    let mut why = None;
+    // The first entry that holds a component says whether this engine can
+    // load what the seed holds (entries of compiled functions hold none):
+    // one entry read, not the whole seed, whose snapshots may be many.
     for key in &seed.keys {
         let Some(payload) = seed.payload(key) else {
-            why.get_or_insert_with(|| {
-                format!(
-                    "it holds {held} component(s), and {} does not verify",
-                    key.to_hex()
-                )
-            });
-            continue;
+            return Some(format!(
+                "it holds {held} component(s), and {} does not verify",
+                key.to_hex()
+            ));
         };
         // A prepared handler's entry starts with its observation byte. The
         // file is verified and the seed trusted like the cache directory;
@@ -225,26 +221,20 @@ fn seed_miss(engine: &Engine, cache: &Cache) -> Option<String> {
         if !Engine::is_native_code(code) {
             continue;
         }
-        match deserialize(engine, code) {
-            Ok(_) => {
-                return Some(format!(
-                    "its {held} component(s) load on this engine, but none is this build's guest: \
-                     was the seed made by another build of `nexus`?"
-                ));
-            }
-            Err(e) => {
-                why.get_or_insert_with(|| {
-                    format!(
-                        "its {held} component(s) were compiled for another engine (another CPU, \
-                         wasmtime or configuration): {e}"
-                    )
-                });
-            }
-        }
+        return Some(match deserialize(engine, code) {
+            Ok(_) => format!(
+                "its {held} component(s) load on this engine, but none is this build's guest: \
+                 was the seed made by another build of `nexus`?"
+            ),
+            Err(e) => format!(
+                "its {held} component(s) were compiled for another engine (another CPU, wasmtime \
+                 or configuration): {e}"
+            ),
+        });
     }
-    Some(why.unwrap_or_else(|| {
-        format!("its {held} component entries hold no component for this build's guest")
-    }))
+    Some(format!(
+        "its {held} component entries hold no component for this build's guest"
+    ))
 }
 
 /// The serialized component in a component entry: all of a guest's, all
