@@ -59,9 +59,10 @@ fn code_key(engine: &Engine) -> Key {
 /// removed), the compiles that follow record theirs for [`keep_code`].
 fn find_code(engine: &Engine, cache: &Cache) {
     engine.code_once(|| {
-        match cache.find_on_disk(Artifact::Component, code_key(engine), |blob| {
-            engine.load_code(blob)
-        }) {
+        // SAFETY: the entry's checksum has been verified and its key covers
+        // the guest and the engine's compatibility hash, as for the guest.
+        let load = |blob: &[u8]| unsafe { engine.load_code(blob) };
+        match cache.find_on_disk(Artifact::Component, code_key(engine), load) {
             Some(functions) => {
                 tracing::debug!(target: "nexus::cache", functions, "compiled functions loaded")
             }

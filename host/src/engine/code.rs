@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{OnceLock, RwLock};
 
-/// Compiled functions by key, shared by the engines that compile with it.
+/// Compiled functions by key, for the pooled engine's compiles.
 #[derive(Debug, Default)]
 pub(crate) struct CodeStore {
     functions: RwLock<HashMap<Vec<u8>, Vec<u8>>>,

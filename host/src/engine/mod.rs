@@ -131,7 +131,14 @@ impl Engine {
     /// # Errors
     ///
     /// Why `blob` does not parse; nothing is added then.
-    pub fn load_code(&self, blob: &[u8]) -> std::result::Result<usize, String> {
+    ///
+    /// # Safety
+    ///
+    /// `blob` must be exactly what `recorded_code` answered on an engine
+    /// with this [compatibility hash](Self::compatibility_hash): the
+    /// functions it holds become native code in the components compiled
+    /// after, unchecked.
+    pub unsafe fn load_code(&self, blob: &[u8]) -> std::result::Result<usize, String> {
         self.code.load(blob)
     }
 
