@@ -1,8 +1,9 @@
 //! The bound both tiers share, in one vocabulary: a [`Budget`] of bytes,
 //! charged for what a tier holds; before an entry comes in, the tier evicts
 //! entries (in the order its [policy](super::policy) ranks them) until the
-//! budget [admits](Budget::admits) it. An entry larger than the whole capacity is
-//! not held at all.
+//! budget [admits](Budget::admits) it, unless the policy finds the entry
+//! worth less than those it would push out. An entry larger than the whole
+//! capacity is not held at all.
 
 /// Bytes held against a capacity.
 #[derive(Debug, Default)]
@@ -24,6 +25,13 @@ impl Budget {
     /// Whether `incoming` more bytes fit without evicting.
     pub fn admits(&self, incoming: u64) -> bool {
         self.held.saturating_add(incoming) <= self.capacity
+    }
+
+    /// The bytes that must go before `incoming` more fit.
+    pub fn shortfall(&self, incoming: u64) -> u64 {
+        self.held
+            .saturating_add(incoming)
+            .saturating_sub(self.capacity)
     }
 
     pub fn charge(&mut self, weight: u64) {

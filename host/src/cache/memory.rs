@@ -46,7 +46,7 @@ impl<V: Clone> MemoryTier<V> {
     }
 
     /// Holds `value` (weighing `weight` bytes, built in `cost`), evicting
-    /// until it fits. Returns whether it is held.
+    /// until it fits, if the policy admits it. Returns whether it is held.
     pub fn insert(
         &mut self,
         kind: Artifact,
@@ -60,6 +60,10 @@ impl<V: Clone> MemoryTier<V> {
             self.budget.refund(old.bytes);
         }
         if !self.budget.can_hold(weight) {
+            return false;
+        }
+        let room = self.budget.shortfall(weight);
+        if !self.ranking.admits(key, weight, cost, room, |_| false) {
             return false;
         }
         self.evict_until_admitted(weight);
@@ -181,8 +185,14 @@ mod tests {
                 if read {
                     tier.get(B, &key(k));
                 } else {
+                    let room = capacity - tier.bytes();
                     let held = tier.insert(B, key(k), k, weight, Duration::from_micros(micros));
-                    prop_assert_eq!(held, weight <= capacity);
+                    // Cost may refuse what would push out entries worth more.
+                    match recency || weight <= room {
+                        true => prop_assert_eq!(held, weight <= capacity),
+                        false => prop_assert!(!held || weight <= capacity),
+                    }
+                    prop_assert_eq!(held, tier.entries.contains_key(&key(k)));
                 }
                 let sum: u64 = tier.ranking.iter().map(|(_, rank)| rank.bytes).sum();
                 prop_assert_eq!(sum, tier.bytes());

@@ -11,7 +11,9 @@
 //!   `age` climbs past it, however costly it was. An entry's hits outlive
 //!   its eviction (the last [`GHOSTS`] evicted keys' are remembered), so a
 //!   popular entry pushed out by a burst comes back with its standing, and
-//!   one asked for once does not displace it.
+//!   one asked for once does not displace it. A newcomer competes too: one
+//!   that would rank below an entry it must push out is refused
+//!   ([`Ranking::admits`]), its use remembered as an evicted key's hits.
 //!
 //! Ties go to the entry used least recently. Invariant: `order` holds
 //! exactly one `(score, seq, key)` for each entry of `entries`, and `seq`s
@@ -60,6 +62,12 @@ impl Ord for Score {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&other.0)
     }
+}
+
+/// What an entry is worth above the age, per GreedyDual-Size-Frequency: a
+/// build measured at zero (unknown) still ranks by its hits.
+fn gdsf(hits: u32, cost: Duration, bytes: u64) -> f64 {
+    f64::from(hits) * cost.as_secs_f64().max(1e-6) / bytes.max(1) as f64
 }
 
 /// How many evicted keys' hits a ranking remembers (a few hundred KiB at
@@ -118,6 +126,48 @@ impl<K: Copy + Eq + Hash + Ord> Ranking<K> {
         self.entries.insert(key, rank);
     }
 
+    /// Whether `key`, coming in at `bytes` and built in `cost`, may take the
+    /// place of the entries that would go to free `room` bytes (passing
+    /// over those `kept` says must stay). Under `cost` it may if it ranks
+    /// at least as high as each of them: else it would itself be the next
+    /// to go, and would push out entries worth more on the way. A refused
+    /// key's use is remembered with the evicted keys' hits, so one asked
+    /// for again comes in. Under `recency` every newcomer comes in.
+    pub fn admits(
+        &mut self,
+        key: K,
+        bytes: u64,
+        cost: Duration,
+        room: u64,
+        kept: impl Fn(&K) -> bool,
+    ) -> bool {
+        if self.policy == Eviction::Recency || room == 0 {
+            return true;
+        }
+        let hits = self
+            .ghosts
+            .peek(&key)
+            .copied()
+            .unwrap_or(0)
+            .saturating_add(1);
+        let score = self.age + gdsf(hits, cost, bytes);
+        let mut freed = 0;
+        for (victim, _, other) in &self.order {
+            if freed >= room {
+                return true;
+            }
+            if kept(other) || *other == key {
+                continue;
+            }
+            if victim.0 > score {
+                self.ghosts.put(key, hits);
+                return false;
+            }
+            freed += self.entries[other].bytes;
+        }
+        true
+    }
+
     /// Counts a use of `key` at `used`; false if it is not ranked.
     pub fn touch(&mut self, key: &K, used: f64) -> bool {
         let Some(mut rank) = self.entries.get(key).copied() else {
@@ -134,11 +184,7 @@ impl<K: Copy + Eq + Hash + Ord> Ranking<K> {
     fn place(&mut self, key: K, rank: &mut Rank) {
         rank.score = Score(match self.policy {
             Eviction::Recency => rank.used,
-            // A build measured at zero (unknown) still ranks by its hits.
-            Eviction::Cost => {
-                let cost = rank.cost.as_secs_f64().max(1e-6);
-                self.age + f64::from(rank.hits) * cost / rank.bytes.max(1) as f64
-            }
+            Eviction::Cost => self.age + gdsf(rank.hits, rank.cost, rank.bytes),
         });
         self.seq += 1;
         rank.seq = self.seq;
@@ -249,6 +295,34 @@ mod tests {
         assert_eq!(ranking.in_eviction_order(), ['b', 'c', 'a']);
         assert_eq!(ranking.get(&'a').unwrap().hits, 1);
         assert!(!ranking.touch(&'z', 0.0));
+    }
+
+    #[test]
+    fn cost_refuses_a_newcomer_worth_less_than_what_it_would_push_out() {
+        let mut ranking = Ranking::new(Eviction::Cost);
+        ranking.insert('a', 10, MS * 100, 3, 0.0); // scores 0.03
+        ranking.insert('b', 10, MS * 100, 1, 0.0); // 0.01
+                                                   // Worth 0.001 once: pushing out 'b', it would be the next to go.
+        assert!(!ranking.admits('c', 10, MS * 10, 10, |_| false));
+        // Each refusal is remembered: asked for the tenth time, it is worth
+        // as much as 'b', and comes in.
+        let mut refused = 1;
+        while !ranking.admits('c', 10, MS * 10, 10, |_| false) {
+            refused += 1;
+        }
+        assert_eq!(refused, 9);
+        ranking.insert('c', 10, MS * 10, 1, 0.0);
+        assert_eq!(ranking.get(&'c').unwrap().hits, 10);
+        // Worth more than 'b' but not 'a': it may not push out both.
+        assert!(ranking.admits('d', 10, MS * 150, 10, |_| false));
+        assert!(!ranking.admits('e', 10, MS * 150, 30, |_| false));
+        // Kept entries are not weighed; with nothing to push out, or under
+        // recency, every newcomer comes in.
+        assert!(ranking.admits('f', 10, MS * 150, 30, |key| *key == 'a'));
+        assert!(ranking.admits('g', 10, MS, 0, |_| false));
+        let mut recency = Ranking::new(Eviction::Recency);
+        recency.insert('a', 10, MS * 100, 3, 0.0);
+        assert!(recency.admits('h', 10, MS, 10, |_| false));
     }
 
     #[test]

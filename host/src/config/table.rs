@@ -195,7 +195,7 @@ settings! {
     /// Disk cache bound, headers included: bytes, or a quantity like 96Mi
     max_disk_cache_bytes => max_disk_cache_bytes: u64 as Size = "96Mi",
         env "NEXUS_MAX_DISK_CACHE_BYTES", value "SIZE", range "0" to "1Ti";
-    /// What both cache tiers evict first to make room: `cost` (the entry whose rebuild would cost least per byte it frees, counting its hits: a snapshot that took seconds outlives a bytecode that took milliseconds) or `recency` (the least recently used)
+    /// What both cache tiers evict first to make room: `cost` (the entry whose rebuild would cost least per byte it frees, counting its hits: a snapshot that took seconds outlives a bytecode that took milliseconds; a new entry worth less than those it would push out is not kept) or `recency` (the least recently used)
     cache_eviction => cache_eviction: Eviction as Eviction = "cost",
         env "NEXUS_CACHE_EVICTION", value "POLICY";
     /// How long one invocation may run, in milliseconds

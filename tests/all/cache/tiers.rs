@@ -107,7 +107,9 @@ fn the_disk_bound_holds_after_many_distinct_entries() {
         cache.flush();
         let stats = cache.disk_stats(Artifact::Bytecode);
         assert!(stats.bytes <= bound, "{stats:?}");
-        assert!(stats.evictions >= 150, "{stats:?}");
+        // Each takes a 4 KiB block: four fit. The rest were evicted, or
+        // (under the default `cost`) refused as worth less than those held.
+        assert!((1..=4).contains(&stats.entries), "{stats:?}");
     }
     let on_disk: u64 = files(dir.path())
         .iter()

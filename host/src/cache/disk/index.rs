@@ -253,6 +253,27 @@ impl DiskTier {
         }
     }
 
+    /// Whether the policy lets an entry of `size` bytes, built in `cost`,
+    /// take the place of the files that would go for it; a pinned entry
+    /// always comes in.
+    pub(super) fn admits(
+        &self,
+        index: &mut Index,
+        kind: Artifact,
+        key: &Key,
+        size: u64,
+        cost: Duration,
+    ) -> bool {
+        let pinned = self.pinned.lock().unwrap();
+        let room = index.budget.shortfall(size);
+        pinned.contains(&(kind, *key))
+            || index
+                .ranking
+                .admits((kind, *key), size, cost, room, |entry| {
+                    pinned.contains(entry)
+                })
+    }
+
     /// Deletes files, as the policy ranks them, until `incoming` bytes fit.
     pub(super) fn evict_until_admitted(&self, dir: &Dir, index: &mut Index, incoming: u64) {
         let pinned = self.pinned.lock().unwrap().clone();

@@ -22,8 +22,9 @@ pub(super) fn is_temp(name: &OsStr) -> bool {
 
 impl DiskTier {
     /// Stores the entry (which took `cost` to build) atomically, evicting
-    /// files as the policy ranks them to stay within the capacity. Failures
-    /// are counted, never returned.
+    /// files as the policy ranks them to stay within the capacity; unless
+    /// the policy finds it worth less than the files it would push out.
+    /// Failures are counted, never returned.
     pub fn write(&self, kind: Artifact, key: &Key, payload: &[u8], cost: Duration) {
         let Some(dir) = &self.dir else { return };
         let file = format::encode(kind, key, payload, cost);
@@ -35,6 +36,9 @@ impl DiskTier {
         }
         // What other processes wrote counts too: look before evicting.
         self.rescan_if_changed(dir, &mut index, size);
+        if !self.admits(&mut index, kind, key, size, cost) {
+            return;
+        }
         self.evict_until_admitted(dir, &mut index, size);
         drop(index);
 
