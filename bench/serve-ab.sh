@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Two nexus builds serving the trivial handler side by side, in turns:
+# Two nexus builds serving one handler side by side, in turns:
 # requests a second under wrk (POST, keep-alive) and the server's CPU per
 # request, ROUNDS (default 5) runs each, medians and the ratio B / A. Both
 # log as a cluster would (log_format = json, stderr to a file), so the
 # access lines are part of what is measured.
 # usage: bench/serve-ab.sh NEXUS_A NEXUS_B [SECONDS] [CONNECTIONS]
 # ENV_A and ENV_B add environment to one server (ENV_B="NEXUS_LOG=warn"),
-# to compare one build against itself.
+# to compare one build against itself. HANDLER (default bench/trivial.js)
+# and INPUT (a JSON file; default {"name":"bench"}) serve another handler.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 a=$1 b=$2 seconds=${3:-5} connections=${4:-64} rounds=${ROUNDS:-5}
@@ -14,9 +15,11 @@ work=$(mktemp -d)
 pid_a= pid_b=
 # The servers start in command substitutions: not this shell's jobs.
 trap 'kill $pid_a $pid_b 2>/dev/null || true; rm -rf "$work"' EXIT
+handler=${HANDLER:-bench/trivial.js}
+name=$(basename "$handler" .js)
 mkdir -p "$work/h"
-cp bench/trivial.js "$work/h/trivial.js"
-echo '{"name":"bench"}' > "$work/input.json"
+cp "$handler" "$work/h/$name.js"
+if [ -n "${INPUT:-}" ]; then cp "$INPUT" "$work/input.json"; else echo '{"name":"bench"}' > "$work/input.json"; fi
 
 start() { # BINARY PORT ENV
   env $3 "$1" serve --handlers "$work/h" --listen "127.0.0.1:$2" --cache-dir "$work/cache-$2" \
@@ -24,9 +27,9 @@ start() { # BINARY PORT ENV
   echo $!
   for _ in $(seq 600); do curl -sf "http://127.0.0.1:$2/readyz" >/dev/null && break; sleep 0.1; done
   # Its snapshot, after the first calls, before measuring.
-  for _ in 1 2 3; do curl -sf "http://127.0.0.1:$2/handlers/trivial/invoke" -d @"$work/input.json" >/dev/null; done
+  for _ in 1 2 3; do curl -sf "http://127.0.0.1:$2/handlers/$name/invoke" -d @"$work/input.json" >/dev/null; done
   for _ in $(seq 600); do
-    curl -sf "http://127.0.0.1:$2/handlers/trivial" | grep -q '"path":"prepared"' && break
+    curl -sf "http://127.0.0.1:$2/handlers/$name" | grep -q '"path":"prepared"' && break
     sleep 0.1
   done
 }
@@ -40,7 +43,7 @@ run() { # PORT PID
   local before after rps
   before=$(ticks "$2")
   rps=$(BODY_FILE="$work/input.json" wrk -t"$(( connections < 2 ? 1 : 2 ))" -c"$connections" -d"${seconds}s" -s bench/post.lua \
-    "http://127.0.0.1:$1/handlers/trivial/invoke" | awk '/Requests\/sec/ {print $2}')
+    "http://127.0.0.1:$1/handlers/$name/invoke" | awk '/Requests\/sec/ {print $2}')
   after=$(ticks "$2")
   echo "$rps $(echo "($after - $before) * 1000000 / $hz / ($rps * $seconds)" | bc -l)"
 }

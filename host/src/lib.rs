@@ -59,5 +59,7 @@ pub use registry::{
     check_name, handler_files, DirectoryWatcher, Handler, HandlerOptions, Handlers, ReloadCounts,
     Snapshot, SnapshotCounts, OTHER,
 };
-pub use runtime::{Discard, Invocation, InvocationPath, PreparedHandler, ReuseCounts, Runtime};
+pub use runtime::{
+    DeferTeardown, Discard, Invocation, InvocationPath, PreparedHandler, ReuseCounts, Runtime,
+};
 pub use stats::{Counters, Durations, HandlerFigures};

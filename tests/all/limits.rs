@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use nexus_host::{Config, Error, Runtime};
+use nexus_host::{Config, DeferTeardown, Error, Runtime};
 
 const LOOP: &str = "export default () => { for (;;) {} }";
 const LOOP_AFTER_AWAIT: &str = "export default async () => { await null; while (true) {} }";
@@ -296,6 +296,48 @@ fn past_max_instances_callers_wait_then_get_busy() {
         rt.invoke(&good, r#"{"n":1}"#).unwrap().output,
         r#"{"twice":2}"#
     );
+}
+
+/// A teardown deferred past the answer (what `nexus serve`'s call threads
+/// do) still holds its instance's slot: at `max_instances = 1` another
+/// caller waits for it, and gets it once the deferring thread tears down.
+#[test]
+fn a_deferred_teardown_keeps_its_slot_until_it_runs() {
+    let rt = Runtime::new(Config {
+        cache_dir: tempfile::tempdir().unwrap().keep(),
+        max_instances: 1,
+        queue_timeout: Duration::from_millis(50),
+        ..Config::default()
+    })
+    .unwrap();
+    let good = rt.compile("good.js", GOOD).unwrap();
+    let other_caller =
+        || std::thread::scope(|s| s.spawn(|| rt.invoke(&good, r#"{"n":2}"#)).join().unwrap());
+
+    let later = DeferTeardown::start();
+    let answered = rt.invoke(&good, r#"{"n":1}"#).unwrap();
+    assert_eq!(answered.output, r#"{"twice":2}"#);
+    assert_eq!(
+        answered.timing.teardown,
+        Duration::ZERO,
+        "the teardown waits for the guard"
+    );
+    // A nested guard defers to the outermost one.
+    drop(DeferTeardown::start());
+    assert_eq!(
+        rt.active_instances(),
+        1,
+        "the parked instance keeps its slot"
+    );
+    assert_eq!(other_caller().unwrap_err().kind(), "busy");
+
+    drop(later);
+    assert_eq!(rt.active_instances(), 0);
+    assert_eq!(other_caller().unwrap().output, r#"{"twice":4}"#);
+    // Without a guard, the call tears its instance down itself.
+    let inline = rt.invoke(&good, r#"{"n":3}"#).unwrap();
+    assert!(inline.timing.teardown > Duration::ZERO);
+    assert_eq!(rt.active_instances(), 0);
 }
 
 /// CPU-bound processes that end when dropped: a loaded machine.

@@ -147,6 +147,7 @@ impl Sandbox {
             logs,
             timing,
             reused,
+            teardown: None,
         });
         (ran, kept)
     }

@@ -40,7 +40,7 @@ pub(crate) use kept::Kept;
 pub use observe::Observed;
 pub use reset::SlotResetChoice;
 pub use sandbox::Timing;
-pub(crate) use sandbox::{Call, Hooks, Ran, Sandbox};
+pub(crate) use sandbox::{Call, Hooks, Ran, Sandbox, Teardown};
 pub(crate) use snapshot::{
     Instrumented, CODE_VARIANT, INSTRUMENTED_VARIANT, PREPARED_VARIANT, VARIANT,
 };

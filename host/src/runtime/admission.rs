@@ -1,7 +1,7 @@
 //! The bound on concurrent invocations: at most `max` at once; past it, a
 //! caller waits up to `wait`, then gets [`Error::Busy`].
 
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -21,8 +21,9 @@ struct Slots {
     waiting: u32,
 }
 
-/// One admitted call; dropping it frees the slot.
-pub(crate) struct Permit<'a>(&'a Admission);
+/// One admitted call; dropping it frees the slot. It owns its share of the
+/// admission, so that it can outlive its call's frame (`super::later`).
+pub(crate) struct Permit(Arc<Admission>);
 
 impl Admission {
     pub fn new(max: u32, wait: Duration) -> Self {
@@ -34,7 +35,7 @@ impl Admission {
         }
     }
 
-    pub fn enter(&self) -> Result<Permit<'_>> {
+    pub fn enter(self: &Arc<Self>) -> Result<Permit> {
         let start = Instant::now();
         let mut slots = self.slots.lock().unwrap();
         while slots.active >= self.max {
@@ -50,7 +51,7 @@ impl Admission {
             slots.waiting -= 1;
         }
         slots.active += 1;
-        Ok(Permit(self))
+        Ok(Permit(self.clone()))
     }
 
     /// Invocations running now.
@@ -59,7 +60,7 @@ impl Admission {
     }
 }
 
-impl Drop for Permit<'_> {
+impl Drop for Permit {
     fn drop(&mut self) {
         let mut slots = self.0.slots.lock().unwrap();
         slots.active -= 1;
@@ -76,7 +77,7 @@ mod tests {
 
     #[test]
     fn past_the_bound_a_caller_waits_then_is_refused_as_busy() {
-        let admission = Admission::new(2, Duration::from_millis(20));
+        let admission = Arc::new(Admission::new(2, Duration::from_millis(20)));
         let first = admission.enter().unwrap();
         let _second = admission.enter().unwrap();
         assert_eq!(admission.active(), 2);
@@ -98,7 +99,7 @@ mod tests {
 
     #[test]
     fn a_freed_slot_wakes_a_waiting_caller() {
-        let admission = Admission::new(1, Duration::from_secs(60));
+        let admission = Arc::new(Admission::new(1, Duration::from_secs(60)));
         let held = admission.enter().unwrap();
         let (entered, waiting) = mpsc::channel();
         std::thread::scope(|scope| {

@@ -9,8 +9,10 @@
 //! the engine answers in the library's own types.
 
 mod admission;
+mod later;
 mod reuse;
 
+pub use later::DeferTeardown;
 pub use reuse::{Discard, ReuseCounts};
 
 use std::sync::Arc;
@@ -129,7 +131,7 @@ pub struct Runtime {
     sandbox: Sandbox,
     cache: Arc<Cache>,
     stats: Arc<Stats>,
-    admission: Admission,
+    admission: Arc<Admission>,
     reuse: Arc<Reuse>,
     component_origin: Origin,
     // Dropped last: the sandboxes above hold instances of its pool.
@@ -200,7 +202,7 @@ impl Runtime {
             reuse::sweep_while_alive(&reuse);
         }
         Ok(Self {
-            admission: Admission::new(config.max_instances, config.queue_timeout),
+            admission: Arc::new(Admission::new(config.max_instances, config.queue_timeout)),
             reuse,
             config,
             sandbox,
@@ -232,7 +234,9 @@ impl Runtime {
         self.component_origin
     }
 
-    /// Invocations running now.
+    /// Instances alive now: invocations and compiles running, and fresh
+    /// instances whose answer went out and whose teardown a [`DeferTeardown`]
+    /// holds.
     pub fn active_instances(&self) -> u32 {
         self.admission.active()
     }
@@ -480,7 +484,7 @@ impl Runtime {
         };
         let result = cancelled()
             .and_then(|()| self.admission.enter())
-            .and_then(|_permit| {
+            .and_then(|permit| {
                 // Its caller may have gone while it waited for a slot.
                 cancelled()?;
                 let start = Instant::now();
@@ -495,7 +499,11 @@ impl Runtime {
                 };
                 took = start.elapsed();
                 let ran = ran?;
-                let (output, logs, timing, reused) = (ran.output, ran.logs, ran.timing, ran.reused);
+                let (output, logs, mut timing, reused) =
+                    (ran.output, ran.logs, ran.timing, ran.reused);
+                if let Some(teardown) = ran.teardown {
+                    timing.teardown = later::tear_down(teardown, permit);
+                }
                 if output.len() as u64 > self.config.max_output_bytes {
                     return Err(Error::OutputTooLarge {
                         size: output.len() as u64,

@@ -112,7 +112,7 @@ const FAMILIES: &[(&str, MetricType, &str, &[&str])] = &[
     (
         "nexus_instances_active",
         MetricType::GAUGE,
-        "Instances running an invocation or a compile now.",
+        "Instances running an invocation or a compile now, or answered and being reset for the next.",
         &[],
     ),
     (

@@ -20,6 +20,9 @@
 //! and a context switch on each side) costs more than a trivial handler's
 //! whole call.
 //!
+//! A call's fresh instance is torn down after its answer is sent
+//! ([`DeferTeardown`]), before its thread looks for the next call.
+//!
 //! Invariants: a call is either taken by exactly one thread or abandoned by
 //! its caller, never both (its ticket changes once); a thread sleeps only
 //! under the queue's lock after finding no call it may take, and a call is
@@ -34,6 +37,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use nexus_host::DeferTeardown;
 
 use super::errors::ApiError;
 
@@ -277,7 +281,10 @@ impl Shared {
             };
             drop(queue);
             let handler = job.handler.clone();
+            // The call's instance is torn down after its answer is sent.
+            let later = DeferTeardown::start();
             (job.run)(&|| self.finished(&handler));
+            drop(later);
         }
     }
 

@@ -62,8 +62,9 @@ fn outcome<T>(result: &Result<T>) -> usize {
 pub struct Counters {
     /// Invocations by outcome: `ok`, or an [`Error::kind`].
     pub invocations: Vec<(&'static str, u64)>,
-    /// How long invocations took (instance, call and teardown; not the wait
-    /// for a slot), whatever their outcome.
+    /// How long invocations took (the instance and the call; not the wait
+    /// for a slot, nor the instance's teardown after the answer), whatever
+    /// their outcome.
     pub invocation_seconds: Durations,
     /// How long compiling took, by artifact (`bytecode`, `component`): only
     /// real compiles, not cache hits.

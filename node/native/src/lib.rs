@@ -32,7 +32,9 @@ use napi::bindgen_prelude::{spawn_blocking, Function, Object, ToNapiValue};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 use napi_derive::napi;
-use nexus_host::{Config, Error, Invocation, Layer, RawValue, Runtime, THREAD_STACK};
+use nexus_host::{
+    Config, DeferTeardown, Error, Invocation, Layer, RawValue, Runtime, THREAD_STACK,
+};
 
 use gate::Gate;
 use handler::NativeHandler;
@@ -280,6 +282,8 @@ impl NativeRuntime {
         let (compiled, prepared) = (handler.compiled.clone(), handler.prepared.clone());
         let shared = self.shared.clone();
         spawn_blocking(move || {
+            // The instance is torn down after the call is handed back.
+            let later = DeferTeardown::start();
             let done = shared.admitted(|runtime| match &prepared {
                 Some(prepared) => runtime.invoke_prepared(prepared, &input, limit),
                 None => runtime.invoke_with_timeout(&compiled, &input, limit),
@@ -299,6 +303,7 @@ impl NativeRuntime {
             if let Some(settle) = shared.settle.get() {
                 settle.call(done, ThreadsafeFunctionCallMode::NonBlocking);
             }
+            drop(later);
         });
         Ok(())
     }

@@ -376,12 +376,22 @@ fn a_flooded_handler_leaves_call_threads_to_the_others() {
                 start.elapsed()
             );
         }
-        let metrics = server.request("GET", "/metrics", b"").text();
-        assert_eq!(
-            sample(&metrics, "nexus_instances_active"),
-            share as f64,
-            "the flood runs its share, no more"
-        );
+        // The flood runs its share, no more. The last quick call's instance
+        // may still be alive a moment: it is torn down after its answer.
+        let start = std::time::Instant::now();
+        loop {
+            let metrics = server.request("GET", "/metrics", b"").text();
+            let active = sample(&metrics, "nexus_instances_active");
+            assert!(active <= (share + 1) as f64, "{active} active");
+            if active == share as f64 {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_millis(500),
+                "{active} active, for a share of {share}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         // The flood ran in turns of its share, each to its timeout.
         for call in flood {
             assert_eq!(call.join().unwrap(), 504);
