@@ -68,10 +68,9 @@ impl Drop for DeferTeardown {
             return;
         }
         DEFERRING.set(false);
-        // Taken out first: a teardown runs no call, but nothing here may
-        // hold the thread-local's borrow while arbitrary drops run.
-        let parked = PARKED.with_borrow_mut(std::mem::take);
-        let mut parked = parked;
+        // Taken out first: no borrow of the thread-local is held while the
+        // stores and permits drop.
+        let mut parked = PARKED.with_borrow_mut(std::mem::take);
         parked.clear();
         PARKED.with_borrow_mut(|slot| {
             if slot.capacity() == 0 {
