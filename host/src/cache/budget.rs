@@ -24,7 +24,7 @@ impl Budget {
 
     /// Whether `incoming` more bytes fit without evicting.
     pub fn admits(&self, incoming: u64) -> bool {
-        self.held.saturating_add(incoming) <= self.capacity
+        self.shortfall(incoming) == 0
     }
 
     /// The bytes that must go before `incoming` more fit.

@@ -300,9 +300,10 @@ mod tests {
     #[test]
     fn cost_refuses_a_newcomer_worth_less_than_what_it_would_push_out() {
         let mut ranking = Ranking::new(Eviction::Cost);
-        ranking.insert('a', 10, MS * 100, 3, 0.0); // scores 0.03
-        ranking.insert('b', 10, MS * 100, 1, 0.0); // 0.01
-                                                   // Worth 0.001 once: pushing out 'b', it would be the next to go.
+        // 'a' scores 0.03, 'b' 0.01.
+        ranking.insert('a', 10, MS * 100, 3, 0.0);
+        ranking.insert('b', 10, MS * 100, 1, 0.0);
+        // Worth 0.001 once: pushing out 'b', it would be the next to go.
         assert!(!ranking.admits('c', 10, MS * 10, 10, |_| false));
         // Each refusal is remembered: asked for the tenth time, it is worth
         // as much as 'b', and comes in.
