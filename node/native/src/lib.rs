@@ -2,11 +2,11 @@
 //! addon. Glue only: settings, caching, limits and errors are the library's.
 //!
 //! Invariants:
-//! - Nothing blocks the JavaScript thread: compiles, preparations and
-//!   invocations run on the blocking threads of the addon's tokio runtime,
-//!   each made with [`THREAD_STACK`] (a call from a thread with less stack
-//!   would run on a helper thread started for it), and each answers a
-//!   promise.
+//! - Nothing blocks the JavaScript thread: invocations run on the
+//!   addon's call threads ([`threads`]), compiles and preparations on the
+//!   blocking threads of its tokio runtime, all made with [`THREAD_STACK`]
+//!   (a call from a thread with less stack would run on a helper thread
+//!   started for it).
 //! - Calls settle through one JavaScript function per runtime
 //!   ([`NativeRuntime::settle_with`]), by id; compiles and preparations
 //!   through a promise each.
@@ -27,6 +27,7 @@ use std::time::Duration;
 
 mod gate;
 mod handler;
+mod threads;
 
 use napi::bindgen_prelude::{spawn_blocking, Function, Object, ToNapiValue};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -47,13 +48,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// napi-rs's tokio runtime, with threads that can run calls.
 #[napi_derive::module_init]
 fn init() {
-    // Calls run on the blocking pool: one thread per core, and one more, as
-    // in `nexus serve`, keeps them from thrashing the cores at high
-    // concurrency; the rest queue.
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+    // Compiles and preparations run on the blocking pool, as many at once
+    // as calls (`threads::count`); the rest queue.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_name("nexus-node")
-        .max_blocking_threads(threads)
+        .max_blocking_threads(threads::count())
         .thread_stack_size(THREAD_STACK)
         .enable_all()
         .build()
@@ -281,7 +280,7 @@ impl NativeRuntime {
         }
         let (compiled, prepared) = (handler.compiled.clone(), handler.prepared.clone());
         let shared = self.shared.clone();
-        spawn_blocking(move || {
+        threads::run(THREAD_STACK, move || {
             // The instance is torn down after the call is handed back.
             let later = DeferTeardown::start();
             let done = shared.admitted(|runtime| match &prepared {
@@ -304,8 +303,8 @@ impl NativeRuntime {
                 settle.call(done, ThreadsafeFunctionCallMode::NonBlocking);
             }
             drop(later);
-        });
-        Ok(())
+        })
+        .map_err(|e| thrown(Error::Internal(e.to_string())))
     }
 
     /// The `runtime-stats` record as JSON, with the WIT's names.
