@@ -115,15 +115,16 @@ class NativeRuntime {
     this.nextId = 0;
     this.alive = setInterval(() => {}, 2 ** 30);
     this.alive.unref();
-    native.settleWith((done) => this.settle(done));
+    native.settleWith((id, json, path, logs, error) => this.settle(id, json, path, logs, error));
   }
 
-  settle({ id, answer, error }) {
+  /** Call `id` ended: its result (JSON text), path and `[level, message]` pairs (null: none), or its error. */
+  settle(id, json, path, logs, error) {
     const call = this.pending.get(id);
     this.pending.delete(id);
     if (this.pending.size === 0) this.alive.unref();
     if (error != null) call.reject(fromNative({ message: error }));
-    else call.resolve(answer);
+    else call.resolve({ json, path, logs: logs ?? [] });
   }
 
   start(handle, json, timeoutMs) {

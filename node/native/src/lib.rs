@@ -29,7 +29,7 @@ mod gate;
 mod handler;
 mod threads;
 
-use napi::bindgen_prelude::{spawn_blocking, Function, Object, ToNapiValue};
+use napi::bindgen_prelude::{spawn_blocking, FnArgs, Function, Object, ToNapiValue};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 use napi_derive::napi;
@@ -152,41 +152,35 @@ pub struct NativeRuntime {
     shared: Arc<Shared>,
 }
 
-/// How one call of [`NativeRuntime::start`] ended: its answer, or the
-/// error (`{kind, message, fields}` as JSON).
-#[napi(object)]
-pub struct Done {
-    /// The caller's id for the call.
-    pub id: u32,
-    /// What it answered, if it succeeded.
-    pub answer: Option<Answer>,
-    /// Why not, if it failed.
-    pub error: Option<String>,
-}
+/// How one call of [`NativeRuntime::start`] ended, as the arguments of the
+/// function it settles through: `(id, json, path, logs, error)`. On success
+/// the result as JSON text, `plain` or `prepared`, and the `[level,
+/// message]` pairs (`null` for none); on failure only the error (`{kind,
+/// message, fields}` as JSON). Plain values, not an object: napi builds an
+/// object property by property, and that was over half of a settle's time
+/// on the JavaScript thread (`perf`).
+type Done = FnArgs<(
+    u32,
+    Option<String>,
+    Option<&'static str>,
+    Option<Vec<Vec<String>>>,
+    Option<String>,
+)>;
 
-/// What one call answered.
-#[napi(object)]
-pub struct Answer {
-    /// The result as JSON text.
-    pub json: String,
-    /// `[level, message]` pairs, in order.
-    pub logs: Vec<Vec<String>>,
-    /// `plain` or `prepared`.
-    pub path: String,
-}
-
-impl From<Invocation> for Answer {
-    fn from(done: Invocation) -> Self {
-        Answer {
-            json: done.output,
-            logs: done
-                .logs
-                .into_iter()
-                .map(|line| vec![line.level.as_str().to_owned(), line.message])
-                .collect(),
-            path: done.path.as_str().to_owned(),
+fn done(id: u32, outcome: napi::Result<Invocation>) -> Done {
+    match outcome {
+        Ok(ran) => {
+            let logs = (!ran.logs.is_empty()).then(|| {
+                ran.logs
+                    .into_iter()
+                    .map(|line| vec![line.level.as_str().to_owned(), line.message])
+                    .collect()
+            });
+            (id, Some(ran.output), Some(ran.path.as_str()), logs, None)
         }
+        Err(e) => (id, None, None, None, Some(e.reason)),
     }
+    .into()
 }
 
 /// Opens a runtime with `settings` (the host's names, values as text).
@@ -283,24 +277,12 @@ impl NativeRuntime {
         threads::run(THREAD_STACK, move || {
             // The instance is torn down after the call is handed back.
             let later = DeferTeardown::start();
-            let done = shared.admitted(|runtime| match &prepared {
+            let outcome = shared.admitted(|runtime| match &prepared {
                 Some(prepared) => runtime.invoke_prepared(prepared, &input, limit),
                 None => runtime.invoke_with_timeout(&compiled, &input, limit),
             });
-            let done = match done {
-                Ok(ran) => Done {
-                    id,
-                    answer: Some(Answer::from(ran)),
-                    error: None,
-                },
-                Err(e) => Done {
-                    id,
-                    answer: None,
-                    error: Some(e.reason),
-                },
-            };
             if let Some(settle) = shared.settle.get() {
-                settle.call(done, ThreadsafeFunctionCallMode::NonBlocking);
+                settle.call(done(id, outcome), ThreadsafeFunctionCallMode::NonBlocking);
             }
             drop(later);
         })
