@@ -45,7 +45,8 @@ use handler::NativeHandler;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// napi-rs's tokio runtime, with threads that can run calls.
+/// napi-rs's tokio runtime, whose blocking threads compile and prepare
+/// (with the stack a guest needs).
 #[napi_derive::module_init]
 fn init() {
     // Compiles and preparations run on the blocking pool, as many at once
