@@ -98,9 +98,9 @@ fn work(n: usize) -> ! {
             match queue.jobs.pop_front() {
                 Some(job) => job,
                 None => {
-                    // A thread woken without a call (a spurious wake, or
-                    // one meant for a call another thread took) is listed
-                    // already.
+                    // Listed once: a spurious wake leaves it listed; a
+                    // thread woken for a call another took lists itself
+                    // again here.
                     if !queue.listed[n] {
                         queue.listed[n] = true;
                         queue.idle.push((n, std::thread::current()));
