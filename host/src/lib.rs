@@ -60,6 +60,7 @@ pub use registry::{
     Snapshot, SnapshotCounts, OTHER,
 };
 pub use runtime::{
-    DeferTeardown, Discard, Invocation, InvocationPath, PreparedHandler, ReuseCounts, Runtime,
+    call_threads, DeferTeardown, Discard, Invocation, InvocationPath, PreparedHandler, ReuseCounts,
+    Runtime,
 };
 pub use stats::{Counters, Durations, HandlerFigures};

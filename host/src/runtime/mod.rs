@@ -47,6 +47,14 @@ fn compile_memory(config: &Config) -> u64 {
     config.max_memory_bytes.max(COMPILE_MEMORY)
 }
 
+/// How many threads an embedder should run calls on (`nexus serve`'s call
+/// threads, the Node addon's): one per core, and one more. Enough to keep
+/// the cores busy while a thread hands an answer back, few enough that
+/// calls do not thrash the cores at high concurrency.
+pub fn call_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) + 1
+}
+
 /// What one successful invocation answered.
 #[derive(Debug, Clone)]
 pub struct Invocation {

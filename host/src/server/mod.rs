@@ -26,7 +26,7 @@ use std::sync::{Arc, OnceLock};
 use anyhow::{bail, Context, Result};
 use axum::routing::{get, post};
 use axum::Router;
-use nexus_host::{handler_files, Config, Handlers, Runtime};
+use nexus_host::{call_threads, handler_files, Config, Handlers, Runtime};
 use tokio::sync::oneshot;
 
 use metrics::Exporter;
@@ -88,11 +88,6 @@ pub(crate) fn serve(config: Config, handlers_dir: Option<PathBuf>) -> Result<()>
         handlers.runtime().cache().flush();
     }
     served
-}
-
-/// The threads calls and compiles run on: one per core, and one more.
-fn call_threads() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get()) + 1
 }
 
 /// After the grace period, how long the server waits for its threads

@@ -34,7 +34,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 use napi_derive::napi;
 use nexus_host::{
-    Config, DeferTeardown, Error, Invocation, Layer, RawValue, Runtime, THREAD_STACK,
+    call_threads, Config, DeferTeardown, Error, Invocation, Layer, RawValue, Runtime, THREAD_STACK,
 };
 
 use gate::Gate;
@@ -50,10 +50,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[napi_derive::module_init]
 fn init() {
     // Compiles and preparations run on the blocking pool, as many at once
-    // as calls (`threads::count`); the rest queue.
+    // as calls (`call_threads`); the rest queue.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_name("nexus-node")
-        .max_blocking_threads(threads::count())
+        .max_blocking_threads(call_threads())
         .thread_stack_size(THREAD_STACK)
         .enable_all()
         .build()

@@ -1,5 +1,5 @@
-//! The threads invocations run on: one per core and one more, started with
-//! the first call, shared by every runtime in the process.
+//! The threads invocations run on ([`nexus_host::call_threads`] of them),
+//! started with the first call, shared by every runtime in the process.
 //!
 //! A caller awaiting each call in turn is the common case from Node, and
 //! on it every call wakes a sleeping thread. So:
@@ -73,14 +73,8 @@ pub(crate) fn run(stack: usize, job: impl FnOnce() + Send + 'static) -> io::Resu
     Ok(())
 }
 
-/// One thread per core, and one more, as in `nexus serve`: enough to keep
-/// the cores busy, few enough not to thrash them at high concurrency.
-pub(crate) fn count() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get()) + 1
-}
-
 fn start(stack: usize) -> io::Result<()> {
-    let count = count();
+    let count = nexus_host::call_threads();
     lock().listed = vec![false; count];
     for n in 0..count {
         std::thread::Builder::new()
