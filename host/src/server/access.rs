@@ -5,13 +5,12 @@
 //! client's own when it is sane (1 to 128 printable ASCII characters), else
 //! a fresh UUID. The request's span carries that id, the method, the route
 //! and the handler, so every log line of the request (a handler's console
-//! lines, which run on a call thread, included) carries them too. At the
-//! end the span gains the status, the invocation's path and the duration,
-//! in one record (each record re-formats the span's fields), and the
-//! request's access line in that span carries them all (`target:
-//! nexus::access`; at `debug` for probes and scrapes); a request whose
-//! client went away is counted and logged as 499 when its future is
-//! dropped.
+//! lines, which run on a call thread, included) carries them too. The
+//! request's access line, in that span, adds the status, the invocation's
+//! path and the duration as its own fields (`target: nexus::access`; at
+//! `debug` for probes and scrapes): recorded into the span instead, they
+//! would have its fields formatted again. A request whose client went away
+//! is counted and logged as 499 when its future is dropped.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -67,17 +66,12 @@ pub(crate) async fn track(State(app): State<Arc<App>>, request: Request, next: N
     // A `MatchedPath` clone shares its text; nothing is allocated per request.
     let matched = request.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
-    // The outcome's fields are recorded at the end, together: each record
-    // formats the span's fields again.
     let span = tracing::info_span!(
         "request",
         request_id = id.to_str().unwrap_or_default(),
         method = request.method().as_str(),
         route,
         handler = handler(route, request.uri().path()),
-        status = tracing::field::Empty,
-        duration_us = tracing::field::Empty,
-        path = tracing::field::Empty,
     );
     let mut answering = Answering::new(&app, route, span.clone());
     let mut response = next.run(request).instrument(span).await;
@@ -129,42 +123,20 @@ impl<'a> Answering<'a> {
             .observe(took.as_secs_f64());
         let status = status.as_u16();
         let duration_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        record_outcome(&self.span, status, duration_us, path);
-        // The access line carries them as the span's fields.
         self.span.in_scope(|| match (route, status) {
             (_, CLIENT_GONE) => tracing::info!(
                 target: "nexus::access",
+                status,
+                duration_us,
                 "the client went away before the answer"
             ),
             // Probes and scrapes come every few seconds and say nothing new.
             ("/healthz" | "/readyz" | "/metrics", _) => {
-                tracing::debug!(target: "nexus::access", "answered")
+                tracing::debug!(target: "nexus::access", status, duration_us, path, "answered")
             }
-            _ => tracing::info!(target: "nexus::access", "answered"),
+            _ => tracing::info!(target: "nexus::access", status, duration_us, path, "answered"),
         });
     }
-}
-
-/// Records the request's status, duration and invocation path into its
-/// span in one record: the subscriber formats the span's fields once more,
-/// not once per field.
-fn record_outcome(span: &tracing::Span, status: u16, duration_us: u64, path: Option<&str>) {
-    use tracing::field::Value;
-    let Some(meta) = span.metadata() else { return };
-    let fields = meta.fields();
-    let (Some(s), Some(d), Some(p)) = (
-        fields.field("status"),
-        fields.field("duration_us"),
-        fields.field("path"),
-    ) else {
-        return;
-    };
-    let values: [(&tracing::field::Field, Option<&dyn Value>); 3] = [
-        (&s, Some(&status)),
-        (&d, Some(&duration_us)),
-        (&p, path.as_ref().map(|p| p as &dyn Value)),
-    ];
-    span.record_all(&fields.value_set(&values));
 }
 
 /// The status of a request whose client went away: nginx's, which no

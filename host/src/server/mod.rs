@@ -14,6 +14,7 @@ mod auth;
 mod body;
 mod connections;
 mod errors;
+pub(crate) mod log_batch;
 mod metrics;
 mod queue;
 mod routes;
@@ -76,6 +77,9 @@ pub(crate) fn serve(config: Config, handlers_dir: Option<PathBuf>) -> Result<()>
         .max_blocking_threads(call_threads())
         .thread_stack_size(nexus_host::THREAD_STACK)
         .thread_name("nexus-http")
+        // A worker's access lines are written together when it idles.
+        .on_thread_park(log_batch::flush_and_batch)
+        .on_thread_stop(log_batch::flush)
         .build()
         .context("starting the async runtime")?;
     let cell = Arc::new(OnceLock::new());

@@ -40,6 +40,7 @@ use axum::http::StatusCode;
 use nexus_host::DeferTeardown;
 
 use super::errors::ApiError;
+use super::log_batch;
 
 /// How long a thread that found no call looks again before it sleeps.
 const LINGER: Duration = Duration::from_micros(50);
@@ -124,7 +125,11 @@ impl CallThreads {
             std::thread::Builder::new()
                 .name(format!("nexus-call-{n}"))
                 .stack_size(stack)
-                .spawn(move || shared.work())?;
+                .spawn(move || {
+                    // A call's log lines are written together.
+                    log_batch::flush_and_batch();
+                    shared.work()
+                })?;
         }
         Ok(Self { shared })
     }
@@ -283,8 +288,14 @@ impl Shared {
             let handler = job.handler.clone();
             // The call's instance is torn down after its answer is sent.
             let later = DeferTeardown::start();
-            (job.run)(&|| self.finished(&handler));
+            // The call's own lines are written before its answer is sent,
+            // and so before its access line.
+            (job.run)(&|| {
+                self.finished(&handler);
+                log_batch::flush();
+            });
             drop(later);
+            log_batch::flush();
         }
     }
 

@@ -233,6 +233,62 @@ fn a_request_id_ties_the_handlers_console_lines_and_the_access_line_together() {
     assert!(!log.contains(r#""request_id":"probe-1""#), "{log}");
 }
 
+/// Busy threads write their log lines in batches: none is split, merged
+/// or lost, a call's console line still comes before its access line,
+/// and what was batched when SIGTERM came is written before the exit.
+#[test]
+fn under_load_every_line_is_written_whole_once_and_in_order() {
+    let mut server = serve(
+        &[(
+            "say.js",
+            r#"export default (ctx) => { console.log("said", ctx.n); return ctx.n; }"#,
+        )],
+        &[
+            "--log-format",
+            "json",
+            "--console-lines-per-second",
+            "100000",
+        ],
+    );
+    const CALLERS: usize = 16;
+    const EACH: usize = 25;
+    std::thread::scope(|scope| {
+        for caller in 0..CALLERS {
+            let server = &server;
+            scope.spawn(move || {
+                for call in 0..EACH {
+                    let n = caller * EACH + call;
+                    let reply = server.request_with(
+                        "POST",
+                        "/handlers/say/invoke",
+                        &format!("X-Request-Id: load-{n}\r\n"),
+                        format!(r#"{{"n":{n}}}"#).as_bytes(),
+                    );
+                    assert_eq!((reply.status, reply.json()), (200, json!(n)));
+                }
+            });
+        }
+    });
+    assert!(server.terminate().success());
+    let log = server.log();
+    let mut seen = std::collections::HashMap::<String, Vec<String>>::new();
+    for line in log.lines() {
+        let line: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if let Some(id) = line["request_id"]
+            .as_str()
+            .filter(|id| id.starts_with("load-"))
+        {
+            let message = line["message"].as_str().unwrap().to_owned();
+            seen.entry(id.to_owned()).or_default().push(message);
+        }
+    }
+    assert_eq!(seen.len(), CALLERS * EACH);
+    for (id, messages) in &seen {
+        let n = id.strip_prefix("load-").unwrap();
+        assert_eq!(messages, &[format!("said {n}"), "answered".into()], "{id}");
+    }
+}
+
 #[test]
 fn every_response_carries_a_request_id_and_an_insane_one_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
