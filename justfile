@@ -40,7 +40,7 @@ setup:
     bash scripts/setup.sh
 
 # Benchmarks (release build), then bench-serve; markdown tables (bench/RESULTS.md).
-bench: && bench-serve
+bench: && bench-serve bench-floor
     cd tests/compat && npm install --no-audit --no-fund --silent
     node tests/compat/make-handlers.mjs {{target}}/bench-handlers
     cargo bench --locked --bench cache
@@ -58,6 +58,11 @@ bench-serve:
     node tests/compat/make-handlers.mjs {{target}}/bench-handlers
     cargo build --release --locked --bin nexus
     bash bench/serve.sh {{target}}/release/nexus {{target}}/bench-handlers
+
+# The trivial handler: nexus (per call, and reuse), Node direct, and the floor: hyper answering a constant.
+bench-floor:
+    cargo build --release --locked --bin nexus --example http_floor -p nexus-host
+    bash bench/floor.sh {{target}}/release/nexus {{target}}/release/examples/http_floor
 
 # Good traffic under a hostile mix (abandoned loops, slow headers, 15 MiB inputs, large PUTs), against its quiet self.
 bench-hostile seconds="10":

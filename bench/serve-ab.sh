@@ -2,8 +2,8 @@
 # Two nexus builds serving one handler side by side, in turns:
 # requests a second under wrk (POST, keep-alive) and the server's CPU per
 # request, ROUNDS (default 5) runs each, medians and the ratio B / A. Both
-# log as a cluster would (log_format = json, stderr to a file), so the
-# access lines are part of what is measured.
+# log as a cluster would (LOG_FORMAT, default json; stderr to a file), so
+# the access lines are part of what is measured.
 # usage: bench/serve-ab.sh NEXUS_A NEXUS_B [SECONDS] [CONNECTIONS]
 # ENV_A and ENV_B add environment to one server (ENV_B="NEXUS_LOG=warn"),
 # to compare one build against itself. HANDLER (default bench/trivial.js)
@@ -23,7 +23,7 @@ if [ -n "${INPUT:-}" ]; then cp "$INPUT" "$work/input.json"; else echo '{"name":
 
 start() { # BINARY PORT ENV
   env $3 "$1" serve --handlers "$work/h" --listen "127.0.0.1:$2" --cache-dir "$work/cache-$2" \
-    --log-format json >/dev/null 2>"$work/log-$2" &
+    --log-format "${LOG_FORMAT:-json}" >/dev/null 2>"$work/log-$2" &
   echo $!
   for _ in $(seq 600); do curl -sf "http://127.0.0.1:$2/readyz" >/dev/null && break; sleep 0.1; done
   # Its snapshot, after the first calls, before measuring.
