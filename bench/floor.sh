@@ -33,14 +33,8 @@ for handler in trivial trivial-reuse; do
 done
 sleep 1
 
-ticks() { # PID and its children (Node's cluster workers)
-  local total=0 pid
-  for pid in "$1" $(pgrep -P "$1" || true); do
-    total=$(( total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0) ))
-  done
-  echo "$total"
-}
-hz=$(getconf CLK_TCK)
+# ticks PID: its CPU time, and its children's.
+. bench/ticks.sh
 run() { # NAME URL PID: appends "req/s cpu_us" to $work/NAME
   local before after rps
   before=$(ticks "$3")

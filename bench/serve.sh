@@ -58,16 +58,8 @@ for _ in $(seq 1200); do
 done
 echo "lodash-eager (?snapshot=eager): snapshot $state" >&2
 
-# CPU time (user + system, in clock ticks) of a process and its children
-# (a Node peer is a cluster: a primary and two workers).
-ticks() {
-  local total=0 pid
-  for pid in "$1" $(pgrep -P "$1" || true); do
-    total=$(( total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0) ))
-  done
-  echo "$total"
-}
-hz=$(getconf CLK_TCK)
+# ticks PID: its CPU time, and its children's.
+. bench/ticks.sh
 
 # One wrk run against PID's server: prints "req/s p50_ms p99_ms cpu_us"
 # (cpu_us: the server's CPU time per request, in µs).
