@@ -2,11 +2,13 @@
 //!
 //! Under load every request writes an access line, and one `write` a line
 //! costs a request a system call and the log file's lock. A thread that
-//! opts in ([`flush_and_batch`], which the tokio workers call whenever they
-//! are about to sleep, and the call threads when they start) gathers its
-//! lines and writes them out together: when it is about to sleep, when
-//! they reach [`BATCH_BYTES`], when the oldest has waited [`MAX_WAIT`], and
-//! when the thread ends. Every other thread writes each line at once.
+//! opts in ([`flush_and_batch`]) gathers its lines and writes them out
+//! together ([`flush`]): a tokio worker whenever it is about to sleep, a
+//! call thread before each call's answer is sent (a call's console lines
+//! then precede its access line) and after the call; any of them once its
+//! lines reach [`BATCH_BYTES`], with a line once the oldest has waited
+//! [`MAX_WAIT`], and when the thread ends. Every other thread writes each
+//! line at once.
 //!
 //! Invariants: a write carries whole lines; one thread's lines keep their
 //! order (lines of different threads may be written out of order, each
