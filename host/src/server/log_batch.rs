@@ -56,30 +56,31 @@ thread_local! {
     static BATCH: RefCell<Option<Batch>> = const { RefCell::new(None) };
 }
 
+/// Runs `f` on this thread's batch slot; `None` while the thread ends or
+/// the slot is in use.
+fn with_batch<R>(f: impl FnOnce(&mut Option<Batch>) -> R) -> Option<R> {
+    BATCH
+        .try_with(|batch| batch.try_borrow_mut().ok().map(|mut b| f(&mut b)))
+        .ok()
+        .flatten()
+}
+
 /// Writes out this thread's batched lines, and batches its lines from now
 /// on.
 pub(crate) fn flush_and_batch() {
-    let _ = BATCH.try_with(|batch| {
-        if let Ok(mut batch) = batch.try_borrow_mut() {
-            batch
-                .get_or_insert_with(|| Batch {
-                    lines: Vec::with_capacity(BATCH_BYTES),
-                    since: None,
-                })
-                .write_out();
-        }
+    with_batch(|batch| {
+        batch
+            .get_or_insert_with(|| Batch {
+                lines: Vec::with_capacity(BATCH_BYTES),
+                since: None,
+            })
+            .write_out()
     });
 }
 
 /// Writes out this thread's batched lines (it goes on batching).
 pub(crate) fn flush() {
-    let _ = BATCH.try_with(|batch| {
-        if let Ok(mut batch) = batch.try_borrow_mut() {
-            if let Some(batch) = batch.as_mut() {
-                batch.write_out();
-            }
-        }
-    });
+    with_batch(|batch| batch.as_mut().map(Batch::write_out));
 }
 
 /// The log's writer: stderr, a line at a time or in this thread's batch.
@@ -99,10 +100,7 @@ pub(crate) struct Line;
 
 impl Write for Line {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let batched = BATCH.try_with(|batch| {
-            let Ok(mut batch) = batch.try_borrow_mut() else {
-                return false;
-            };
+        let batched = with_batch(|batch| {
             let Some(batch) = batch.as_mut() else {
                 return false;
             };
@@ -114,7 +112,7 @@ impl Write for Line {
             true
         });
         match batched {
-            Ok(true) => Ok(buf.len()),
+            Some(true) => Ok(buf.len()),
             _ => io::stderr().write(buf),
         }
     }
