@@ -2,11 +2,12 @@
 # Instructions per invocation of `nexus bench bench/trivial.js` under
 # callgrind, for each binary given: a count the machine's noise does not move,
 # for comparing builds side by side. Per call = (Ir at N=3000 - Ir at N=1000)
-# / 2200 (each run also warms up with N/10 calls). One instance slot, since
-# valgrind cannot reserve the full pool.
+# / 2200 (each run also warms up with N/10 calls). One instance slot and no
+# slots kept for reuse, since valgrind cannot reserve the full pool.
 # usage: bench/instructions.sh NEXUS_BINARY...
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export NEXUS_REUSE_MAX_INSTANCES=0
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 2; }
 echo "| binary | plain | prepared |"
 echo "|---|---|---|"
