@@ -4,7 +4,8 @@
 # page is decommitted after a call, so the next call faults on each page it
 # touches; `perf record -e exceptions:page_fault_user` logs those faults,
 # writes flagged. Prints the count of pages written in at least 90% of the
-# calls and their offsets in linear memory (the guest's shadow stack ends at
+# calls, how many contiguous regions they make, and their offsets in linear
+# memory (the guest's shadow stack ends at
 # 0x300000; its data, then its heap, follow).
 # usage: bench/pages.sh NEXUS_BINARY HANDLER.js INPUT_JSON CALLS [nexus bench flags, e.g. --prepared]
 set -euo pipefail
@@ -28,7 +29,6 @@ faults = [(int(a, 16), int(e, 16)) for a, e in
 slot = collections.Counter(a >> 30 for a, _ in faults).most_common(1)[0][0]
 written = collections.Counter(a >> 12 for a, e in faults if a >> 30 == slot and e & 2)
 pages = sorted(p for p, n in written.items() if n >= calls * 0.9)
-# The top page of the shadow stack, 0x2ff000, is the lowest page a call writes.
-base = (pages[0] << 12) - 0x2ff000
-print(f"{len(pages)} pages written a call:", " ".join(hex((p << 12) - base) for p in pages))
+regions = 1 + sum(1 for a, b in zip(pages, pages[1:]) if b != a + 1)
+print(f"{len(pages)} pages in {regions} regions written a call:", " ".join(f"+{(p - pages[0]) * 4}K" for p in pages))
 ' "$calls"
