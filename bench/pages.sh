@@ -4,9 +4,9 @@
 # page is decommitted after a call, so the next call faults on each page it
 # touches; `perf record -e exceptions:page_fault_user` logs those faults,
 # writes flagged. Prints the count of pages written in at least 90% of the
-# calls, how many contiguous regions they make, and their offsets in linear
-# memory (the guest's shadow stack ends at
-# 0x300000; its data, then its heap, follow).
+# calls, how many contiguous regions they make, and where each lies from the
+# lowest (the top of the guest's shadow stack; its data, then its heap,
+# follow).
 # usage: bench/pages.sh NEXUS_BINARY HANDLER.js INPUT_JSON CALLS [nexus bench flags, e.g. --prepared]
 set -euo pipefail
 cd "$(dirname "$0")/.."
