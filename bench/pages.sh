@@ -22,7 +22,8 @@ perf record -q -e exceptions:page_fault_user -o "$work/perf.data" \
   "$nexus" bench "$handler" --input "$input" --iterations "$calls" "$@" --max-instances 1 --cache-dir "$work/cache" >/dev/null 2>&1
 perf script -i "$work/perf.data" 2>/dev/null | python3 -c '
 import collections, re, sys
-calls = int(sys.argv[1]) * 11 // 10  # nexus bench warms up with a tenth more
+n = int(sys.argv[1])
+calls = n + max(n // 10, 10)  # nexus bench warms up with a tenth more, at least 10
 faults = [(int(a, 16), int(e, 16)) for a, e in
           re.findall(r"address=0x([0-9a-f]+) ip=0x[0-9a-f]+ error_code=0x([0-9a-f]+)", sys.stdin.read())]
 # The one instance slot: the GiB of address space most of the faults land in.
